@@ -1,0 +1,35 @@
+# `make demo` and `make test` each set up .venv on a fresh machine by themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SHARED := var/volume
+
+.PHONY: demo test check setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## demo: build the example artifacts, validate, generate, render every overlay.
+demo: $(STAMP)
+	$(BIN)/python -m modelops.examples $(SHARED)
+	$(BIN)/modelops validate
+	$(BIN)/modelops generate
+	$(BIN)/modelops render --out build/rendered
+
+## check: what CI checks before the tests (no writes).
+check: $(STAMP)
+	$(BIN)/modelops validate
+	$(BIN)/modelops generate --check
+	$(BIN)/modelops render
+
+## test: the whole test suite (CI runs exactly this through .ci/run).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build var .pytest_cache .hypothesis

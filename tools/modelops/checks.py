@@ -1,0 +1,164 @@
+"""Checks that need more than one field or more than one file."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from modelops import capacity
+from modelops.capacity import CapacityBudget
+from modelops.diagnostics import Diagnostic, format_path
+from modelops.located import closest
+from modelops.settings import Settings
+from modelops.spec import ENVIRONMENTS, Model, ModelSpec
+from modelops.yamlload import Document, Loc
+
+if TYPE_CHECKING:
+    from modelops.repo import Entry
+
+_SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)",
+                          re.IGNORECASE)
+_SECRET_VALUE = re.compile(
+    r"(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9]{20,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})")
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def looks_secret(name: str, value: str) -> bool:
+    """A literal env value that is, or is named like, a credential."""
+    if not value:
+        return False
+    if _SECRET_NAME.search(name) or _SECRET_VALUE.search(value):
+        return True
+    # Long random-looking strings (keys, tokens) but not paths, URLs or prose.
+    return (len(value) >= 32 and " " not in value and "/" not in value
+            and _entropy(value) > 4.0)
+
+
+class _Reporter:
+    def __init__(self) -> None:
+        self.out: list[Diagnostic] = []
+
+    def at(self, entry: Entry, loc: Loc, message: str, hint: str = "", key: bool = False) -> None:
+        line, col = entry.doc.where(loc, key=key)
+        self.out.append(Diagnostic(entry.file, line, col, format_path(loc), message, hint))
+
+
+def _env_loc(entry: Entry, env: str, field: str) -> Loc:
+    """Where the value of `field` in environment `env` was written."""
+    overrides = entry.doc.data["spec"].get("environments") or {}
+    if field in (overrides.get(env) or {}):
+        return ("spec", "environments", env, field)
+    return ("spec", field)
+
+
+def cross_file(entries: list[Entry], settings: Settings | None,
+               budget: tuple[CapacityBudget, Document] | None) -> list[Diagnostic]:
+    report = _Reporter()
+    names: dict[str, Entry] = {}
+    for entry in entries:
+        kind = "Model" if isinstance(entry.obj, Model) else "Pool"
+        path = PurePosixPath(entry.file)
+        expected = f"models/{entry.name}/{'model.yaml' if kind == 'Model' else 'pool.yaml'}"
+        if entry.file != expected:
+            report.at(entry, ("metadata", "name"),
+                      f"a {kind} named {entry.name!r} must live at {expected}, not {path}")
+        if entry.name in names:
+            report.at(entry, ("metadata", "name"),
+                      f"name {entry.name!r} is already used by {names[entry.name].file}",
+                      key=False)
+        else:
+            names[entry.name] = entry
+
+    pools = {e.name: e for e in entries if not isinstance(e.obj, Model)}
+    used_pools: set[str] = set()
+    for entry in entries:
+        if isinstance(entry.obj, Model):
+            _check_model(report, entry, pools, used_pools)
+    for name, pool in sorted(pools.items()):
+        if name not in used_pools:
+            report.at(pool, ("metadata", "name"),
+                      f"pool {name!r} has no models: place a model in it with "
+                      f"`placement: {{shared: {name}}}`, or delete it")
+
+    for env in ENVIRONMENTS:
+        if settings is not None and env not in settings.environments:
+            report.out.append(Diagnostic("platform/settings.yaml", 0, 0, "environments",
+                                         f"environment {env!r} is missing"))
+        if budget is not None:
+            _check_budget(report, entries, budget, env)
+    return report.out
+
+
+def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
+                 used_pools: set[str]) -> None:
+    raw_spec = entry.doc.data["spec"]
+    for env, spec in entry.envs.items():
+        assert isinstance(spec, ModelSpec)
+        where = _env_loc(entry, env, "versions")
+        names = [v.name for v in spec.versions]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                report.at(entry, where + (i, "name") if where[-1] == "versions" else where,
+                          f"in {env}: version {name!r} is listed twice")
+        total = sum(v.weight for v in spec.versions)
+        if total != 100:
+            weights = " + ".join(f"{v.name} {v.weight}" for v in spec.versions)
+            report.at(entry, where, f"in {env}: traffic weights must sum to 100, "
+                      f"got {total} ({weights})", key=True)
+        for runtime_needs_artifact in ("sklearn", "onnx"):
+            if spec.runtime == runtime_needs_artifact:
+                for i, version in enumerate(spec.versions):
+                    if not version.artifact:
+                        report.at(entry, where + (i,), f"in {env}: runtime {spec.runtime!r} "
+                                  f"needs an artifact for version {version.name!r}")
+        for i, var in enumerate(spec.env):
+            if var.value is not None and looks_secret(var.name, var.value):
+                report.at(entry, _env_loc(entry, env, "env") + (i, "value"),
+                          f"in {env}: env {var.name} looks like a secret; never commit it: "
+                          "use valueFrom.secretKeyRef to read it from a Kubernetes Secret")
+    placement = entry.obj.spec.placement
+    if placement == "dedicated":
+        return
+    pool = placement.shared
+    used_pools.add(pool)
+    if pool not in pools:
+        report.at(entry, ("spec", "placement", "shared"),
+                  f"pool {pool!r} does not exist (no models/{pool}/pool.yaml)",
+                  closest(pool, sorted(pools)))
+    for field in ("resources", "autoscaling"):
+        places = [("spec", field)] if field in raw_spec else []
+        for env, override in (raw_spec.get("environments") or {}).items():
+            if override and field in override:
+                places.append(("spec", "environments", env, field))
+        for loc in places:
+            report.at(entry, loc, f"{field} of a shared model are set by its pool {pool!r}: "
+                      f"set them in models/{pool}/pool.yaml", key=True)
+
+
+def _check_budget(report: _Reporter, entries: list[Entry],
+                  loaded: tuple[CapacityBudget, Document], env: str) -> None:
+    budget, doc = loaded
+
+    def add(loc: Loc, message: str) -> None:
+        line, col = doc.where(loc, key=True)
+        report.out.append(Diagnostic(doc.file, line, col, format_path(loc), message))
+
+    if env not in budget.environments:
+        add(("environments",), f"environment {env!r} has no budget")
+        return
+    used = [u for e in entries
+            if (u := capacity.usage(e.name, e.team, e.file, e.envs[env])) is not None]
+    for problem in capacity.over_budget(budget.environments[env], used):
+        add(("environments", env), f"{env}: {problem}")
+    for team, envs in sorted(budget.teams.items()):
+        if env in envs:
+            for problem in capacity.over_budget(envs[env], [u for u in used if u.team == team]):
+                add(("teams", team, env), f"team {team} in {env}: {problem}")

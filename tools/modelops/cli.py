@@ -1,0 +1,117 @@
+"""The `modelops` command line: errors to stderr, exit 1 for invalid input, 2 for usage."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from modelops import diagnostics as diag
+from modelops import generate as gen
+from modelops import render as rend
+from modelops.repo import Repo, load
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GitOps for machine-learning models: one YAML file per model.")
+
+ROOT = typer.Option(Path("."), "--root", help="Repository root.", file_okay=False,
+                    exists=True, resolve_path=True)
+
+
+class Output(str, enum.Enum):
+    human = "human"
+    json = "json"
+    github = "github"
+
+
+def _output(choice: Output | None) -> str:
+    if choice is not None:
+        return choice.value
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "human"
+
+
+def _report(problems: list[diag.Diagnostic], output: str) -> None:
+    if output == "json":
+        typer.echo(diag.render(problems, "json"))
+    elif problems:
+        typer.echo(diag.render(problems, output), err=True)
+        if output == "github":  # annotations, plus the readable lines in the log
+            typer.echo(diag.render(problems, "human"), err=True)
+
+
+def _loaded(root: Path, output: str) -> Repo:
+    repo = load(root)
+    if not repo.ok:
+        _report(repo.diagnostics, output)
+        files = len({d.file for d in repo.diagnostics})
+        typer.echo(f"{len(set(repo.diagnostics))} problem(s) in {files} file(s)", err=True)
+        raise typer.Exit(1)
+    return repo
+
+
+@app.command()
+def validate(root: Path = ROOT,
+             output: Output = typer.Option(None, "--output", "-o",
+                                           help="human, json, or github annotations "
+                                                "(default: github inside GitHub Actions)")) -> None:
+    """Check every spec under models/ and the platform settings; report all problems."""
+    out = _output(output)
+    repo = _loaded(root, out)
+    if out == "json":
+        _report([], out)
+    else:
+        typer.echo(f"ok: {len(repo.models)} model(s), {len(repo.pools)} pool(s)")
+
+
+@app.command()
+def generate(root: Path = ROOT,
+             check: bool = typer.Option(False, "--check",
+                                        help="Write nothing; exit 1 if any generated file "
+                                             "is missing, stale or orphaned.")) -> None:
+    """Generate overlays/ and schemas/ from the specs (deterministic, byte for byte)."""
+    repo = _loaded(root, _output(None))
+    wanted = gen.build(repo)
+    if check:
+        drift = gen.diff(root, wanted)
+        if drift:
+            typer.echo("generated files are out of date (run `modelops generate`):", err=True)
+            typer.echo("\n".join("  " + line for line in drift.lines()), err=True)
+            raise typer.Exit(1)
+        typer.echo(f"ok: {len(wanted)} generated file(s) are current")
+        return
+    drift = gen.write(root, wanted)
+    typer.echo(f"generated {len(wanted)} file(s): {len(drift.added)} added, "
+               f"{len(drift.changed)} updated, {len(drift.removed)} removed")
+
+
+@app.command()
+def render(root: Path = ROOT,
+           out: Path = typer.Option(None, "--out", help="Also write each rendered overlay "
+                                                        "to DIR/<env>/<name>.yaml."),
+           output: Output = typer.Option(None, "--output", "-o")) -> None:
+    """Build every overlay with kustomize and validate every object strictly."""
+    fmt = _output(output)
+    repo = _loaded(root, fmt)
+    assert repo.settings is not None
+    try:
+        count, problems = rend.render(root, repo.settings.kubernetesVersion, out)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    _report(problems, fmt)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in rendered manifests", err=True)
+        raise typer.Exit(1)
+    if fmt != "json":
+        typer.echo(f"ok: {count} object(s) rendered and valid for Kubernetes "
+                   f"{repo.settings.kubernetesVersion}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

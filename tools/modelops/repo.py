@@ -1,0 +1,186 @@
+"""Load a repository: every spec under models/, the platform settings and budget.
+
+`load(root)` never raises on bad input: it returns the specs that are valid and
+a diagnostic for every problem in every file, including the cross-file checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from modelops import checks
+from modelops.capacity import CapacityBudget
+from modelops.diagnostics import Diagnostic
+from modelops.located import closest, diagnose
+from modelops.settings import Settings
+from modelops.spec import (ENVIRONMENTS, KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec,
+                           Resources)
+from modelops.yamlload import Document, Loc, load_text
+
+SPEC_FILES = {"Model": "model.yaml", "Pool": "pool.yaml"}
+
+
+@dataclasses.dataclass
+class Entry:
+    """One valid spec file, with its spec resolved for every environment."""
+
+    file: str  # relative to the repo root, e.g. models/iris/model.yaml
+    doc: Document
+    obj: Model | Pool
+    envs: dict[str, ModelSpec | PoolSpec]
+
+    @property
+    def name(self) -> str:
+        return self.obj.metadata.name
+
+    @property
+    def team(self) -> str:
+        return self.obj.metadata.team
+
+
+@dataclasses.dataclass
+class Repo:
+    root: Path
+    models: dict[str, Entry]
+    pools: dict[str, Entry]
+    settings: Settings | None
+    budget: CapacityBudget | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    """models/<name>/model.py of every `python` model, by model name."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Mappings merge key by key; anything else (lists, scalars) is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _exists(data: Any, loc: Loc) -> bool:
+    for seg in loc:
+        if isinstance(data, dict) and seg in data:
+            data = data[seg]
+        elif isinstance(data, list) and isinstance(seg, int) and seg < len(data):
+            data = data[seg]
+        else:
+            return False
+    return True
+
+
+def _resolve(doc: Document, obj: Model | Pool) -> tuple[dict, list[Diagnostic]]:
+    """The spec of each environment: overrides merged over the defaults, then validated."""
+    is_model = isinstance(obj, Model)
+    target = ModelSpec if is_model else PoolSpec
+    raw_spec = {k: v for k, v in doc.data["spec"].items() if k != "environments"}
+    overrides = doc.data["spec"].get("environments") or {}
+    envs, problems = {}, []
+    for env in ENVIRONMENTS:
+        override = overrides.get(env) or {}
+        merged = _merge(raw_spec, override)
+
+        def remap(rel: Loc, env: str = env, override: dict = override) -> Loc:
+            if rel and _exists(override, rel):
+                return ("spec", "environments", env) + rel
+            return ("spec",) + rel
+
+        try:
+            spec = target.model_validate(merged)
+        except ValidationError as exc:
+            problems += diagnose(exc, doc, target, merged, base=("spec",), remap=remap,
+                                 prefix=f"in {env}: ")
+            continue
+        if is_model and spec.placement == "dedicated":
+            spec.resources = spec.resources or Resources()
+            spec.autoscaling = spec.autoscaling or Autoscaling()
+        envs[env] = spec
+    return envs, problems
+
+
+def load_spec(file: str, raw: bytes) -> tuple[Entry | None, list[Diagnostic]]:
+    """Parse and validate one spec file of any kind."""
+    doc, problems = load_text(file, raw)
+    if doc is None:
+        return None, problems
+    kind = doc.data.get("kind")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        line, col = doc.where(("kind",)) if "kind" in doc.data else (1, 1)
+        hint = closest(kind, list(KINDS)) if isinstance(kind, str) else ""
+        what = f"unknown kind {kind!r}" if "kind" in doc.data else "missing required field 'kind'"
+        return None, [Diagnostic(file, line, col, "kind", f"{what}: expected one of "
+                                 f"{', '.join(KINDS)}", hint)]
+    try:
+        obj = cls.model_validate(doc.data)
+    except ValidationError as exc:
+        return None, diagnose(exc, doc, cls, doc.data)
+    envs, problems = _resolve(doc, obj)
+    if problems:
+        return None, problems
+    return Entry(file, doc, obj, envs), []
+
+
+def _load_config(root: Path, rel: str, cls: type[BaseModel]) -> tuple[Any, list[Diagnostic]]:
+    """A platform file as (validated object, its document), or the problems."""
+    path = root / rel
+    if not path.is_file():
+        return None, [Diagnostic(rel, 0, 0, "", f"missing: the platform needs {rel}")]
+    doc, problems = load_text(rel, path.read_bytes())
+    if doc is None:
+        return None, problems
+    try:
+        return (cls.model_validate(doc.data), doc), []
+    except ValidationError as exc:
+        return None, diagnose(exc, doc, cls, doc.data)
+
+
+def spec_files(root: Path) -> list[Path]:
+    """Every YAML file under models/ (a stray one is reported, not ignored)."""
+    models = root / "models"
+    if not models.is_dir():
+        return []
+    return sorted(p for p in models.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load(root: Path) -> Repo:
+    root = Path(root)
+    diagnostics: list[Diagnostic] = []
+    settings, problems = _load_config(root, "platform/settings.yaml", Settings)
+    diagnostics += problems
+    budget, problems = _load_config(root, "platform/capacity.yaml", CapacityBudget)
+    diagnostics += problems
+    settings = settings[0] if settings else None
+    entries: list[Entry] = []
+    for path in spec_files(root):
+        rel = path.relative_to(root).as_posix()
+        entry, problems = load_spec(rel, path.read_bytes())
+        diagnostics += problems
+        if entry is not None:
+            entries.append(entry)
+    models = {e.name: e for e in entries if isinstance(e.obj, Model)}
+    pools = {e.name: e for e in entries if isinstance(e.obj, Pool)}
+    diagnostics += checks.cross_file(entries, settings, budget)
+    sources = {}
+    for name, entry in models.items():
+        if entry.obj.spec.runtime == "python":
+            code = root / "models" / name / "model.py"
+            if code.is_file():
+                sources[name] = code.read_text(encoding="utf-8")
+            else:
+                line, col = entry.doc.where(("spec", "runtime"))
+                diagnostics.append(Diagnostic(entry.file, line, col, "spec.runtime",
+                                              f"runtime 'python' needs the model class in "
+                                              f"models/{name}/model.py, which does not exist"))
+    return Repo(root, models, pools, settings, budget[0] if budget else None, diagnostics, sources)

@@ -1,0 +1,24 @@
+"""Platform settings (platform/settings.yaml): what every generated overlay shares."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from modelops.spec import IMAGE, LABEL_VALUE, Strict
+
+
+class EnvironmentSettings(Strict):
+    namespace: str = Field(pattern=LABEL_VALUE)
+    """Namespace the environment's models run in."""
+
+
+class Settings(Strict):
+    """platform/settings.yaml."""
+
+    apiVersion: str = "modelops/v1"
+    kind: str = "Settings"
+    serverImage: str = Field(pattern=IMAGE)
+    """The model-server image (serving/Dockerfile), pinned by tag or digest."""
+    kubernetesVersion: str = Field(pattern=r"^1\.[0-9]+$")
+    """Kubernetes minor version that rendered manifests are validated against, e.g. "1.34"."""
+    environments: dict[str, EnvironmentSettings]

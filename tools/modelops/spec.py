@@ -1,0 +1,315 @@
+"""The model spec, v1: pydantic models are the single source of truth.
+
+`schemas/*.schema.json` is exported from these classes, and the README's field
+reference is read from the same descriptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator,
+                      model_validator)
+
+from modelops import quantity
+
+API_VERSION = "modelops/v1"
+ENVIRONMENTS = ("staging", "production")
+RUNTIMES = ("sklearn", "onnx", "python", "custom")
+
+# Model names become Service names (DNS-1035: start with a letter) with "-<version>"
+# appended, so they are kept short enough for the 63-character limit.
+NAME = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+VERSION = r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$"
+LABEL_VALUE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SHA256 = r"^[0-9a-f]{64}$"
+# pvc://<path on the shared volume>, or file:///<absolute path inside the image>
+ARTIFACT = r"^(pvc://[A-Za-z0-9._/-]+|file:///[A-Za-z0-9._/-]+)$"
+IMAGE = r"^[a-z0-9.:/_-]+(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+Quantity = Annotated[str, Field(examples=["500m", "2", "512Mi", "1Gi"])]
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a quantity such as '500m' or '1Gi'")
+    quantity.parse(value)
+    return value
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=NAME)
+    """Unique name (DNS-1035 label, at most 40 characters): the directory name under models/."""
+    team: str = Field(pattern=LABEL_VALUE)
+    """Owning team; becomes the `modelops/team` label and the Argo CD project grouping."""
+    description: str = Field(default="", max_length=500)
+    """One or two sentences shown in the catalog and the Argo CD dashboard."""
+
+
+class Version(Strict):
+    name: str = Field(pattern=VERSION)
+    """Version name, e.g. `v1`; becomes the `modelops/version` label."""
+    artifact: str | None = Field(default=None, pattern=ARTIFACT)
+    """`pvc://<path>` on the shared volume, or `file:///<path>` baked into the image."""
+    sha256: str | None = Field(default=None, pattern=SHA256)
+    """Hex digest of the artifact; the server refuses to load a file that does not match."""
+    weight: int = Field(default=100, ge=0, le=100)
+    """Share of unversioned traffic, in percent; the weights of all versions sum to 100."""
+
+    @model_validator(mode="after")
+    def _digest_goes_with_artifact(self) -> "Version":
+        if self.artifact and not self.sha256:
+            raise ValueError("an artifact needs its sha256 so the server can verify it")
+        if self.sha256 and not self.artifact:
+            raise ValueError("sha256 is set but there is no artifact to verify")
+        return self
+
+
+class SharedPlacement(Strict):
+    shared: str = Field(pattern=NAME)
+    """Name of the Pool (a `kind: Pool` spec) whose server process hosts this model."""
+
+
+def _placement_tag(value: Any) -> str | None:
+    if value == "dedicated":
+        return "dedicated"
+    if isinstance(value, (dict, SharedPlacement)):
+        return "shared"
+    return None
+
+
+Placement = Annotated[
+    Union[Annotated[Literal["dedicated"], Tag("dedicated")],
+          Annotated[SharedPlacement, Tag("shared")]],
+    Discriminator(_placement_tag, custom_error_type="placement",
+                  custom_error_message="expected 'dedicated' or a mapping {shared: <pool name>}"),
+]
+
+
+class Toleration(Strict):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Gpu(Strict):
+    count: int = Field(ge=1, le=16)
+    """Whole GPUs per replica."""
+    resource: str = "nvidia.com/gpu"
+    """Extended resource name that the device plugin advertises."""
+    nodeSelector: dict[str, str] = Field(default_factory=dict)
+    """Node labels that a GPU node must carry."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints of GPU nodes that this model tolerates."""
+
+
+class Limits(Strict):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+    _check = field_validator("cpu", "memory", mode="before")(lambda v: v if v is None else _quantity(v))
+
+
+class Resources(Strict):
+    cpu: Quantity = "500m"
+    """CPU request per replica (cores)."""
+    memory: Quantity = "512Mi"
+    """Memory request per replica."""
+    limits: Limits = Field(default_factory=Limits)
+    """Limits; each defaults to its request (guaranteed QoS)."""
+    gpu: Gpu | None = None
+    """Optional GPUs, with the node selector and tolerations that reach GPU nodes."""
+
+    _check = field_validator("cpu", "memory", mode="before")(_quantity)
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> "Resources":
+        for kind in ("cpu", "memory"):
+            limit = getattr(self.limits, kind)
+            if limit is not None and quantity.parse(limit) < quantity.parse(getattr(self, kind)):
+                raise ValueError(f"limits.{kind} ({limit}) is below the {kind} request "
+                                 f"({getattr(self, kind)})")
+        return self
+
+
+class Autoscaling(Strict):
+    minReplicas: int = Field(default=1, ge=1, le=100)
+    maxReplicas: int = Field(default=3, ge=1, le=100)
+    targetCPUUtilization: int = Field(default=70, ge=1, le=100)
+    """Average CPU utilisation (percent of the request) the HPA aims for."""
+    targetMemoryUtilization: int | None = Field(default=None, ge=1, le=100)
+    """Optional average memory utilisation target (percent of the request)."""
+    scaleDownStabilizationSeconds: int = Field(default=300, ge=0, le=3600)
+    """How long the HPA waits before removing replicas."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError(f"minReplicas ({self.minReplicas}) is above maxReplicas "
+                             f"({self.maxReplicas})")
+        return self
+
+
+class Logging(Strict):
+    enabled: bool = False
+    """Append every sampled request and response to the prediction log on the shared volume."""
+    sampleRate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of requests logged."""
+    dataset: str | None = Field(default=None, pattern=NAME)
+    """Dataset the compacted logs feed; defaults to the model's name."""
+
+
+class Dataset(Strict):
+    name: str = Field(pattern=NAME)
+    path: str = Field(pattern=r"^[A-Za-z0-9._/-]+$")
+    """Path on the shared volume, relative to its root (e.g. `datasets/iris`)."""
+
+
+class SecretKeyRef(Strict):
+    name: str = Field(pattern=LABEL_VALUE)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class ValueFrom(Strict):
+    secretKeyRef: SecretKeyRef
+
+
+class EnvVar(Strict):
+    name: str = Field(pattern=ENV_NAME)
+    value: str | None = None
+    valueFrom: ValueFrom | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EnvVar":
+        if (self.value is None) == (self.valueFrom is None):
+            raise ValueError("set exactly one of value or valueFrom.secretKeyRef")
+        return self
+
+
+class Tensor(Strict):
+    name: str
+    datatype: Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                      "INT64", "FP16", "FP32", "FP64", "BYTES"]
+    shape: list[int]
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(Strict):
+    id: str | None = None
+    inputs: list[Tensor] = Field(min_length=1)
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponse(Strict):
+    outputs: list[Tensor] = Field(min_length=1)
+
+
+class Example(Strict):
+    request: InferRequest
+    """An Open Inference Protocol v2 infer request body."""
+    response: InferResponse | None = None
+    """The outputs expected back; checked by `modelops test`."""
+    tolerance: float = Field(default=1e-6, ge=0)
+    """Absolute tolerance for floating-point outputs."""
+
+
+class ModelOverrides(Strict):
+    """Fields an environment may replace; mappings merge key by key, lists are replaced."""
+
+    versions: list[Version] | None = None
+    resources: dict[str, Any] | None = None
+    autoscaling: dict[str, Any] | None = None
+    logging: dict[str, Any] | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    env: list[EnvVar] | None = None
+
+
+class PoolOverrides(Strict):
+    resources: dict[str, Any] | None = None
+    autoscaling: dict[str, Any] | None = None
+
+
+class Environments(Strict):
+    staging: ModelOverrides | None = None
+    production: ModelOverrides | None = None
+
+
+class PoolEnvironments(Strict):
+    staging: PoolOverrides | None = None
+    production: PoolOverrides | None = None
+
+
+class ModelSpec(Strict):
+    runtime: Literal["sklearn", "onnx", "python", "custom"]
+    """`sklearn` (joblib file), `onnx`, `python` (class in model.py beside this file), or
+    `custom` (your own image that implements the same HTTP contract)."""
+    image: str | None = Field(default=None, pattern=IMAGE)
+    """Only for `custom`: the image, pinned by tag or digest (never `latest`)."""
+    versions: list[Version] = Field(min_length=1, max_length=10)
+    placement: Placement = "dedicated"
+    """`dedicated` (its own Deployments) or `{shared: <pool>}` (served by a pool)."""
+    resources: Resources | None = None
+    """Per replica, dedicated models only (a pool sets its own)."""
+    autoscaling: Autoscaling | None = None
+    """HPA bounds, dedicated models only (a pool sets its own)."""
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    """Most requests this model serves at once; more get 503 with Retry-After."""
+    logging: Logging = Field(default_factory=Logging)
+    datasets: list[Dataset] = Field(default_factory=list)
+    """Datasets on the shared volume this model reads (mounted read-only)."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Environment variables; secrets only through valueFrom.secretKeyRef."""
+    example: Example | None = None
+    environments: Environments = Field(default_factory=Environments)
+    """Per-environment overrides merged over the fields above."""
+
+    @model_validator(mode="after")
+    def _image_only_for_custom(self) -> "ModelSpec":
+        if self.runtime == "custom" and not self.image:
+            raise ValueError("runtime 'custom' needs an image")
+        if self.runtime != "custom" and self.image:
+            raise ValueError(f"image is only for runtime 'custom'; runtime {self.runtime!r} "
+                             "runs in the modelops server image")
+        if self.image and (self.image.endswith(":latest") or
+                           (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image)):
+            raise ValueError(f"image {self.image!r} must be pinned by a tag other than latest "
+                             "or by digest")
+        return self
+
+
+class PoolSpec(Strict):
+    resources: Resources = Field(default_factory=Resources)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    environments: PoolEnvironments = Field(default_factory=PoolEnvironments)
+
+
+class Model(Strict):
+    """A model: the one file a data scientist writes (models/<name>/model.yaml)."""
+
+    apiVersion: Literal["modelops/v1"]
+    kind: Literal["Model"]
+    metadata: Metadata
+    spec: ModelSpec
+
+
+class Pool(Strict):
+    """A shared server that hosts several models in one process (models/<name>/pool.yaml)."""
+
+    apiVersion: Literal["modelops/v1"]
+    kind: Literal["Pool"]
+    metadata: Metadata
+    spec: PoolSpec
+
+
+KINDS: dict[str, type[Model] | type[Pool]] = {"Model": Model, "Pool": Pool}
