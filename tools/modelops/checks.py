@@ -100,30 +100,37 @@ def cross_file(entries: list[Entry], settings: Settings | None,
 def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
                  used_pools: set[str]) -> None:
     raw_spec = entry.doc.data["spec"]
+    found: dict[tuple[Loc, str], list[str]] = {}  # (where, message) -> environments
+
+    def problem(env: str, loc: Loc, message: str) -> None:
+        found.setdefault((loc, message), []).append(env)
+
     for env, spec in entry.envs.items():
         assert isinstance(spec, ModelSpec)
         where = _env_loc(entry, env, "versions")
         names = [v.name for v in spec.versions]
         for i, name in enumerate(names):
             if name in names[:i]:
-                report.at(entry, where + (i, "name") if where[-1] == "versions" else where,
-                          f"in {env}: version {name!r} is listed twice")
+                problem(env, where + (i, "name"), f"version {name!r} is listed twice")
         total = sum(v.weight for v in spec.versions)
         if total != 100:
             weights = " + ".join(f"{v.name} {v.weight}" for v in spec.versions)
-            report.at(entry, where, f"in {env}: traffic weights must sum to 100, "
-                      f"got {total} ({weights})", key=True)
-        for runtime_needs_artifact in ("sklearn", "onnx"):
-            if spec.runtime == runtime_needs_artifact:
-                for i, version in enumerate(spec.versions):
-                    if not version.artifact:
-                        report.at(entry, where + (i,), f"in {env}: runtime {spec.runtime!r} "
-                                  f"needs an artifact for version {version.name!r}")
+            problem(env, where, f"traffic weights must sum to 100, got {total} ({weights})")
+        if spec.runtime in ("sklearn", "onnx"):
+            for i, version in enumerate(spec.versions):
+                if not version.artifact:
+                    problem(env, where + (i,), f"runtime {spec.runtime!r} needs an artifact "
+                            f"for version {version.name!r}")
         for i, var in enumerate(spec.env):
             if var.value is not None and looks_secret(var.name, var.value):
-                report.at(entry, _env_loc(entry, env, "env") + (i, "value"),
-                          f"in {env}: env {var.name} looks like a secret; never commit it: "
-                          "use valueFrom.secretKeyRef to read it from a Kubernetes Secret")
+                problem(env, _env_loc(entry, env, "env") + (i, "value"),
+                        f"env {var.name} looks like a secret; never commit it: use "
+                        "valueFrom.secretKeyRef to read it from a Kubernetes Secret")
+    # A problem every environment shares is reported once, without naming them.
+    for (loc, message), envs in found.items():
+        shared = len(envs) == len(entry.envs) and loc[:2] != ("spec", "environments")
+        prefix = "" if shared else "".join(f"in {env}: " for env in envs)
+        report.at(entry, loc, prefix + message, key=loc[-1] == "versions")
     placement = entry.obj.spec.placement
     if placement == "dedicated":
         return
@@ -157,8 +164,8 @@ def _check_budget(report: _Reporter, entries: list[Entry],
     used = [u for e in entries
             if (u := capacity.usage(e.name, e.team, e.file, e.envs[env])) is not None]
     for problem in capacity.over_budget(budget.environments[env], used):
-        add(("environments", env), f"{env}: {problem}")
+        add(("environments", env), problem)
     for team, envs in sorted(budget.teams.items()):
         if env in envs:
             for problem in capacity.over_budget(envs[env], [u for u in used if u.team == team]):
-                add(("teams", team, env), f"team {team} in {env}: {problem}")
+                add(("teams", team, env), f"team {team}: {problem}")

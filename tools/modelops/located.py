@@ -72,12 +72,11 @@ def _message(error: dict) -> str:
             msg = msg[len(prefix):]
     kind = error["type"]
     value = error.get("input")
-    if kind in ("literal_error", "string_pattern_mismatch", "enum") or kind.endswith("_type") \
-            or kind.endswith("_parsing"):
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            msg += f", got {value!r}"
-        else:
-            msg += f", got a {type(value).__name__ if not isinstance(value, dict) else 'mapping'}"
+    scalar = isinstance(value, (str, int, float, bool)) or value is None
+    if scalar and kind != "value_error" and repr(value) not in msg:
+        msg += f", got {value!r}"
+    elif not scalar and (kind.endswith("_type") or kind == "literal_error"):
+        msg += f", got a {'mapping' if isinstance(value, dict) else type(value).__name__}"
     if kind == "string_pattern_mismatch":
         msg = msg.replace("String should match pattern", "expected text matching")
     return msg[0].lower() + msg[1:] if msg else msg

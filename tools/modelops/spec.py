@@ -274,6 +274,14 @@ class ModelSpec(Strict):
     environments: Environments = Field(default_factory=Environments)
     """Per-environment overrides merged over the fields above."""
 
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, image: str | None) -> str | None:
+        if image and (image.endswith(":latest") or
+                      (":" not in image.rsplit("/", 1)[-1] and "@" not in image)):
+            raise ValueError("must be pinned by a tag other than latest, or by digest")
+        return image
+
     @model_validator(mode="after")
     def _image_only_for_custom(self) -> "ModelSpec":
         if self.runtime == "custom" and not self.image:
@@ -281,10 +289,6 @@ class ModelSpec(Strict):
         if self.runtime != "custom" and self.image:
             raise ValueError(f"image is only for runtime 'custom'; runtime {self.runtime!r} "
                              "runs in the modelops server image")
-        if self.image and (self.image.endswith(":latest") or
-                           (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image)):
-            raise ValueError(f"image {self.image!r} must be pinned by a tag other than latest "
-                             "or by digest")
         return self
 
 

@@ -33,7 +33,7 @@ def _escape(match: re.Match) -> str:
 @functools.lru_cache(maxsize=65536)
 def scalar_str(text: str) -> str:
     """A string as a plain scalar when that reads back as the same string, else quoted."""
-    if _PLAIN.match(text) and _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR \
+    if _PLAIN.fullmatch(text) and _resolver.resolve(yaml.ScalarNode, text, (True, False)) == _STR \
             and text.lower() not in ("y", "n"):
         return text
     return _UNSAFE.sub(_escape, json.dumps(text, ensure_ascii=False))

@@ -145,7 +145,7 @@ def load_text(file: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = ", ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
         if mark is None:
             return refuse(f"invalid YAML: {problem}")
         return refuse(f"invalid YAML: {problem}", mark.line + 1, mark.column + 1)

@@ -1,0 +1,53 @@
+"""Fixtures that build a tiny repository in a temp directory."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHA = "2872ab61c3fc035d242a5b0952a620b6b71c21f0b5cb57512de6e997a10498ee"
+
+VALID_MODEL = f"""\
+apiVersion: modelops/v1
+kind: Model
+metadata:
+  name: {{name}}
+  team: ds
+spec:
+  runtime: sklearn
+  versions:
+    - name: v1
+      artifact: pvc://artifacts/{{name}}/v1/model.joblib
+      sha256: {SHA}
+"""
+
+
+class TinyRepo:
+    """A repository with the real platform/ and base/ and whatever specs a test writes."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        for folder in ("platform", "base"):
+            shutil.copytree(REPO / folder, root / folder)
+        (root / "models").mkdir()
+
+    def write(self, rel: str, text: str | bytes) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text))
+        return path
+
+    def model(self, name: str, text: str | None = None) -> Path:
+        return self.write(f"models/{name}/model.yaml", text or VALID_MODEL.format(name=name))
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> TinyRepo:
+    return TinyRepo(tmp_path)
