@@ -47,15 +47,15 @@ def test_every_generated_file_says_so(tiny):
 
 def test_check_lists_missing_stale_and_orphaned_files(tmp_path):
     root = _copy_repo(tmp_path)
-    (root / "overlays/staging/iris/v1/hpa.yaml").write_text("edited by hand\n")
+    (root / "overlays/staging/iris/v1/patches.yaml").write_text("edited by hand\n")
     (root / "overlays/staging/wine-old/kustomization.yaml").parent.mkdir()
     (root / "overlays/staging/wine-old/kustomization.yaml").write_text("x: 1\n")
-    (root / "overlays/production/digits/v1/deployment.yaml").unlink()
+    (root / "overlays/production/digits/v1/patches.yaml").unlink()
     result = _modelops("generate", "--check", cwd=root)
     assert result.returncode == 1
-    assert "stale    overlays/staging/iris/v1/hpa.yaml" in result.stderr
+    assert "stale    overlays/staging/iris/v1/patches.yaml" in result.stderr
     assert "orphaned overlays/staging/wine-old/kustomization.yaml" in result.stderr
-    assert "missing  overlays/production/digits/v1/deployment.yaml" in result.stderr
+    assert "missing  overlays/production/digits/v1/patches.yaml" in result.stderr
     assert _modelops("generate", cwd=root).returncode == 0
     assert _modelops("generate", "--check", cwd=root).returncode == 0
     assert not (root / "overlays/staging/wine-old").exists()
@@ -80,15 +80,15 @@ def test_invalid_specs_write_nothing(tiny):
 
 def test_dedicated_model_gets_a_server_per_version_and_overrides_apply():
     files = generate.build(load(REPO))
-    staging = yaml.safe_load(files["overlays/staging/iris/v1/hpa.yaml"])
-    production = yaml.safe_load(files["overlays/production/iris/v1/hpa.yaml"])
+    staging = list(yaml.safe_load_all(files["overlays/staging/iris/v1/patches.yaml"]))[1]
+    production = list(yaml.safe_load_all(files["overlays/production/iris/v1/patches.yaml"]))[1]
     assert (staging["spec"]["minReplicas"], staging["spec"]["maxReplicas"]) == (1, 3)
     assert (production["spec"]["minReplicas"], production["spec"]["maxReplicas"]) == (2, 6)
     # A PodDisruptionBudget only where at least two replicas always run.
     assert "overlays/production/iris/v2/pdb.yaml" in files
     assert "overlays/staging/iris/v2/pdb.yaml" not in files
     # The HPA owns replicas: no Deployment patch sets them.
-    assert all("replicas:" not in text for path, text in files.items() if path.endswith("deployment.yaml"))
+    assert all("  replicas:" not in text for path, text in files.items() if path.endswith("patches.yaml"))
 
 
 def test_pool_config_lists_its_members_with_their_weights():
@@ -108,11 +108,11 @@ def test_python_model_class_ships_with_its_overlay():
 
 def test_gpu_model_reaches_gpu_nodes():
     files = generate.build(load(REPO))
-    pod = yaml.safe_load(files["overlays/production/digits/v1/deployment.yaml"])["spec"]["template"]["spec"]
+    pod = yaml.safe_load(files["overlays/production/digits/v1/patches.yaml"])["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    staging = yaml.safe_load(files["overlays/staging/digits/v1/deployment.yaml"])["spec"]["template"]["spec"]
+    staging = next(yaml.safe_load_all(files["overlays/staging/digits/v1/patches.yaml"]))["spec"]["template"]["spec"]
     assert staging["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-t4"}
 
 

@@ -8,6 +8,7 @@ leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import orjson
@@ -45,6 +46,8 @@ def build(repo: Repo) -> dict[str, str]:
         if isinstance(data, str):  # a model class copied next to its kustomization
             source = origin[path].replace("model.yaml", "model.py")
             out[path] = _python_header(source) + data
+        elif isinstance(data, list):  # several objects in one file
+            out[path] = yamlemit.dump_all(data, manifests.header(origin[path]))
         else:
             out[path] = yamlemit.dump(data, manifests.header(origin[path]))
     for name, schema in exported().items():
@@ -53,37 +56,47 @@ def build(repo: Repo) -> dict[str, str]:
     return out
 
 
-def _existing(root: Path) -> set[str]:
-    base = root / OVERLAYS
-    if not base.is_dir():
-        return set()
-    return {p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file()}
+def _existing(root: Path) -> tuple[set[str], list[str]]:
+    """Files and directories under overlays/, relative to the root ('/'-separated)."""
+    files, dirs = set(), []
+    for top, subdirs, names in os.walk(root / OVERLAYS):
+        rel = os.path.relpath(top, root).replace(os.sep, "/")
+        dirs.append(rel)
+        files.update(f"{rel}/{name}" for name in names)
+    return files, dirs
 
 
 def diff(root: Path, wanted: dict[str, str]) -> Drift:
-    existing = _existing(root)
+    existing, _ = _existing(root)
     added, changed = [], []
     for path, text in sorted(wanted.items()):
-        target = root / path
-        if not target.is_file():
+        full = os.path.join(root, path)
+        present = path in existing if path.startswith(OVERLAYS + "/") else os.path.isfile(full)
+        if not present:
             added.append(path)
-        elif target.read_bytes() != text.encode():
-            changed.append(path)
+            continue
+        with open(full, "rb") as handle:
+            if handle.read() != text.encode():
+                changed.append(path)
     return Drift(added, changed, sorted(existing - wanted.keys()))
 
 
 def write(root: Path, wanted: dict[str, str]) -> Drift:
     """Bring the tree in line with `wanted`; only files that differ are touched."""
     drift = diff(root, wanted)
+    made: set[str] = set()
     for path in drift.added + drift.changed:
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(wanted[path].encode())
+        full = os.path.join(root, path)
+        parent = os.path.dirname(full)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        with open(full, "wb") as handle:
+            handle.write(wanted[path].encode())
     for path in drift.removed:
-        (root / path).unlink()
-    base = root / OVERLAYS
-    if base.is_dir():  # remove directories the removal emptied, deepest first
-        for directory in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
-            if not any(directory.iterdir()):
-                directory.rmdir()
+        os.unlink(os.path.join(root, path))
+    if drift.removed:  # remove directories the removal emptied, deepest first
+        for rel in sorted(_existing(root)[1], reverse=True):
+            if not os.listdir(os.path.join(root, rel)):
+                os.rmdir(os.path.join(root, rel))
     return drift

@@ -1,9 +1,15 @@
 """Specs in, Kustomize overlay files out: pure functions, no I/O.
 
 Layout, for each environment:
-  overlays/<env>/<model>/             dedicated model: ServiceAccount, model Service
-  overlays/<env>/<model>/<version>/   one server per version, over base/model-server
-  overlays/<env>/<pool>/              a pool and its member models, over base/model-pool
+  overlays/<env>/<model>/             dedicated model: ServiceAccount and model Service
+  overlays/<env>/<model>/<version>/   one server per version over base/model-server,
+                                      its objects named <model>-<version>-server
+  overlays/<env>/<pool>/              a pool serving its member models, over base/model-pool
+
+A server directory holds kustomization.yaml, patches.yaml (what the spec decides
+about the Deployment and HPA), server.yaml (the config the server reads, turned
+into a ConfigMap with a content hash so a change rolls the pods) and, when at
+least two replicas always run, a PodDisruptionBudget.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 BASE_SERVER = "base/model-server"
 BASE_POOL = "base/model-pool"
 CONFIG_FILE = "server.yaml"
+MODEL_OBJECTS = "resources.yaml"  # objects of the model itself, not of one server
 SHARED_ROOT = "/mnt/shared"
 LOGS_SUBPATH = "logs"
 
@@ -59,7 +66,10 @@ def _resources(res: Resources) -> dict:
     return out
 
 
-def _hpa_patch(name: str, spec: ModelSpec | PoolSpec) -> dict:
+BASE_NAME = "server"  # name of the base objects; overlays prefix it
+
+
+def _hpa_patch(spec: ModelSpec | PoolSpec) -> dict:
     hpa = spec.autoscaling
     metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": {
         "type": "Utilization", "averageUtilization": hpa.targetCPUUtilization}}}]
@@ -67,17 +77,15 @@ def _hpa_patch(name: str, spec: ModelSpec | PoolSpec) -> dict:
         metrics.append({"type": "Resource", "resource": {"name": "memory", "target": {
             "type": "Utilization", "averageUtilization": hpa.targetMemoryUtilization}}})
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                        "name": name},
-                     "minReplicas": hpa.minReplicas, "maxReplicas": hpa.maxReplicas,
+            "metadata": {"name": BASE_NAME},
+            "spec": {"minReplicas": hpa.minReplicas, "maxReplicas": hpa.maxReplicas,
                      "metrics": metrics,
                      "behavior": {"scaleDown": {"stabilizationWindowSeconds":
                                                 hpa.scaleDownStabilizationSeconds}}}}
 
 
-def _deployment_patch(name: str, image: str, service_account: str, config_map: str,
-                      spec: ModelSpec | PoolSpec, models: list[ModelSpec]) -> dict:
+def _deployment_patch(image: str, service_account: str, spec: ModelSpec | PoolSpec,
+                      models: list[ModelSpec]) -> dict:
     """Everything the spec decides about the pod; the base decides the rest."""
     container: dict[str, Any] = {"name": "server", "image": image,
                                  "resources": _resources(spec.resources)}
@@ -87,24 +95,20 @@ def _deployment_patch(name: str, image: str, service_account: str, config_map: s
     if any(m.logging.enabled for m in models):
         container["volumeMounts"] = [{"name": "shared", "mountPath": f"{SHARED_ROOT}/{LOGS_SUBPATH}",
                                       "subPath": LOGS_SUBPATH}]
-    pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container],
-                           "volumes": [{"name": "config", "configMap": {"name": config_map}}]}
+    pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
     gpu = spec.resources.gpu
     if gpu:
         if gpu.nodeSelector:
             pod["nodeSelector"] = dict(gpu.nodeSelector)
         if gpu.tolerations:
             pod["tolerations"] = [t.model_dump(exclude_none=True) for t in gpu.tolerations]
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME},
             "spec": {"template": {"spec": pod}}}
 
 
-def _rename(kind: str, api_version: str, name: str) -> dict:
-    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
-
-
-def _pdb(name: str, selector: dict[str, str]) -> dict:
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+def _pdb(selector: dict[str, str]) -> dict:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": BASE_NAME},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}}
 
 
@@ -134,35 +138,25 @@ def _server_config(server: str, placement: str, models: list[dict]) -> dict:
             "placement": placement, "models": models}
 
 
-def _patches(**files: str) -> list[dict]:
-    """Patches that rename a base object (model-server) and set what the spec decides."""
-    return [{"path": path, "target": {"kind": kind, "name": "model-server"},
-             "options": {"allowNameChange": True}} for kind, path in files.items()]
-
-
-def _server_unit(out: Files, directory: str, depth: int, base: str, name: str, image: str,
+def _server_unit(out: Files, directory: str, depth: int, base: str, prefix: str, image: str,
                  service_account: str, spec: ModelSpec | PoolSpec, models: list[ModelSpec],
                  config: dict, code: dict[str, str], namespace: str,
                  selector: dict[str, str], labels: dict[str, str],
                  extra_resources: list[str]) -> None:
-    """Files of one Deployment+Service+HPA (+PDB) over a base."""
-    config_map = f"{name}-config"
+    """Files of one server (Deployment, Service, HPA, maybe a PDB) over a base."""
     resources = [_up(depth) + base] + extra_resources
     if spec.autoscaling.minReplicas >= 2:
-        out[f"{directory}/pdb.yaml"] = _pdb(name, selector)
+        out[f"{directory}/pdb.yaml"] = _pdb(selector)
         resources.append("pdb.yaml")
     out[f"{directory}/{CONFIG_FILE}"] = config
     for file, text in code.items():
         out[f"{directory}/{file}"] = text
-    out[f"{directory}/deployment.yaml"] = _deployment_patch(name, image, service_account,
-                                                           config_map, spec, models)
-    out[f"{directory}/hpa.yaml"] = _hpa_patch(name, spec)
-    out[f"{directory}/service.yaml"] = _rename("Service", "v1", name)
+    out[f"{directory}/patches.yaml"] = [_deployment_patch(image, service_account, spec, models),
+                                        _hpa_patch(spec)]
     out[f"{directory}/kustomization.yaml"] = _kustomization(
-        namespace, resources, selector, labels,
-        configMapGenerator=[{"name": config_map, "files": [CONFIG_FILE, *sorted(code)]}],
-        patches=_patches(Deployment="deployment.yaml", HorizontalPodAutoscaler="hpa.yaml",
-                         Service="service.yaml"))
+        namespace, resources, selector, labels, namePrefix=prefix,
+        configMapGenerator=[{"name": "config", "files": [CONFIG_FILE, *sorted(code)]}],
+        patches=[{"path": "patches.yaml"}])
 
 
 def _code(entry: Entry, spec: ModelSpec, sources: dict[str, str]) -> dict[str, str]:
@@ -178,24 +172,22 @@ def dedicated(repo: Repo, entry: Entry, env: str, sources: dict[str, str]) -> Fi
     image = spec.image or repo.settings.serverImage
     root = f"overlays/{env}/{entry.name}"
     out: Files = {}
-    model_selector = {"modelops/model": entry.name}
-    out[f"{root}/serviceaccount.yaml"] = _service_account(entry.name)
-    out[f"{root}/service.yaml"] = {
+    # The model's own Service spans its versions; each version also has its own.
+    out[f"{root}/{MODEL_OBJECTS}"] = [_service_account(entry.name), {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": entry.name},
         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/part-of": "modelops"},
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}]
     versions = sorted(spec.versions, key=lambda v: v.name)
     for version in versions:
-        name = f"{entry.name}-{version.name}"
-        selector = {"modelops/version": version.name}
-        config = _server_config(name, "dedicated",
+        prefix = f"{entry.name}-{version.name}-"
+        config = _server_config(prefix + BASE_NAME, "dedicated",
                                 [server_model(entry, spec, [version.model_copy(update={"weight": 100})])])
-        _server_unit(out, f"{root}/{version.name}", 4, BASE_SERVER, name, image, entry.name,
+        _server_unit(out, f"{root}/{version.name}", 4, BASE_SERVER, prefix, image, entry.name,
                      spec, [spec], config, _code(entry, spec, sources), namespace,
-                     selector, {}, [])
+                     {"modelops/version": version.name}, {}, [])
     out[f"{root}/kustomization.yaml"] = _kustomization(
-        namespace, ["serviceaccount.yaml", "service.yaml"] + [v.name for v in versions],
-        model_selector, _labels(entry))
+        namespace, [MODEL_OBJECTS] + [v.name for v in versions],
+        {"modelops/model": entry.name}, _labels(entry))
     return out
 
 
@@ -205,15 +197,15 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
     assert isinstance(spec, PoolSpec) and repo.settings
     namespace = repo.settings.environments[env].namespace
     root = f"overlays/{env}/{pool.name}"
-    out: Files = {f"{root}/serviceaccount.yaml": _service_account(pool.name)}
+    out: Files = {f"{root}/{MODEL_OBJECTS}": [_service_account(BASE_NAME)]}  # prefixed
     models = [m.envs[env] for m in members]
-    config = _server_config(pool.name, "shared", [
+    config = _server_config(f"{pool.name}-{BASE_NAME}", "shared", [
         server_model(m, m.envs[env], sorted(m.envs[env].versions, key=lambda v: v.name))
         for m in members])
     code = {f: t for m in members for f, t in _code(m, m.envs[env], sources).items()}
-    _server_unit(out, root, 3, BASE_POOL, pool.name, repo.settings.serverImage, pool.name,
+    _server_unit(out, root, 3, BASE_POOL, f"{pool.name}-", repo.settings.serverImage, BASE_NAME,
                  spec, models, config, code, namespace, {"modelops/pool": pool.name},
-                 _labels(pool), ["serviceaccount.yaml"])
+                 _labels(pool), [MODEL_OBJECTS])
     return out
 
 

@@ -1,0 +1,163 @@
+"""How fast is `validate + generate` compared with merely parsing the same YAML?
+
+Synthesises N valid specs (two thirds dedicated, one third in pools of ten; two
+versions in a 90/10 split; production overrides) in a temp directory, then, each
+in a fresh process so peak RSS is its own:
+  parse     yaml.load of every spec with PyYAML's C loader (the floor)
+  generate  modelops load + validate + build + write of every overlay
+
+Usage: python benchmarks/generate.py [N ...]   (default: 1000 5000)
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHA = "ab12" * 16
+
+MODEL = """\
+apiVersion: modelops/v1
+kind: Model
+metadata:
+  name: {name}
+  team: team-{team}
+  description: Synthetic model number {i} for the generator benchmark.
+spec:
+  runtime: sklearn
+  versions:
+    - name: v1
+      artifact: pvc://artifacts/{name}/v1/model.joblib
+      sha256: {sha}
+      weight: 90
+    - name: v2
+      artifact: pvc://artifacts/{name}/v2/model.joblib
+      sha256: {sha}
+      weight: 10
+{placement}
+  logging:
+    enabled: true
+    sampleRate: 0.5
+  env:
+    - name: FEATURE_FLAG
+      value: "on"
+  environments:
+    production:
+      logging:
+        sampleRate: 0.1
+"""
+DEDICATED = """\
+  placement: dedicated
+  resources:
+    cpu: 250m
+    memory: 256Mi
+  autoscaling:
+    minReplicas: 1
+    maxReplicas: 3"""
+POOL = """\
+apiVersion: modelops/v1
+kind: Pool
+metadata:
+  name: {name}
+  team: platform
+spec:
+  resources:
+    cpu: "1"
+    memory: 2Gi
+  autoscaling:
+    minReplicas: 2
+    maxReplicas: 6
+  environments:
+    staging:
+      autoscaling:
+        minReplicas: 1
+"""
+
+
+def synthesise(root: Path, n: int) -> None:
+    shutil.copytree(REPO / "base", root / "base")
+    (root / "platform").mkdir()
+    shutil.copy(REPO / "platform/settings.yaml", root / "platform")
+    (root / "platform/capacity.yaml").write_text(
+        "apiVersion: modelops/v1\nkind: CapacityBudget\nenvironments:\n"
+        "  staging: {cpu: '100000', memory: 100000Ti}\n"
+        "  production: {cpu: '100000', memory: 100000Ti}\n")
+    for i in range(n):
+        name = f"model-{i:05d}"
+        if i % 3 == 2:
+            pool = f"pool-{i // 30:04d}"
+            placement = f"  placement:\n    shared: {pool}"
+            if not (root / "models" / pool).exists():
+                (root / "models" / pool).mkdir(parents=True)
+                (root / "models" / pool / "pool.yaml").write_text(POOL.format(name=pool))
+        else:
+            placement = DEDICATED
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "model.yaml").write_text(
+            MODEL.format(name=name, team=i % 7, i=i, sha=SHA, placement=placement))
+
+
+def run(mode: str, root: str) -> dict:
+    """One measurement, in this (fresh) process."""
+    start = time.perf_counter()
+    if mode == "parse":
+        import yaml
+
+        for path in sorted(Path(root, "models").rglob("*.yaml")):
+            yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+        files = 0
+    else:
+        from modelops import generate
+        from modelops.repo import load
+
+        repo = load(Path(root))
+        assert repo.ok, repo.diagnostics[:5]
+        wanted = generate.build(repo)
+        generate.write(Path(root), wanted)
+        files = len(wanted)
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "rss_mb": rss_mb, "files": files}
+
+
+def measure(mode: str, root: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", mode, str(root)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{mode} failed:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def main(sizes: list[int]) -> None:
+    results = {}
+    print(f"{'specs':>6} {'parse s':>8} {'generate s':>11} {'specs/s':>8} {'ratio':>6} "
+          f"{'files':>7} {'peak RSS MB':>12}")
+    for n in sizes:
+        # In the checkout's build/ (gitignored): a working tree is where the generator
+        # writes, and this machine's /tmp is ~8x slower per file created.
+        (REPO / "build").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=REPO / "build") as tmp:
+            root = Path(tmp)
+            synthesise(root, n)
+            parse = measure("parse", root)
+            full = measure("generate", root)
+        results[n] = full["seconds"]
+        print(f"{n:>6} {parse['seconds']:>8.2f} {full['seconds']:>11.2f} "
+              f"{n / full['seconds']:>8.0f} {full['seconds'] / parse['seconds']:>5.1f}x "
+              f"{full['files']:>7} {full['rss_mb']:>12.0f}")
+    if 1000 in results and 5000 in results:
+        print(f"5000 specs take {results[5000] / results[1000]:.2f}x the time of 1000")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(run(sys.argv[2], sys.argv[3])))
+    else:
+        main([int(a) for a in sys.argv[1:]] or [1000, 5000])
