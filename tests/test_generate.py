@@ -108,7 +108,7 @@ def test_python_model_class_ships_with_its_overlay():
 
 def test_gpu_model_reaches_gpu_nodes():
     files = generate.build(load(REPO))
-    pod = yaml.safe_load(files["overlays/production/digits/v1/patches.yaml"])["spec"]["template"]["spec"]
+    pod = next(yaml.safe_load_all(files["overlays/production/digits/v1/patches.yaml"]))["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
