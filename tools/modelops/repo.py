@@ -89,19 +89,22 @@ def _resolve(doc: Document, obj: Model | Pool) -> tuple[dict, list[Diagnostic]]:
     envs, problems = {}, []
     for env in ENVIRONMENTS:
         override = overrides.get(env) or {}
-        merged = _merge(raw_spec, override)
+        if not override:  # nothing to merge: the spec validated above is this environment's
+            spec = obj.spec
+        else:
+            merged = _merge(raw_spec, override)
 
-        def remap(rel: Loc, env: str = env, override: dict = override) -> Loc:
-            if rel and _exists(override, rel):
-                return ("spec", "environments", env) + rel
-            return ("spec",) + rel
+            def remap(rel: Loc, env: str = env, override: dict = override) -> Loc:
+                if rel and _exists(override, rel):
+                    return ("spec", "environments", env) + rel
+                return ("spec",) + rel
 
-        try:
-            spec = target.model_validate(merged)
-        except ValidationError as exc:
-            problems += diagnose(exc, doc, target, merged, base=("spec",), remap=remap,
-                                 prefix=f"in {env}: ")
-            continue
+            try:
+                spec = target.model_validate(merged)
+            except ValidationError as exc:
+                problems += diagnose(exc, doc, target, merged, base=("spec",), remap=remap,
+                                     prefix=f"in {env}: ")
+                continue
         if is_model and spec.placement == "dedicated":
             spec.resources = spec.resources or Resources()
             spec.autoscaling = spec.autoscaling or Autoscaling()

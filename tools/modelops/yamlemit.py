@@ -64,21 +64,24 @@ def _scalar(value: object) -> str:
 
 def _lines(value: object, indent: str, out: list[str]) -> None:
     """Append the lines of a non-empty mapping or sequence, each prefixed by `indent`."""
-    if isinstance(value, dict):
+    if type(value) is dict:
+        deeper = indent + "  "
         for key in sorted(value):
             item = value[key]
-            head = f"{indent}{scalar_str(str(key))}:"
-            if isinstance(item, dict) and item:
+            kind = type(item)
+            head = f"{indent}{scalar_str(key if type(key) is str else str(key))}:"
+            if kind is dict and item:
                 out.append(head)
-                _lines(item, indent + "  ", out)
-            elif isinstance(item, list) and item:
+                _lines(item, deeper, out)
+            elif kind is list and item:
                 out.append(head)
                 _lines(item, indent, out)
             else:
                 out.append(f"{head} {_inline(item)}")
         return
     for item in value:  # a sequence
-        if isinstance(item, (dict, list)) and item:
+        kind = type(item)
+        if (kind is dict or kind is list) and item:
             start = len(out)
             _lines(item, indent + "  ", out)
             out[start] = f"{indent}- {out[start][len(indent) + 2:]}"
@@ -87,9 +90,12 @@ def _lines(value: object, indent: str, out: list[str]) -> None:
 
 
 def _inline(value: object) -> str:
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is str:
+        return scalar_str(value)
+    if kind is dict:
         return "{}"
-    if isinstance(value, list):
+    if kind is list:
         return "[]"
     return _scalar(value)
 
