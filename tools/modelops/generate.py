@@ -1,6 +1,6 @@
 """`modelops generate`: write (or check) every generated file, byte for byte.
 
-Generated files are overlays/** and schemas/*.schema.json. Everything under
+Generated files are overlays/**, schemas/*.schema.json and docs/spec.md. Everything under
 overlays/ that the specs no longer produce is removed, so a deleted spec
 leaves nothing behind.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from modelops import manifests, yamlemit
+from modelops import manifests, reference, yamlemit
 from modelops.repo import Repo
 from modelops.schemas import exported
 
@@ -50,6 +50,7 @@ def build(repo: Repo) -> dict[str, str]:
             out[path] = yamlemit.dump_all(data, manifests.header(origin[path]))
         else:
             out[path] = yamlemit.dump(data, manifests.header(origin[path]))
+    out["docs/spec.md"] = reference.markdown()
     for name, schema in exported().items():
         out[f"schemas/{name}"] = orjson.dumps(
             schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"

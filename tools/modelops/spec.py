@@ -95,6 +95,8 @@ Placement = Annotated[
 
 
 class Toleration(Strict):
+    """A Kubernetes toleration for a node taint."""
+
     key: str | None = None
     operator: Literal["Exists", "Equal"] = "Equal"
     value: str | None = None
@@ -143,7 +145,9 @@ class Resources(Strict):
 
 class Autoscaling(Strict):
     minReplicas: int = Field(default=1, ge=1, le=100)
+    """Fewest replicas (per version, for a dedicated model); 2 or more adds a PodDisruptionBudget."""
     maxReplicas: int = Field(default=3, ge=1, le=100)
+    """Most replicas (per version); capacity is checked at this bound."""
     targetCPUUtilization: int = Field(default=70, ge=1, le=100)
     """Average CPU utilisation (percent of the request) the HPA aims for."""
     targetMemoryUtilization: int | None = Field(default=None, ge=1, le=100)
@@ -196,6 +200,8 @@ class EnvVar(Strict):
 
 
 class Tensor(Strict):
+    """An Open Inference Protocol v2 tensor: data in row-major order."""
+
     name: str
     datatype: Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                       "INT64", "FP16", "FP32", "FP64", "BYTES"]
@@ -257,6 +263,7 @@ class ModelSpec(Strict):
     image: str | None = Field(default=None, pattern=IMAGE)
     """Only for `custom`: the image, pinned by tag or digest (never `latest`)."""
     versions: list[Version] = Field(min_length=1, max_length=10)
+    """One to ten versions; unversioned requests are split between them by weight."""
     placement: Placement = "dedicated"
     """`dedicated` (its own Deployments) or `{shared: <pool>}` (served by a pool)."""
     resources: Resources | None = None
@@ -266,11 +273,13 @@ class ModelSpec(Strict):
     concurrency: int = Field(default=16, ge=1, le=1024)
     """Most requests this model serves at once; more get 503 with Retry-After."""
     logging: Logging = Field(default_factory=Logging)
+    """Prediction logging to the shared volume, compacted into datasets."""
     datasets: list[Dataset] = Field(default_factory=list)
     """Datasets on the shared volume this model reads (mounted read-only)."""
     env: list[EnvVar] = Field(default_factory=list)
     """Environment variables; secrets only through valueFrom.secretKeyRef."""
     example: Example | None = None
+    """A request and the response it must give; `modelops test` checks it."""
     environments: Environments = Field(default_factory=Environments)
     """Per-environment overrides merged over the fields above."""
 
@@ -294,8 +303,11 @@ class ModelSpec(Strict):
 
 class PoolSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
+    """Per replica of the pool's server, shared by all its models."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """HPA bounds of the pool's server."""
     environments: PoolEnvironments = Field(default_factory=PoolEnvironments)
+    """Per-environment overrides of resources and autoscaling."""
 
 
 class Model(Strict):
@@ -304,7 +316,9 @@ class Model(Strict):
     apiVersion: Literal["modelops/v1"]
     kind: Literal["Model"]
     metadata: Metadata
+    """Name, owning team and description."""
     spec: ModelSpec
+    """What to serve and how."""
 
 
 class Pool(Strict):
@@ -313,7 +327,9 @@ class Pool(Strict):
     apiVersion: Literal["modelops/v1"]
     kind: Literal["Pool"]
     metadata: Metadata
+    """Name, owning team and description."""
     spec: PoolSpec
+    """The shared server's resources and autoscaling."""
 
 
 KINDS: dict[str, type[Model] | type[Pool]] = {"Model": Model, "Pool": Pool}
