@@ -51,3 +51,30 @@ class TinyRepo:
 @pytest.fixture
 def tiny(tmp_path: Path) -> TinyRepo:
     return TinyRepo(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_root(tmp_path_factory) -> Path:
+    """A shared-volume stand-in holding the example artifacts."""
+    from servers import example_artifacts
+
+    return example_artifacts(tmp_path_factory.mktemp("volume"))
+
+
+@pytest.fixture
+def start_server(tmp_path, shared_root):
+    """start_server(config_dict, **settings) -> a running Server; stopped after the test."""
+    from servers import Server
+
+    started = []
+
+    def start(config: dict, wait: str | None = "/v2/health/ready", **settings):
+        server = Server(tmp_path, config, settings.pop("shared", shared_root), **settings)
+        started.append(server)
+        if wait:
+            server.wait(wait)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

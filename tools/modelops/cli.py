@@ -110,6 +110,37 @@ def render(root: Path = ROOT,
                    f"{repo.settings.kubernetesVersion}")
 
 
+@app.command()
+def serve(targets: list[Path] = typer.Argument(None, metavar="[SPEC_OR_DIR]...",
+                                               help="Specs or folders (default: all of models/)."),
+          root: Path = ROOT,
+          host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+          port: int = typer.Option(8080, help="Port to listen on."),
+          shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the shared "
+                                      "volume (artifacts/, datasets/, logs/).")) -> None:
+    """Serve the models locally with the same server that runs in the cluster."""
+    from modelops.serve import local_config, selection
+    from modelops_runtime.server import run
+    from modelops_runtime.settings import Settings
+
+    repo = _loaded(root, _output(None))
+    names = selection(root, targets or [])
+    config = local_config(repo, names)
+    if not config.models:
+        typer.echo("nothing to serve: no models matched", err=True)
+        raise typer.Exit(1)
+    shared = shared if shared.is_absolute() else root / shared
+    typer.echo(f"serving {', '.join(m.name for m in config.models)} on http://{host}:{port} "
+               f"(docs: http://{host}:{port}/docs)", err=True)
+    for model in config.models:
+        example = repo.models[model.name].obj.spec.example
+        if example is not None:
+            body = example.request.model_dump_json(exclude_none=True)
+            typer.echo(f"  curl -s -H 'content-type: application/json' "
+                       f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
+    run(config, Settings(host=host, port=port, shared_root=shared), root)
+
+
 def main() -> None:
     try:
         app()

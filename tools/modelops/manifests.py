@@ -18,6 +18,8 @@ from typing import Any
 
 from modelops import quantity
 from modelops.repo import Entry, Repo
+from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
+                                     VersionConfig)
 from modelops.spec import ENVIRONMENTS, ModelSpec, PoolSpec, Resources, Version
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
@@ -117,25 +119,21 @@ def _service_account(name: str) -> dict:
             "automountServiceAccountToken": False}
 
 
-def server_model(entry: Entry, spec: ModelSpec, versions: list[Version]) -> dict:
-    """One model as the server's config lists it (the generator-server contract)."""
-    model: dict[str, Any] = {
-        "name": entry.name,
-        "runtime": spec.runtime,
-        "concurrency": spec.concurrency,
-        "versions": [v.model_dump(exclude_none=True) for v in versions],
-        "logging": {"enabled": spec.logging.enabled, "sampleRate": spec.logging.sampleRate,
-                    "dataset": spec.logging.dataset or entry.name},
-        "datasets": [d.model_dump() for d in spec.datasets],
-    }
-    if spec.runtime == "python":
-        model["code"] = f"{entry.name}.py"
-    return model
+def server_model(entry: Entry, spec: ModelSpec, versions: list[Version],
+                 code: str | None = None) -> ModelConfig:
+    """One model as a server's config lists it (the generator-server contract)."""
+    return ModelConfig(
+        name=entry.name, runtime=spec.runtime, concurrency=spec.concurrency,
+        versions=[VersionConfig(**v.model_dump(exclude_none=True)) for v in versions],
+        logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
+                              dataset=spec.logging.dataset or entry.name),
+        datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
+        code=code or (f"{entry.name}.py" if spec.runtime == "python" else None))
 
 
-def _server_config(server: str, placement: str, models: list[dict]) -> dict:
-    return {"apiVersion": "modelops/v1", "kind": "ServerConfig", "server": server,
-            "placement": placement, "models": models}
+def _server_config(server: str, placement: str, models: list[ModelConfig]) -> dict:
+    return ServerConfig(server=server, placement=placement, models=models).model_dump(
+        mode="json", exclude_none=True)
 
 
 def _server_unit(out: Files, directory: str, depth: int, base: str, prefix: str, image: str,

@@ -1,0 +1,43 @@
+"""Prometheus metrics. Labelled children are cached so the hot path does one lookup."""
+
+from __future__ import annotations
+
+import functools
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter("modelops_requests_total", "Inference requests by outcome.",
+                   ["model", "version", "code"], registry=REGISTRY)
+LATENCY = Histogram("modelops_request_duration_seconds", "Inference latency, server side.",
+                    ["model", "version"], registry=REGISTRY,
+                    buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+IN_FLIGHT = Gauge("modelops_inflight_requests", "Inference requests being served.", ["model"],
+                  registry=REGISTRY)
+READY = Gauge("modelops_model_ready", "1 when the model version is loaded and serving.",
+              ["model", "version"], registry=REGISTRY)
+LOAD_SECONDS = Gauge("modelops_model_load_seconds", "Time the last load of a version took.",
+                     ["model", "version"], registry=REGISTRY)
+LOG_QUEUE = Gauge("modelops_prediction_log_queue_depth",
+                  "Prediction records waiting to be written.", registry=REGISTRY)
+LOG_DROPPED = Counter("modelops_prediction_log_dropped_total",
+                      "Prediction records dropped because the log queue was full.",
+                      registry=REGISTRY)
+LOG_WRITTEN = Counter("modelops_prediction_log_records_total",
+                      "Prediction records written to the shared volume.", registry=REGISTRY)
+
+
+@functools.lru_cache(maxsize=4096)
+def requests(model: str, version: str, code: str):
+    return REQUESTS.labels(model, version, code)
+
+
+@functools.lru_cache(maxsize=4096)
+def latency(model: str, version: str):
+    return LATENCY.labels(model, version)
+
+
+@functools.lru_cache(maxsize=4096)
+def in_flight(model: str):
+    return IN_FLIGHT.labels(model)

@@ -1,0 +1,60 @@
+"""The interface every runtime implements: a small class with a lifecycle.
+
+`load()` makes it ready, `predict()` is the hot path, `metadata()` describes its
+tensors, `routes()` adds endpoints under /v2/models/<name>/, and
+`on_dataset_change()` lets it react when a dataset on the shared volume changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from modelops_runtime.protocol import ProtocolError
+
+
+class Model:
+    def __init__(self, name: str, version: str, artifact_path: Path | None,
+                 datasets: dict[str, Path] | None = None):
+        self.name = name
+        self.version = version
+        self.artifact_path = artifact_path
+        self.datasets = datasets or {}
+
+    def load(self) -> None:
+        """Read the artifact; raise to report why the model cannot serve."""
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named input tensors in, named output tensors out."""
+        raise NotImplementedError
+
+    def infer(self, inputs: dict[str, np.ndarray],
+              wanted: list[str] | None) -> dict[str, np.ndarray]:
+        """What the server calls: predict, then keep the outputs the client asked for
+        (or the defaults). A runtime may override it to compute only those."""
+        outputs = self.predict(inputs)
+        names = wanted or self.default_outputs()
+        if names is None:
+            return outputs
+        missing = [n for n in names if n not in outputs]
+        if missing:
+            raise ProtocolError(f"model {self.name!r} has no output {missing[0]!r}; it has "
+                                f"{', '.join(sorted(outputs))}")
+        return {n: outputs[n] for n in names}
+
+    def metadata(self) -> dict[str, list[dict[str, Any]]]:
+        """{"inputs": [...], "outputs": [...]} tensor descriptions (name, datatype, shape)."""
+        return {"inputs": [], "outputs": []}
+
+    def default_outputs(self) -> list[str] | None:
+        """Outputs returned when a request names none (None: all that predict returns)."""
+        return None
+
+    def routes(self) -> list[tuple[str, str, Callable]]:
+        """Extra endpoints as (method, path, handler), mounted under /v2/models/<name>."""
+        return []
+
+    def on_dataset_change(self, name: str, path: Path) -> None:
+        """Called when a file of a dataset this model reads changes on the shared volume."""

@@ -1,0 +1,134 @@
+"""Open Inference Protocol v2 tensors: JSON <-> numpy, with errors a client can act on."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+DTYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8), "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(object),
+}
+_NAMES = {dtype: name for name, dtype in DTYPES.items() if name != "BYTES"}
+_JSON = orjson.OPT_SERIALIZE_NUMPY
+
+
+class ProtocolError(Exception):
+    """A request the protocol does not allow; becomes an HTTP error with {"error": message}."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def datatype_of(array: np.ndarray) -> str:
+    if array.dtype.kind in "OSU":
+        return "BYTES"
+    try:
+        return _NAMES[array.dtype]
+    except KeyError:
+        raise ProtocolError(f"model returned unsupported dtype {array.dtype}", 500) from None
+
+
+def _flatten(data: Any) -> list:
+    """v2 allows nested or flat row-major data; numpy flattens nested lists for us."""
+    if data and isinstance(data[0], list):
+        return np.asarray(data, dtype=object).ravel().tolist()
+    return data
+
+
+def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
+    if not isinstance(tensor, dict):
+        raise ProtocolError("each input must be an object with name, shape, datatype and data")
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError("an input has no name")
+    datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
+    if datatype not in DTYPES:
+        raise ProtocolError(f"input {name!r}: unknown datatype {datatype!r}; expected one of "
+                            f"{', '.join(DTYPES)}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                              and d >= 0 for d in shape):
+        raise ProtocolError(f"input {name!r}: shape must be a list of non-negative integers")
+    if not isinstance(data, list):
+        raise ProtocolError(f"input {name!r}: data must be a list")
+    expected = math.prod(shape)
+    try:
+        flat = _flatten(data)
+        if len(flat) != expected:
+            raise ProtocolError(f"input {name!r}: shape {shape} needs {expected} values, "
+                                f"got {len(flat)}")
+        if datatype == "BYTES":
+            if not all(isinstance(v, str) for v in flat):
+                raise ValueError("BYTES data must be strings")
+            array = np.empty(expected, dtype=object)
+            array[:] = flat
+        elif datatype == "BOOL":
+            if not all(isinstance(v, bool) for v in flat):
+                raise ValueError("BOOL data must be true or false")
+            array = np.asarray(flat, dtype=np.bool_)
+        else:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+                raise ValueError(f"{datatype} data must be numbers")
+            if DTYPES[datatype].kind in "iu" and not all(isinstance(v, int) for v in flat):
+                raise ValueError(f"{datatype} data must be integers")
+            array = np.asarray(flat, dtype=DTYPES[datatype])
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProtocolError(f"input {name!r}: {exc}") from None
+    return name, array.reshape(shape)
+
+
+def decode_request(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
+    """The parsed request and its inputs as numpy arrays by name."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise ProtocolError("request body must be a JSON object with an 'inputs' list")
+    inputs = request.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise ProtocolError("request needs a non-empty 'inputs' list")
+    arrays: dict[str, np.ndarray] = {}
+    for tensor in inputs:
+        name, array = decode_tensor(tensor)
+        if name in arrays:
+            raise ProtocolError(f"input {name!r} is given twice")
+        arrays[name] = array
+    outputs = request.get("outputs")
+    if outputs is not None and (not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)):
+        raise ProtocolError("'outputs' must be a list of objects with a name")
+    return request, arrays
+
+
+def encode_tensor(name: str, array: np.ndarray) -> dict:
+    array = np.asarray(array)
+    datatype = datatype_of(array)
+    flat = array.ravel()
+    if datatype == "BYTES":
+        data: Any = [v.decode() if isinstance(v, bytes) else str(v) for v in flat.tolist()]
+    elif datatype == "FP16":
+        data = flat.astype(np.float32)  # orjson writes float16 poorly; values are unchanged
+    else:
+        data = flat
+    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload, option=_JSON)
+
+
+def requested_outputs(request: dict) -> list[str] | None:
+    outputs = request.get("outputs")
+    return [o["name"] for o in outputs] if outputs else None

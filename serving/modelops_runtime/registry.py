@@ -1,0 +1,171 @@
+"""The models a server hosts, by name and version.
+
+A model that fails to load is reported (state "failed", with the reason) and
+fails alone: the others in a pool keep serving. Reload is atomic: the old
+versions serve until the new ones are loaded; a failed reload keeps them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from pathlib import Path
+
+from modelops_runtime import metrics
+from modelops_runtime.config import ModelConfig, ServerConfig, VersionConfig
+from modelops_runtime.model import Model
+from modelops_runtime.protocol import ProtocolError
+from modelops_runtime.runtimes import RUNTIMES, load_class, verify
+
+
+@dataclasses.dataclass
+class Loaded:
+    model: Model
+    config: VersionConfig
+    load_seconds: float
+    loaded_at: float
+
+
+@dataclasses.dataclass
+class Entry:
+    config: ModelConfig
+    state: str = "loading"  # loading | ready | failed
+    error: str = ""
+    versions: dict[str, Loaded] = dataclasses.field(default_factory=dict)
+    in_flight: int = 0
+    _names: list[str] = dataclasses.field(default_factory=list)
+    _weights: list[int] = dataclasses.field(default_factory=list)
+
+    def install(self, versions: dict[str, Loaded]) -> None:
+        """Swap in a complete set of loaded versions at once."""
+        names = sorted(versions)
+        self.versions, self._names = versions, names
+        self._weights = [versions[n].config.weight for n in names]
+        if not any(self._weights):
+            self._weights = [1] * len(names)
+        self.state, self.error = "ready", ""
+
+    def choose(self) -> Loaded:
+        """A version for an unversioned request, following the traffic weights."""
+        if len(self._names) == 1:
+            return self.versions[self._names[0]]
+        return self.versions[random.choices(self._names, self._weights)[0]]
+
+
+def resolve_artifact(uri: str | None, shared_root: Path) -> Path | None:
+    if uri is None:
+        return None
+    if uri.startswith("pvc://"):
+        return shared_root / uri.removeprefix("pvc://")
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    raise ValueError(f"unsupported artifact URI {uri!r}")
+
+
+class Registry:
+    def __init__(self, config: ServerConfig, shared_root: Path, config_dir: Path):
+        self.config = config
+        self.shared_root = shared_root
+        self.config_dir = config_dir
+        self.models = {m.name: Entry(m) for m in config.models}
+        self.loaded_all = False
+        self._reload_lock = threading.Lock()
+        self.on_change: list = []  # callbacks(name) after a model's versions change
+
+    # -- loading -------------------------------------------------------------------
+
+    def _model_class(self, config: ModelConfig) -> type[Model]:
+        if config.runtime == "python":
+            if not config.code:
+                raise ValueError("a python model needs its code file")
+            code = Path(config.code)
+            return load_class(code if code.is_absolute() else self.config_dir / code)
+        if config.runtime not in RUNTIMES:
+            raise ValueError(f"runtime {config.runtime!r} is served by its own image, "
+                             "not by this server")
+        return RUNTIMES[config.runtime]
+
+    def _load_versions(self, config: ModelConfig) -> dict[str, Loaded]:
+        cls = self._model_class(config)
+        datasets = {d.name: self.shared_root / d.path for d in config.datasets}
+        loaded = {}
+        for version in config.versions:
+            start = time.perf_counter()
+            path = resolve_artifact(version.artifact, self.shared_root)
+            verify(path, version.sha256)
+            model = cls(config.name, version.name, path, datasets)
+            model.load()
+            seconds = time.perf_counter() - start
+            loaded[version.name] = Loaded(model, version, seconds, time.time())
+            metrics.LOAD_SECONDS.labels(config.name, version.name).set(seconds)
+        return loaded
+
+    def load(self, name: str) -> None:
+        """Load (or reload) one model; on failure keep what was serving and say why."""
+        entry = self.models[name]
+        with self._reload_lock:
+            try:
+                versions = self._load_versions(entry.config)
+            except Exception as exc:  # a bad model fails alone, with the reason
+                entry.error = f"{type(exc).__name__}: {exc}"
+                if not entry.versions:
+                    entry.state = "failed"
+                for version in entry.config.versions:
+                    metrics.READY.labels(name, version.name).set(1 if entry.versions else 0)
+                return
+            entry.install(versions)
+            for version in versions:
+                metrics.READY.labels(name, version).set(1)
+        for callback in self.on_change:
+            callback(name)
+
+    def load_all(self) -> None:
+        for name in self.models:
+            self.load(name)
+        self.loaded_all = True
+
+    # -- serving -------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Dedicated: its model is ready. A pool: loading is done and any model serves."""
+        if not self.loaded_all:
+            return False
+        states = [e.state == "ready" for e in self.models.values()]
+        return any(states) if self.config.placement != "dedicated" else all(states)
+
+    def entry(self, name: str) -> Entry:
+        entry = self.models.get(name)
+        if entry is None:
+            raise ProtocolError(f"model {name!r} is not served here; models: "
+                                f"{', '.join(sorted(self.models))}", 404)
+        return entry
+
+    def pick(self, name: str, version: str | None) -> tuple[Entry, Loaded]:
+        entry = self.entry(name)
+        if version is not None and version not in {v.name for v in entry.config.versions}:
+            raise ProtocolError(f"model {name!r} has no version {version!r}; versions: "
+                                f"{', '.join(v.name for v in entry.config.versions)}", 404)
+        if entry.state != "ready":
+            reason = f": {entry.error}" if entry.error else ""
+            raise ProtocolError(f"model {name!r} is not ready ({entry.state}{reason})", 503)
+        return entry, (entry.versions[version] if version else entry.choose())
+
+    def describe(self) -> list[dict]:
+        out = []
+        for name, entry in sorted(self.models.items()):
+            out.append({
+                "name": name, "runtime": entry.config.runtime, "state": entry.state,
+                "reason": entry.error, "placement": self.config.placement,
+                "server": self.config.server,
+                "versions": [{
+                    "name": v.name, "weight": v.weight,
+                    "state": "ready" if v.name in entry.versions else entry.state,
+                    "loadSeconds": round(entry.versions[v.name].load_seconds, 4)
+                    if v.name in entry.versions else None,
+                    "loadedAt": entry.versions[v.name].loaded_at if v.name in entry.versions
+                    else None,
+                } for v in entry.config.versions],
+            })
+        return out

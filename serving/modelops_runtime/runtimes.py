@@ -1,0 +1,171 @@
+"""Runtimes plug in by name. Heavy imports happen in load(), so a server pays only for
+the runtimes it actually serves (and starts faster)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelops_runtime.model import Model
+from modelops_runtime.protocol import ProtocolError, datatype_of
+
+
+class ArtifactError(Exception):
+    """The artifact is missing or is not the file the spec pinned."""
+
+
+def verify(path: Path | None, sha256: str | None) -> None:
+    if path is None:
+        return
+    if not path.is_file():
+        raise ArtifactError(f"artifact {path} does not exist")
+    if sha256:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != sha256:
+            raise ArtifactError(f"artifact {path} has sha256 {digest.hexdigest()}, "
+                                f"but the spec pins {sha256}")
+
+
+def _single_input(model: Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    if len(inputs) != 1:
+        raise ProtocolError(f"model {model.name!r} takes one input tensor, got {len(inputs)}")
+    (name, array), = inputs.items()
+    if array.ndim != 2:
+        raise ProtocolError(f"input {name!r}: expected a 2-D tensor [rows, features], "
+                            f"got shape {list(array.shape)}")
+    if array.dtype == object or array.dtype == np.bool_:
+        raise ProtocolError(f"input {name!r}: expected numbers, got {datatype_of(array)}")
+    return array
+
+
+class SklearnModel(Model):
+    """A joblib-saved scikit-learn estimator: outputs `predict`, and `predict_proba` on request."""
+
+    def load(self) -> None:
+        import joblib
+
+        self.estimator = joblib.load(self.artifact_path)
+        self.features = getattr(self.estimator, "n_features_in_", -1)
+        self.classifier = hasattr(self.estimator, "predict_proba")
+
+    def _rows(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        array = _single_input(self, inputs)
+        if self.features >= 0 and array.shape[1] != self.features:
+            raise ProtocolError(f"input {next(iter(inputs))!r}: expected {self.features} "
+                                f"features per row, got {array.shape[1]}")
+        return array
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        array = self._rows(inputs)
+        out = {"predict": self.estimator.predict(array)}
+        if self.classifier:
+            out["predict_proba"] = self.estimator.predict_proba(array)
+        return out
+
+    def infer(self, inputs: dict[str, np.ndarray],
+              wanted: list[str] | None) -> dict[str, np.ndarray]:
+        """Computes only what was asked for: predict_proba costs as much as predict."""
+        array = self._rows(inputs)
+        out = {}
+        for name in wanted or ["predict"]:
+            if name == "predict":
+                out[name] = self.estimator.predict(array)
+            elif name == "predict_proba" and self.classifier:
+                out[name] = self.estimator.predict_proba(array)
+            else:
+                raise ProtocolError(f"model {self.name!r} has no output {name!r}; it has "
+                                    f"predict{', predict_proba' if self.classifier else ''}")
+        return out
+
+    def default_outputs(self) -> list[str]:
+        return ["predict"]
+
+    def metadata(self) -> dict[str, list[dict[str, Any]]]:
+        outputs = [{"name": "predict", "datatype": "INT64" if self.classifier else "FP64",
+                    "shape": [-1]}]
+        if self.classifier:
+            classes = len(getattr(self.estimator, "classes_", []))
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
+        return {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, self.features]}],
+                "outputs": outputs}
+
+
+_ONNX_TYPES = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(int64)": "INT64",
+               "tensor(int32)": "INT32", "tensor(int8)": "INT8", "tensor(uint8)": "UINT8",
+               "tensor(bool)": "BOOL", "tensor(string)": "BYTES", "tensor(float16)": "FP16",
+               "tensor(int16)": "INT16", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
+               "tensor(uint64)": "UINT64"}
+
+
+class OnnxModel(Model):
+    """An ONNX graph run by onnxruntime (the GPU provider when the image and node have one)."""
+
+    def load(self) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # replicas scale out; threads would fight over cores
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in onnxruntime.get_available_providers()]
+        self.session = onnxruntime.InferenceSession(str(self.artifact_path), options,
+                                                    providers=providers)
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {}
+        for name, spec in self.inputs.items():
+            if name not in inputs:
+                raise ProtocolError(f"model {self.name!r} needs input {name!r}")
+            expected = _ONNX_TYPES.get(spec.type)
+            array = inputs[name]
+            if expected and expected != datatype_of(array):
+                raise ProtocolError(f"input {name!r}: expected datatype {expected}, "
+                                    f"got {datatype_of(array)}")
+            feed[name] = array
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise ProtocolError(f"model {self.name!r} has no input {sorted(unknown)[0]!r}")
+        try:
+            results = self.session.run(None, feed)
+        except Exception as exc:  # onnxruntime reports shape mismatches as generic errors
+            raise ProtocolError(f"model {self.name!r} rejected the input: "
+                                f"{str(exc).splitlines()[0][:300]}") from None
+        return dict(zip(self.outputs, results))
+
+    def metadata(self) -> dict[str, list[dict[str, Any]]]:
+        def describe(items):
+            return [{"name": i.name, "datatype": _ONNX_TYPES.get(i.type, "BYTES"),
+                     "shape": [d if isinstance(d, int) else -1 for d in i.shape]} for i in items]
+
+        return {"inputs": describe(self.session.get_inputs()),
+                "outputs": describe(self.session.get_outputs())}
+
+
+def load_class(code: Path) -> type[Model]:
+    """The Model subclass defined in a user's model.py."""
+    module_name = f"modelops_user_{code.stem.replace('-', '_')}_{abs(hash(str(code)))}"
+    spec = importlib.util.spec_from_file_location(module_name, code)
+    if spec is None or spec.loader is None:
+        raise ArtifactError(f"cannot import {code}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+               if issubclass(c, Model) and c is not Model and c.__module__ == module_name]
+    if len(classes) != 1:
+        raise ArtifactError(f"{code} must define exactly one subclass of "
+                            f"modelops_runtime.model.Model, found {len(classes)}")
+    return classes[0]
+
+
+RUNTIMES: dict[str, type[Model]] = {"sklearn": SklearnModel, "onnx": OnnxModel}

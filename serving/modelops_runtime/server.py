@@ -1,0 +1,32 @@
+"""Run the app under uvicorn: graceful drain on SIGTERM, prediction logs flushed on exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+
+from modelops_runtime.app import create_app
+from modelops_runtime.config import ServerConfig
+from modelops_runtime.settings import Settings
+
+
+class _DrainingServer(uvicorn.Server):
+    """Stops reporting ready the moment SIGTERM arrives, then lets uvicorn drain."""
+
+    def __init__(self, config: uvicorn.Config, app_state):
+        super().__init__(config)
+        self.app_state = app_state
+
+    def handle_exit(self, sig, frame) -> None:
+        self.app_state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def run(config: ServerConfig, settings: Settings, config_dir: Path) -> None:
+    app = create_app(config, settings, config_dir)
+    uv = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
+                        http="httptools", access_log=False, log_level="warning",
+                        timeout_graceful_shutdown=settings.drain_seconds,
+                        limit_concurrency=None, server_header=False)
+    _DrainingServer(uv, app.state.modelops).run()
