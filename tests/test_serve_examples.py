@@ -1,0 +1,56 @@
+"""`modelops serve` runs every example spec locally and each answers its example request."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from conftest import REPO
+from modelops.repo import load
+from servers import free_port
+
+
+def _close(expected, actual, tolerance: float) -> bool:
+    if isinstance(expected, float) or isinstance(actual, float):
+        return math.isclose(expected, actual, abs_tol=tolerance)
+    return expected == actual
+
+
+def test_every_example_answers_its_example(shared_root):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "--port", str(port),
+                             "--shared", str(shared_root)], cwd=REPO, stderr=subprocess.PIPE,
+                            env={**os.environ, "GITHUB_ACTIONS": ""})
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if client.get("/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "server never became ready"
+            time.sleep(0.1)
+        specs = load(REPO).models
+        assert len(specs) >= 5
+        for name, entry in specs.items():
+            example = entry.obj.spec.example
+            body = example.request.model_dump(exclude_none=True)
+            got = client.post(f"/v2/models/{name}/infer", json=body)
+            assert got.status_code == 200, (name, got.text)
+            outputs = {o["name"]: o for o in got.json()["outputs"]}
+            for want in example.response.outputs:
+                have = outputs[want.name]
+                assert (have["datatype"], have["shape"]) == (want.datatype, want.shape), name
+                assert all(_close(e, a, example.tolerance) for e, a in zip(want.data, have["data"])), name
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert b"curl -s -H 'content-type: application/json'" in stderr  # ready-to-paste examples

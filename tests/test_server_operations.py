@@ -1,0 +1,206 @@
+"""Operating the server: pools, isolation, concurrency limits, reload, drain, prediction logs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from servers import config, model
+
+SLOW_MODEL = """
+import time
+import numpy as np
+from modelops_runtime.model import Model
+
+
+class Slow(Model):
+    def load(self):
+        self.calls = []
+
+    def predict(self, inputs):
+        time.sleep({delay})
+        return {{"y": inputs["x"] * 2}}
+
+    def on_dataset_change(self, name, path):
+        self.calls.append(name)
+
+    def routes(self):
+        async def changes() -> dict:
+            return {{"changes": self.calls}}
+        return [("GET", "/changes", changes)]
+"""
+X = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}]}
+WINE = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 13],
+                    "data": [14.23, 1.71, 2.43, 15.6, 127.0, 2.8, 3.06, 0.28, 2.29, 5.64, 1.04, 3.92, 1065.0]}]}
+
+
+def slow(tmp_path: Path, delay: float = 0.5, **extra) -> dict:
+    code = tmp_path / "slow.py"
+    code.write_text(SLOW_MODEL.format(delay=delay))
+    return model("slow", "python", versions=[{"name": "v1"}], code=str(code), **extra)
+
+
+def test_a_pool_serves_all_its_models_from_one_process(start_server):
+    server = start_server(config(model("wine"), model("diabetes")))
+    index = {m["name"]: m for m in server.client.get("/v2/repository/index").json()}
+    assert {n: m["state"] for n, m in index.items()} == {"diabetes": "ready", "wine": "ready"}
+    assert index["wine"]["versions"][0]["loadSeconds"] > 0
+    assert server.client.post("/v2/models/wine/infer", json=WINE).json()["outputs"][0]["data"] == [0]
+
+
+def test_one_bad_model_fails_alone(start_server):
+    broken = model("iris", versions=[{"name": "v1", "artifact": "pvc://artifacts/missing.joblib",
+                                      "sha256": "0" * 64}])
+    server = start_server(config(model("wine"), broken))
+    assert server.client.get("/v2/health/ready").status_code == 200  # the pool still serves
+    assert server.client.post("/v2/models/wine/infer", json=WINE).status_code == 200
+    failed = server.client.post("/v2/models/iris/infer", json=X)
+    assert failed.status_code == 503 and "missing.joblib does not exist" in failed.json()["error"]
+    assert server.client.get("/v2/models/iris/ready").json() == {"name": "iris", "ready": False}
+    state = {m["name"]: m for m in server.client.get("/v2/repository/index").json()}["iris"]
+    assert state["state"] == "failed" and "does not exist" in state["reason"]
+
+
+def test_a_dedicated_server_with_a_bad_model_is_not_ready(start_server):
+    broken = model("iris", versions=[{"name": "v1", "artifact": "pvc://artifacts/iris/v1/model.joblib",
+                                      "sha256": "f" * 64}])
+    server = start_server(config(broken, placement="dedicated"), wait="/v2/health/live")
+    time.sleep(1)
+    assert server.client.get("/v2/health/ready").status_code == 503
+    reason = server.client.get("/v2/repository/index").json()[0]["reason"]
+    assert "but the spec pins ffff" in reason  # the sha256 is verified before loading
+
+
+def test_a_hot_model_cannot_starve_the_others(start_server, tmp_path):
+    server = start_server(config(slow(tmp_path, delay=2.0, concurrency=2), model("wine")))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        busy = [pool.submit(httpx.post, f"{server.url}/v2/models/slow/infer", json=X, timeout=10)
+                for _ in range(2)]
+        _wait_in_flight(server, "slow", 2)
+        refused = server.client.post("/v2/models/slow/infer", json=X)
+        other = server.client.post("/v2/models/wine/infer", json=WINE)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "concurrency limit (2)" in refused.json()["error"]
+        assert other.status_code == 200 and other.elapsed.total_seconds() < 0.5
+        assert [f.result().status_code for f in busy] == [200, 200]
+
+
+def test_reload_is_atomic_and_a_failed_reload_keeps_serving(start_server, shared_root, tmp_path):
+    import shutil
+
+    volume = tmp_path / "volume"
+    shutil.copytree(shared_root, volume)
+    server = start_server(config(model("wine"), model("diabetes")), shared=volume)
+    ok = server.client.post("/v2/repository/models/wine/load")
+    assert ok.status_code == 200 and ok.json()["state"] == "ready"
+    artifact = volume / "artifacts/wine/v1/model.joblib"
+    artifact.write_bytes(b"corrupted")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        during = pool.submit(lambda: [server.client.post("/v2/models/wine/infer", json=WINE).status_code
+                                      for _ in range(50)])
+        failed = server.client.post("/v2/repository/models/wine/load")
+        assert during.result() == [200] * 50
+    assert failed.status_code == 409
+    assert "still serving the previous versions" in failed.json()["error"]
+    assert "sha256" in failed.json()["error"]
+    assert server.client.post("/v2/models/wine/infer", json=WINE).status_code == 200
+
+
+def _wait_in_flight(server, model_name: str, count: int, timeout: float = 15) -> None:
+    """Until the server's own gauge shows `count` requests of the model in flight."""
+    line = f'modelops_inflight_requests{{model="{model_name}"}} {float(count)}'
+    deadline = time.monotonic() + timeout
+    while line not in server.client.get("/metrics").text:
+        assert time.monotonic() < deadline, f"never saw {line}"
+        time.sleep(0.02)
+
+
+def test_sigterm_drains_in_flight_requests(start_server, tmp_path):
+    server = start_server(config(slow(tmp_path, delay=2.0, concurrency=64), placement="dedicated"))
+    limits = httpx.Limits(max_connections=32)
+    with httpx.Client(base_url=server.url, limits=limits, timeout=30) as client, \
+            concurrent.futures.ThreadPoolExecutor(24) as pool:
+        futures = [pool.submit(client.post, "/v2/models/slow/infer", json=X) for _ in range(24)]
+        _wait_in_flight(server, "slow", 24)
+        server.proc.send_signal(signal.SIGTERM)
+        codes = [f.result().status_code for f in futures]
+    assert codes == [200] * 24  # every request in flight at SIGTERM was answered
+    assert server.proc.wait(20) == 0
+
+
+def test_models_hear_about_dataset_changes(tmp_path):
+    from modelops_runtime.config import ServerConfig
+    from modelops_runtime.registry import Registry
+    from modelops_runtime.watch import DatasetWatcher
+
+    (tmp_path / "datasets/ref").mkdir(parents=True)
+    (tmp_path / "datasets/ref/part-0.csv").write_text("a,b\n1,2\n")
+    cfg = ServerConfig.model_validate(config(slow(tmp_path, delay=0, datasets=[
+        {"name": "ref", "path": "datasets/ref"}])))
+    registry = Registry(cfg, tmp_path, tmp_path)
+    registry.load_all()
+    watcher = DatasetWatcher(registry, 60)
+    assert watcher.check() == []
+    (tmp_path / "datasets/ref/part-1.csv").write_text("a,b\n3,4\n")
+    assert watcher.check() == [("slow", "ref")]
+    assert registry.models["slow"].versions["v1"].model.calls == ["ref"]
+    assert watcher.check() == []
+
+
+def _records(folder: Path, suffix: str) -> list[dict]:
+    return [json.loads(line) for path in sorted(folder.rglob(f"*{suffix}"))
+            for line in path.read_text().splitlines()]
+
+
+def test_prediction_logs_rotate_and_lose_nothing_on_shutdown(start_server, tmp_path):
+    logs = tmp_path / "logs"
+    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris-log"})
+    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
+                          log_rotate_bytes=4096, log_rotate_seconds=60)
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    ids = [server.client.post("/v2/models/iris/infer", json=body,
+                              headers={"X-Request-ID": f"r{i}"}).headers["x-request-id"]
+           for i in range(200)]
+    assert server.stop() == 0
+    assert not list(logs.rglob("*.open"))  # every file closed on SIGTERM
+    closed = list(logs.rglob("*.jsonl"))
+    assert len(closed) > 3  # rotated by size
+    records = _records(logs, ".jsonl")
+    assert sorted(r["id"] for r in records) == sorted(ids)
+    first = records[0]
+    assert {"id", "model", "version", "dataset", "ts", "inputs", "outputs", "latency_ms", "status"} <= first.keys()
+    assert first["model"] == "iris" and first["dataset"] == "iris-log" and first["outputs"][0]["data"] == [0]
+
+
+def test_kill_9_leaves_only_complete_closed_files(start_server, tmp_path):
+    logs = tmp_path / "logs"
+    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris"})
+    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
+                          log_rotate_bytes=2048, log_rotate_seconds=60)
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(httpx.post, f"{server.url}/v2/models/iris/infer", json=body, timeout=10)
+                   for _ in range(400)]
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGKILL)
+        for future in futures:
+            try:
+                future.result()
+            except httpx.TransportError:
+                pass
+    server.proc.wait(10)
+    closed = list(logs.rglob("*.jsonl"))
+    assert closed
+    for path in closed:  # a closed file is complete: every line parses
+        for line in path.read_text().splitlines():
+            json.loads(line)
+        assert path.read_bytes().endswith(b"\n")
+    ids = [r["id"] for r in _records(logs, ".jsonl")]
+    assert len(ids) == len(set(ids))
