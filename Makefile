@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## demo: build the example artifacts, validate, generate, render every overlay.
+## demo: build the example artifacts, validate, generate, render every overlay, then
+## serve every example model on 127.0.0.1:8080 (Ctrl-C stops it).
 demo: $(STAMP)
 	$(BIN)/python -m modelops.examples $(SHARED)
 	$(BIN)/modelops validate
 	$(BIN)/modelops generate
 	$(BIN)/modelops render --out build/rendered
+	$(BIN)/modelops serve --shared $(SHARED)
 
 ## check: what CI checks before the tests (no writes).
 check: $(STAMP)

@@ -20,12 +20,22 @@ from modelops_runtime.protocol import ProtocolError
 from modelops_runtime.runtimes import RUNTIMES, load_class, verify
 
 
+INLINE_SECONDS = 0.002  # models faster than this on average run on the event loop
+
+
 @dataclasses.dataclass
 class Loaded:
     model: Model
     config: VersionConfig
     load_seconds: float
     loaded_at: float
+    average: float = float("inf")  # moving average of a call's seconds; unknown at first
+    fast: bool = False
+
+    def observe(self, seconds: float) -> None:
+        self.average = seconds if self.average == float("inf") else \
+            0.9 * self.average + 0.1 * seconds
+        self.fast = self.average < INLINE_SECONDS
 
 
 @dataclasses.dataclass

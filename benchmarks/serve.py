@@ -1,0 +1,243 @@
+"""Serving speed and memory, side by side on this machine.
+
+Same scikit-learn model (the iris v1 example), same bounded load (wrk on 127.0.0.1,
+1 and 16 connections, a fixed duration each), against:
+  modelops        this server (prediction logging off)
+  modelops+log    this server, every request logged to disk
+  mlserver        MLServer 1.7 with mlserver-sklearn, in its own venv (build/mlserver-venv),
+                  at its faster of parallel_workers 0 and 1
+  bare            a bare Starlette route: orjson parse, predict, orjson dump (the floor)
+Then: resident memory of one pool serving 20 models vs 20 dedicated servers, and the
+time from process start to ready for a dedicated server.
+
+Usage: python benchmarks/serve.py [--seconds 10]
+Needs wrk (apt-get install wrk); creates build/mlserver-venv on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+MLSERVER_VENV = BUILD / "mlserver-venv"
+BODY = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
+                    "data": [6.6, 3.0, 4.4, 1.4]}]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early ({proc.returncode})")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - start
+        except httpx.TransportError:
+            pass
+        time.sleep(0.01)
+    raise TimeoutError(url)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (MLServer forks workers)."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+# -- servers -------------------------------------------------------------------------
+
+def modelops_server(volume: Path, work: Path, models: list[dict], logging: bool = False,
+                    placement: str = "dedicated") -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    for m in models:
+        m["logging"] = {"enabled": logging, "sampleRate": 1.0, "dataset": m["name"]}
+    config = work / f"server-{port}.yaml"
+    config.write_text(yaml.safe_dump({"server": "bench", "placement": placement, "models": models}))
+    env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_SHARED_ROOT": str(volume),
+           "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(port),
+           "MODELOPS_LOG_DIR": str(work / "logs")}
+    proc = subprocess.Popen([sys.executable, "-m", "modelops_runtime"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def iris_model(name: str = "iris", artifact: str = "artifacts/iris/v1/model.joblib") -> dict:
+    from modelops.repo import load
+
+    digest = {v.artifact: v.sha256 for e in load(REPO).models.values() for v in e.obj.spec.versions}
+    return {"name": name, "runtime": "sklearn", "concurrency": 64,
+            "versions": [{"name": "v1", "artifact": f"pvc://{artifact}",
+                          "sha256": digest[f"pvc://{artifact}"]}]}
+
+
+def ensure_mlserver() -> Path:
+    binary = MLSERVER_VENV / "bin/mlserver"
+    if not binary.exists():
+        print("installing MLServer 1.7 into build/mlserver-venv (first run only)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run([str(MLSERVER_VENV / "bin/pip"), "install", "-q", "mlserver==1.7.1",
+                        "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "joblib==1.6.0",
+                        "numpy==2.4.6"], check=True)
+    return binary
+
+
+def mlserver(volume: Path, work: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    binary = ensure_mlserver()
+    port = free_port()
+    folder = work / f"mlserver-{port}"
+    (folder / "iris").mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps({
+        "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
+        "parallel_workers": workers, "debug": False, "host": "127.0.0.1"}))
+    (folder / "iris/model-settings.json").write_text(json.dumps({
+        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(volume / "artifacts/iris/v1/model.joblib")}}))
+    proc = subprocess.Popen([str(binary), "start", str(folder)], cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def bare(volume: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks/bare_server.py"),
+                             str(volume / "artifacts/iris/v1/model.joblib"), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+# -- load -----------------------------------------------------------------------------
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", str(script), f"{url}/v2/models/iris/infer"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure(name: str, start, seconds: int, script: Path) -> dict[int, dict]:
+    proc, url = start()
+    try:
+        wait_ready(f"{url}/v2/health/ready", proc)
+        wrk(url, 16, 2, script)  # warm up
+        results = {c: wrk(url, c, seconds, script) for c in (1, 16)}
+    finally:
+        stop(proc)
+    for c, r in results.items():
+        print(f"{name:<14} {c:>3} conn  {r['rps']:>8.0f} req/s  p50 {r['p50']:>7.2f} ms  "
+              f"p99 {r['p99']:>7.2f} ms" + (f"  ({r['non2xx']} non-2xx!)" if r["non2xx"] else ""),
+              flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    from modelops import examples
+
+    BUILD.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=BUILD, prefix="serve-bench-"))
+    volume = work / "volume"
+    examples.build(volume)
+    script = work / "post.lua"
+    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(BODY)}'\n"
+                      "wrk.headers['Content-Type'] = 'application/json'\n")
+
+    print(f"{'server':<14} load, {args.seconds}s each; model: iris v1 (scikit-learn), 1 row")
+    ours = measure("modelops", lambda: modelops_server(volume, work, [iris_model()]),
+                   args.seconds, script)
+    logged = measure("modelops+log", lambda: modelops_server(volume, work, [iris_model()], True),
+                     args.seconds, script)
+    theirs = max((measure(f"mlserver pw={w}", lambda w=w: mlserver(volume, work, w),
+                          args.seconds, script) for w in (0, 1)),
+                 key=lambda r: r[16]["rps"])
+    floor = measure("bare", lambda: bare(volume), args.seconds, script)
+
+    print("\nratios at 16 connections:")
+    print(f"  modelops / mlserver req/s      {ours[16]['rps'] / theirs[16]['rps']:.2f}x  (target >= 2)")
+    print(f"  modelops / mlserver p99        {ours[16]['p99'] / theirs[16]['p99']:.2f}   (target < 1)")
+    print(f"  modelops / bare req/s          {ours[16]['rps'] / floor[16]['rps']:.0%}   (target >= 60%)")
+    print(f"  logging on / off req/s         {logged[16]['rps'] / ours[16]['rps']:.0%}   "
+          "(target >= 90%)")
+    lines = sum(len(p.read_text().splitlines()) for p in (work / "logs").rglob("*.jsonl"))
+    print(f"  prediction records written     {lines}")
+
+    # Memory: one pool with 20 models vs 20 dedicated servers.
+    artifacts = ["artifacts/iris/v1/model.joblib", "artifacts/iris/v2/model.joblib",
+                 "artifacts/wine/v1/model.joblib", "artifacts/diabetes/v1/model.joblib"]
+    models = [iris_model(f"m{i:02d}", artifacts[i % 4]) for i in range(20)]
+    pool, url = modelops_server(volume, work, models, placement="shared")
+    wait_ready(f"{url}/v2/health/ready", pool)
+    pool_mb = rss_mb(pool.pid)
+    stop(pool)
+    dedicated = [modelops_server(volume, work, [m]) for m in models]
+    for proc, url in dedicated:
+        wait_ready(f"{url}/v2/health/ready", proc)
+    dedicated_mb = sum(rss_mb(proc.pid) for proc, _ in dedicated)
+    for proc, _ in dedicated:
+        stop(proc)
+    print(f"\nmemory, 20 models: pool {pool_mb:.0f} MB vs 20 dedicated {dedicated_mb:.0f} MB "
+          f"= {pool_mb / dedicated_mb:.0%} (target <= 30%)")
+
+    starts = []
+    for _ in range(5):
+        proc, url = modelops_server(volume, work, [iris_model()])
+        starts.append(wait_ready(f"{url}/v2/health/ready", proc))
+        stop(proc)
+    print(f"dedicated server ready after {statistics.median(starts):.2f} s "
+          f"(median of 5; target <= 1.5 s)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
