@@ -29,7 +29,12 @@ async def infer(request: Request) -> Response:
         media_type="application/json")
 
 
-app = Starlette(routes=[Route("/v2/models/iris/infer", infer, methods=["POST"])])
+async def ready(request: Request) -> Response:
+    return Response(b'{"ready":true}', media_type="application/json")
+
+
+app = Starlette(routes=[Route("/v2/models/iris/infer", infer, methods=["POST"]),
+                        Route("/v2/health/ready", ready)])
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), loop="uvloop", http="httptools",

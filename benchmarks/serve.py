@@ -162,12 +162,15 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def measure(name: str, start, seconds: int, script: Path) -> dict[int, dict]:
+def measure(name: str, start, seconds: int, script: Path) -> dict[int, dict] | None:
     proc, url = start()
     try:
-        wait_ready(f"{url}/v2/health/ready", proc)
+        wait_ready(f"{url}/v2/health/ready", proc, timeout=60)
         wrk(url, 16, 2, script)  # warm up
         results = {c: wrk(url, c, seconds, script) for c in (1, 16)}
+    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+        print(f"{name:<14} did not serve: {type(exc).__name__} {exc}"[:160], flush=True)
+        return None
     finally:
         stop(proc)
     for c, r in results.items():
@@ -198,9 +201,9 @@ def main() -> None:
                    args.seconds, script)
     logged = measure("modelops+log", lambda: modelops_server(volume, work, [iris_model()], True),
                      args.seconds, script)
-    theirs = max((measure(f"mlserver pw={w}", lambda w=w: mlserver(volume, work, w),
-                          args.seconds, script) for w in (0, 1)),
-                 key=lambda r: r[16]["rps"])
+    runs = [measure(f"mlserver pw={w}", lambda w=w: mlserver(volume, work, w), args.seconds,
+                    script) for w in (0, 1)]
+    theirs = max((r for r in runs if r), key=lambda r: r[16]["rps"])
     floor = measure("bare", lambda: bare(volume), args.seconds, script)
 
     print("\nratios at 16 connections:")

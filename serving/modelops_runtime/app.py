@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import random
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -52,9 +51,9 @@ _INFER_BODY = {"content": {"application/json": {"schema": {
 class State:
     """Everything a request handler needs, created once per app."""
 
-    def __init__(self, config: ServerConfig, settings: Settings, config_dir: Path):
+    def __init__(self, config: ServerConfig, settings: Settings, registry: Registry):
         self.settings = settings
-        self.registry = Registry(config, settings.shared_root, config_dir)
+        self.registry = registry
         logging_on = any(m.logging.enabled for m in config.models)
         self.log = PredictionLog(settings.logs, config.server, settings.log_rotate_bytes,
                                  settings.log_rotate_seconds, settings.log_queue_size) \
@@ -77,16 +76,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(config: ServerConfig, settings: Settings, config_dir: Path) -> FastAPI:
-    state = State(config, settings, config_dir)
+def create_app(config: ServerConfig, settings: Settings, config_dir: Path,
+               registry: Registry | None = None) -> FastAPI:
+    """The app; pass a registry that is already loading to overlap loading with start-up."""
+    state = State(config, settings,
+                  registry or Registry(config, settings.shared_root, config_dir))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if state.log:
             state.log.start()
-        # Load in the background: the server is live at once and ready once loaded.
-        loader = threading.Thread(target=state.registry.load_all, name="loader", daemon=True)
-        loader.start()
+        state.registry.start_loading()
         state.watcher.start()
         yield
         state.draining = True
@@ -266,6 +266,9 @@ def create_app(config: ServerConfig, settings: Settings, config_dir: Path) -> Fa
         app.openapi_schema = None  # rebuild /docs with the new routes
 
     state.registry.on_change.append(mount_routes)
+    for name, entry in list(state.registry.models.items()):
+        if entry.versions:  # loaded before the app existed
+            mount_routes(name)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -1,7 +1,9 @@
 """Prediction logs: JSON lines on the shared volume, written off the request path.
 
-Requests put records on a bounded queue and never wait: when it is full the record
-is dropped and counted. One writer thread serialises records in batches into
+Requests append records to a bounded deque and never wait: when it is full the
+record is dropped and counted. The writer thread wakes on a short timer rather than
+per record (a wake-up per request made the two threads trade the GIL on every
+request), and serialises what accumulated in one batch into
 `<dir>/<server>/<date>/<host>-<pid>-<seq>.jsonl.open`; when that file reaches the
 size or age limit (or the server stops) it is flushed, fsynced and renamed to
 `.jsonl`. A reader (the compactor) takes only `.jsonl` files, so it only ever sees
@@ -10,8 +12,8 @@ complete files; after a crash only the `.open` file can end in a torn line.
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import socket
 import threading
 import time
@@ -23,8 +25,7 @@ from modelops_runtime import metrics
 
 OPEN_SUFFIX = ".jsonl.open"
 CLOSED_SUFFIX = ".jsonl"
-_STOP = object()
-_BATCH = 512
+FLUSH_SECONDS = 0.05  # how often the writer drains what requests appended
 
 
 class PredictionLog:
@@ -33,7 +34,9 @@ class PredictionLog:
         self.directory = directory / server
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.pending: collections.deque = collections.deque()
+        self.limit = queue_size
+        self.stopping = threading.Event()
         self.prefix = f"{socket.gethostname()}-{os.getpid()}"
         self.sequence = 0
         self.handle = None
@@ -47,15 +50,15 @@ class PredictionLog:
 
     def submit(self, record: dict) -> None:
         """Never blocks the request: a full queue drops the record (and counts it)."""
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
+        if len(self.pending) >= self.limit:
             metrics.LOG_DROPPED.inc()
+        else:
+            self.pending.append(record)  # atomic; wakes nobody
 
     def close(self, timeout: float = 10.0) -> None:
         """Write everything queued, close the open file, stop the writer."""
         if self.thread.is_alive():
-            self.queue.put(_STOP)
+            self.stopping.set()
             self.thread.join(timeout)
 
     # -- writer thread -------------------------------------------------------------
@@ -90,35 +93,21 @@ class PredictionLog:
         self.size += len(data)
         metrics.LOG_WRITTEN.inc(len(batch))
 
+    def _drain(self) -> None:
+        batch = []
+        pending = self.pending
+        while pending:
+            batch.append(pending.popleft())
+        if batch:
+            self._write(batch)
+        metrics.LOG_QUEUE.set(len(pending))
+        if self.handle is not None and (
+                self.size >= self.rotate_bytes
+                or time.monotonic() - self.opened >= self.rotate_seconds):
+            self._rotate()
+
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            wait = None
-            if self.handle is not None:
-                wait = max(0.0, self.rotate_seconds - (time.monotonic() - self.opened))
-            try:
-                first = self.queue.get(timeout=wait)
-            except queue.Empty:
-                self._rotate()  # idle past the age limit
-                continue
-            batch: list[dict] = []
-            item = first
-            while True:
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-            metrics.LOG_QUEUE.set(self.queue.qsize())
-            if batch:
-                self._write(batch)
-            if self.handle is not None and (
-                    self.size >= self.rotate_bytes
-                    or time.monotonic() - self.opened >= self.rotate_seconds):
-                self._rotate()
+        while not self.stopping.wait(FLUSH_SECONDS):
+            self._drain()
+        self._drain()
         self._rotate()

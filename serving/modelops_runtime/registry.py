@@ -83,6 +83,7 @@ class Registry:
         self.loaded_all = False
         self._reload_lock = threading.Lock()
         self.on_change: list = []  # callbacks(name) after a model's versions change
+        self._loader: threading.Thread | None = None
 
     # -- loading -------------------------------------------------------------------
 
@@ -135,6 +136,12 @@ class Registry:
         for name in self.models:
             self.load(name)
         self.loaded_all = True
+
+    def start_loading(self) -> None:
+        """Load every model in a background thread (once): live at once, ready when loaded."""
+        if self._loader is None:
+            self._loader = threading.Thread(target=self.load_all, name="loader", daemon=True)
+            self._loader.start()
 
     # -- serving -------------------------------------------------------------------
 

@@ -40,8 +40,8 @@ class _DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def run(config: ServerConfig, settings: Settings, config_dir: Path) -> None:
-    app = create_app(config, settings, config_dir)
+def run(config: ServerConfig, settings: Settings, config_dir: Path, registry=None) -> None:
+    app = create_app(config, settings, config_dir, registry)
     uv = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
                         http="httptools", access_log=False, log_level="warning",
                         timeout_graceful_shutdown=settings.drain_seconds,
