@@ -1,16 +1,18 @@
 """Serving speed and memory, side by side on this machine.
 
 Same scikit-learn model (the iris v1 example), same bounded load (wrk on 127.0.0.1,
-1 and 16 connections, a fixed duration each), against:
+1 and 16 connections, a fixed duration each, in interleaved rounds), against:
   modelops        this server (prediction logging off)
   modelops+log    this server, every request logged to disk
   mlserver        MLServer 1.7 with mlserver-sklearn, in its own venv (build/mlserver-venv),
-                  at its faster of parallel_workers 0 and 1
+                  with parallel_workers 0 (inference in the server process). Its default,
+                  parallel_workers 1, does not work here: the worker process dies at start
+                  ("There is no current event loop in thread 'MainThread'") and restarts.
   bare            a bare Starlette route: orjson parse, predict, orjson dump (the floor)
 Then: resident memory of one pool serving 20 models vs 20 dedicated servers, and the
 time from process start to ready for a dedicated server.
 
-Usage: python benchmarks/serve.py [--seconds 10]
+Usage: python benchmarks/serve.py [--seconds 5] [--rounds 3]
 Needs wrk (apt-get install wrk); creates build/mlserver-venv on first use.
 """
 
@@ -36,6 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 MLSERVER_VENV = BUILD / "mlserver-venv"
+SCRIPT = BUILD / "serve-bench.lua"
 BODY = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
                     "data": [6.6, 3.0, 4.4, 1.4]}]}
 
@@ -162,27 +165,43 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(errors.group(1)) if errors else 0}
 
 
-def measure(name: str, start, seconds: int, script: Path) -> dict[int, dict] | None:
-    proc, url = start()
-    try:
-        wait_ready(f"{url}/v2/health/ready", proc, timeout=60)
-        wrk(url, 16, 2, script)  # warm up
-        results = {c: wrk(url, c, seconds, script) for c in (1, 16)}
-    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-        print(f"{name:<14} did not serve: {type(exc).__name__} {exc}"[:160], flush=True)
-        return None
-    finally:
-        stop(proc)
-    for c, r in results.items():
-        print(f"{name:<14} {c:>3} conn  {r['rps']:>8.0f} req/s  p50 {r['p50']:>7.2f} ms  "
-              f"p99 {r['p99']:>7.2f} ms" + (f"  ({r['non2xx']} non-2xx!)" if r["non2xx"] else ""),
-              flush=True)
-    return results
+def start_all(contestants: dict) -> dict:
+    """Start every server; a contestant that does not serve is reported and left out."""
+    running = {}
+    for name, start in contestants.items():
+        proc, url = start()
+        try:
+            wait_ready(f"{url}/v2/health/ready", proc, timeout=60)
+            wrk(url, 4, 1, SCRIPT)  # warm up, and prove it answers
+            running[name] = (proc, url)
+        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+            print(f"{name:<14} did not serve: {type(exc).__name__}", flush=True)
+            stop(proc)
+    return running
+
+
+def rounds(running: dict, seconds: int, count: int) -> dict[str, dict[int, dict]]:
+    """Interleaved rounds (every server once per round), then the median of each figure:
+    noise on this shared machine then falls on all contestants alike."""
+    samples: dict[str, dict[int, list[dict]]] = {n: {1: [], 16: []} for n in running}
+    for _ in range(count):
+        for connections in (1, 16):
+            for name, (_, url) in running.items():
+                samples[name][connections].append(wrk(url, connections, seconds, SCRIPT))
+    result = {}
+    for name, by_conn in samples.items():
+        result[name] = {c: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+                        for c, runs in by_conn.items()}
+        for c, r in result[name].items():
+            print(f"{name:<14} {c:>3} conn  {r['rps']:>8.0f} req/s  p50 {r['p50']:>7.2f} ms  "
+                  f"p99 {r['p99']:>7.2f} ms", flush=True)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="length of one load run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -192,19 +211,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(dir=BUILD, prefix="serve-bench-"))
     volume = work / "volume"
     examples.build(volume)
-    script = work / "post.lua"
-    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(BODY)}'\n"
+    SCRIPT.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(BODY)}'\n"
                       "wrk.headers['Content-Type'] = 'application/json'\n")
-
-    print(f"{'server':<14} load, {args.seconds}s each; model: iris v1 (scikit-learn), 1 row")
-    ours = measure("modelops", lambda: modelops_server(volume, work, [iris_model()]),
-                   args.seconds, script)
-    logged = measure("modelops+log", lambda: modelops_server(volume, work, [iris_model()], True),
-                     args.seconds, script)
-    runs = [measure(f"mlserver pw={w}", lambda w=w: mlserver(volume, work, w), args.seconds,
-                    script) for w in (0, 1)]
-    theirs = max((r for r in runs if r), key=lambda r: r[16]["rps"])
-    floor = measure("bare", lambda: bare(volume), args.seconds, script)
+    running = start_all({
+        "modelops": lambda: modelops_server(volume, work, [iris_model()]),
+        "modelops+log": lambda: modelops_server(volume, work, [iris_model()], True),
+        "mlserver": lambda: mlserver(volume, work, 0),
+        "bare": lambda: bare(volume)})
+    print(f"{len(running)} servers, {args.rounds} interleaved rounds of {args.seconds}s per "
+          "load; model: iris v1 (scikit-learn), 1 row; medians:")
+    try:
+        result = rounds(running, args.seconds, args.rounds)
+    finally:
+        for proc, _ in running.values():
+            stop(proc)
+    ours, logged, floor = result["modelops"], result["modelops+log"], result["bare"]
+    theirs = result["mlserver"]
 
     print("\nratios at 16 connections:")
     print(f"  modelops / mlserver req/s      {ours[16]['rps'] / theirs[16]['rps']:.2f}x  (target >= 2)")

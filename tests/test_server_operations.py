@@ -204,3 +204,31 @@ def test_kill_9_leaves_only_complete_closed_files(start_server, tmp_path):
         assert path.read_bytes().endswith(b"\n")
     ids = [r["id"] for r in _records(logs, ".jsonl")]
     assert len(ids) == len(set(ids))
+
+
+def test_an_idle_log_file_is_closed_after_its_age_limit(start_server, tmp_path):
+    logs = tmp_path / "logs"
+    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris"})
+    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
+                          log_rotate_bytes=10_000_000, log_rotate_seconds=0.5)
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    for _ in range(3):
+        server.client.post("/v2/models/iris/infer", json=body)
+    deadline = time.monotonic() + 10
+    while not list(logs.rglob("*.jsonl")):
+        assert time.monotonic() < deadline, "the idle file was never closed"
+        time.sleep(0.1)
+    assert not list(logs.rglob("*.open"))  # closed while the server keeps running
+    assert len(_records(logs, ".jsonl")) == 3
+    assert server.proc.poll() is None
+
+
+def test_sampling_logs_about_the_sample_rate(start_server, tmp_path):
+    logs = tmp_path / "logs"
+    iris = model("iris", logging={"enabled": True, "sampleRate": 0.25, "dataset": "iris"})
+    server = start_server(config(iris, placement="dedicated"), log_dir=logs)
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    for _ in range(400):
+        server.client.post("/v2/models/iris/infer", json=body)
+    server.stop()
+    assert 50 < len(_records(logs, ".jsonl")) < 150  # 100 expected; far outside is a bug
