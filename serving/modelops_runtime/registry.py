@@ -137,6 +137,11 @@ class Registry:
             self.load(name)
         self.loaded_all = True
 
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        self.start_loading()
+        self._loader.join(timeout)
+        return self.loaded_all
+
     def start_loading(self) -> None:
         """Load every model in a background thread (once): live at once, ready when loaded."""
         if self._loader is None:

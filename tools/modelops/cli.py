@@ -52,6 +52,42 @@ def _loaded(root: Path, output: str) -> Repo:
     return repo
 
 
+class Runtime(str, enum.Enum):
+    sklearn = "sklearn"
+    onnx = "onnx"
+    python = "python"
+    custom = "custom"
+
+
+@app.command()
+def new(name: str = typer.Argument(..., help="The model's name (becomes models/NAME/)."),
+        runtime: Runtime = typer.Option(..., "--runtime", help="sklearn, onnx, python or custom."),
+        pool: str = typer.Option(None, "--pool", help="Join this pool instead of running "
+                                                      "dedicated servers."),
+        team: str = typer.Option("data-science", "--team", help="Owning team."),
+        artifact: Path = typer.Option(None, "--artifact", help="sklearn/onnx file: pins its "
+                                      "sha256 and copies it onto the local shared volume."),
+        shared: Path = typer.Option(Path("var/volume"), help="Local shared volume."),
+        root: Path = ROOT) -> None:
+    """Scaffold models/NAME/model.yaml (and model.py for runtime python)."""
+    from modelops.scaffold import ScaffoldError, create
+
+    try:
+        written = create(root, name, runtime.value, team, pool, artifact,
+                         shared if shared.is_absolute() else root / shared)
+    except ScaffoldError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for path in written:
+        typer.echo(f"created {path.relative_to(root)}")
+    steps = ["modelops validate", f"modelops test {name}", "modelops generate",
+             "modelops plan   # what the pull request changes in the cluster"]
+    if runtime.value in ("sklearn", "onnx") and artifact is None:
+        steps.insert(0, f"put the artifact on the shared volume and set its sha256 in "
+                        f"models/{name}/model.yaml")
+    typer.echo("next:\n" + "\n".join(f"  {step}" for step in steps))
+
+
 @app.command()
 def validate(root: Path = ROOT,
              output: Output = typer.Option(None, "--output", "-o",
@@ -108,6 +144,84 @@ def render(root: Path = ROOT,
     if fmt != "json":
         typer.echo(f"ok: {count} object(s) rendered and valid for Kubernetes "
                    f"{repo.settings.kubernetesVersion}")
+
+
+@app.command()
+def plan(base: str = typer.Option(None, "--base", metavar="REF",
+                                  help="Compare with this git ref (default: the merge base "
+                                       "with origin/main, else main)."),
+         root: Path = ROOT,
+         output: Output = typer.Option(None, "--output", "-o",
+                                       help="markdown (default, for a PR comment) or json")) -> None:
+    """What this change does to the cluster: objects, replicas, resources, traffic, capacity."""
+    import orjson
+
+    from modelops import plan as planning
+
+    try:
+        ref = base or planning.default_base(root)
+        result = planning.make_plan(root, ref)
+    except planning.PlanError as exc:
+        if "does not validate" in str(exc):
+            _loaded(root, _output(None))  # prints the located problems
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    if output == Output.json:
+        typer.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(planning.markdown(result), nl=False)
+
+
+@app.command("test")
+def test_models(models: list[str] = typer.Argument(None, metavar="[MODEL]...",
+                                                   help="Models to test (default: all)."),
+                root: Path = ROOT,
+                shared: Path = typer.Option(Path("var/volume"), help="Where the artifacts are."),
+                changed_since: str = typer.Option(None, "--changed-since", metavar="REF",
+                                                  help="Only models whose folder changed since "
+                                                       "this git ref.")) -> None:
+    """Load each model with the real server and check its example request, every version."""
+    from modelops import modeltest
+
+    repo = _loaded(root, _output(None))
+    names = models or sorted(repo.models)
+    if changed_since:
+        names = [n for n in names if n in _changed_models(root, changed_since)]
+    unknown = [n for n in names if n not in repo.models]
+    if unknown:
+        typer.echo(f"error: no model named {unknown[0]!r}; models: {', '.join(sorted(repo.models))}",
+                   err=True)
+        raise typer.Exit(1)
+    shared = shared if shared.is_absolute() else root / shared
+    failed = 0
+    for name in names:
+        result = modeltest.run(root, name, shared)
+        figures = f"load {result.load_seconds:.2f} s, +{result.memory_bytes / 2**20:.0f} MiB"
+        if result.ok:
+            typer.echo(f"ok      {name} ({figures})")
+        else:
+            failed += 1
+            typer.echo(f"FAILED  {name} ({figures})", err=True)
+            for problem in result.problems:
+                typer.echo(f"        {problem}", err=True)
+    if not names:
+        typer.echo("no models to test")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _changed_models(root: Path, ref: str) -> set[str]:
+    import subprocess
+
+    proc = subprocess.run(["git", "diff", "--name-only", f"{ref}...HEAD", "--", "models"],
+                          cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        typer.echo(f"error: git diff against {ref!r} failed: {proc.stderr.strip()}", err=True)
+        raise typer.Exit(2)
+    untracked = subprocess.run(["git", "status", "--porcelain", "--", "models"], cwd=root,
+                               capture_output=True, text=True).stdout
+    paths = proc.stdout.split() + [line[3:] for line in untracked.splitlines()]
+    return {p.split("/")[1] for p in paths if p.count("/") >= 2}
 
 
 @app.command()

@@ -228,6 +228,12 @@ class Example(Strict):
     """The outputs expected back; checked by `modelops test`."""
     tolerance: float = Field(default=1e-6, ge=0)
     """Absolute tolerance for floating-point outputs."""
+    maxLoadSeconds: float | None = Field(default=None, gt=0)
+    """`modelops test` fails if loading a version takes longer."""
+    maxMemory: Quantity | None = None
+    """`modelops test` fails if loading the model grows the process by more than this."""
+
+    _check = field_validator("maxMemory", mode="before")(lambda v: v if v is None else _quantity(v))
 
 
 class ModelOverrides(Strict):

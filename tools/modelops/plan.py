@@ -1,0 +1,247 @@
+"""`modelops plan`: what a change does to the cluster, per environment and model.
+
+Both sides are generated from their specs with this generator; only overlays whose
+generated files differ (all of them when base/ changed) are rendered with kustomize,
+which keeps a plan over hundreds of models to seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import io
+import re
+import subprocess
+import tarfile
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from modelops import capacity, generate, quantity, render, yamlemit
+from modelops.repo import Repo, load
+from modelops.spec import ENVIRONMENTS, ModelSpec
+
+_HASHED = re.compile(r"-[a-z0-9]{10}$")  # kustomize's content-hash suffix
+_TREES = ("models", "platform", "base")
+
+
+class PlanError(Exception):
+    pass
+
+
+def default_base(root: Path) -> str:
+    for candidate in ("origin/main", "main"):
+        proc = subprocess.run(["git", "merge-base", "HEAD", candidate], cwd=root,
+                              capture_output=True, text=True)
+        if proc.returncode == 0:
+            return proc.stdout.strip()
+    raise PlanError("no base to compare with: neither origin/main nor main exists (use --base)")
+
+
+def extract(root: Path, ref: str, into: Path) -> None:
+    """The spec folders of `ref`, as they were committed."""
+    proc = subprocess.run(["git", "archive", "--format=tar", ref, "--",
+                           *[t for t in _TREES if _tracked(root, ref, t)]],
+                          cwd=root, capture_output=True)
+    if proc.returncode != 0:
+        raise PlanError(f"cannot read {ref!r}: {proc.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
+        archive.extractall(into, filter="data")
+
+
+def _tracked(root: Path, ref: str, folder: str) -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{ref}:{folder}"], cwd=root,
+                          capture_output=True).returncode == 0
+
+
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _apps(files: dict[str, str]) -> dict[str, dict[str, str]]:
+    """overlays/<env>/<name> -> its generated files."""
+    apps: dict[str, dict[str, str]] = {}
+    for path, text in files.items():
+        parts = path.split("/")
+        if parts[0] == "overlays" and len(parts) > 3:
+            apps.setdefault("/".join(parts[:3]), {})[path] = text
+    return apps
+
+
+def _render(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[str, dict]:
+    """Objects of one app by 'Kind/name', with generated names stripped of their hash."""
+    if not files:
+        return {}
+    if not (tree / "base").exists():
+        (tree / "base").symlink_to(bases.resolve(), target_is_directory=True)
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    text, error = render.build(tree / app)
+    if error:
+        raise PlanError(f"{app}: kustomize build failed: {error}")
+    objects = {}
+    for obj in yaml.load_all(text, Loader=yaml.CSafeLoader):
+        name = obj["metadata"]["name"]
+        if obj["kind"] in ("ConfigMap", "Secret"):
+            name = _HASHED.sub("", name)
+        objects[f"{obj['kind']}/{name}"] = obj
+    return objects
+
+
+def _unhash(text: str) -> str:
+    return re.sub(r"(-config)-[a-z0-9]{10}\b", r"\1", text)
+
+
+@dataclasses.dataclass
+class AppChange:
+    env: str
+    name: str
+    added: list[str]
+    removed: list[str]
+    changed: dict[str, str]  # 'Kind/name' -> unified diff
+    facts: list[str]  # replicas, resources, weights that changed
+
+
+def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[str]:
+    def describe(spec) -> dict[str, str]:
+        if spec is None:
+            return {}
+        out = {}
+        if spec.autoscaling is not None:
+            out["replicas"] = f"{spec.autoscaling.minReplicas}-{spec.autoscaling.maxReplicas}"
+        if spec.resources is not None:
+            gpu = f", {spec.resources.gpu.count} GPU" if spec.resources.gpu else ""
+            out["resources"] = f"{spec.resources.cpu} CPU, {spec.resources.memory}{gpu}"
+        if isinstance(spec, ModelSpec):
+            out["traffic"] = ", ".join(f"{v.name} {v.weight}%" for v in spec.versions)
+            out["placement"] = spec.placement if spec.placement == "dedicated" \
+                else f"pool {spec.placement.shared}"
+        return out
+
+    before, after = describe(old), describe(new)
+    return [f"{key}: {before.get(key, '-')} -> {after.get(key, '-')}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+@dataclasses.dataclass
+class Plan:
+    base: str
+    changes: list[AppChange]
+    capacity: dict[str, dict[str, dict[str, str]]]  # env -> side -> totals
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _totals(repo: Repo, env: str) -> dict[str, Decimal]:
+    used = [u for e in [*repo.models.values(), *repo.pools.values()]
+            if (u := capacity.usage(e.name, e.team, e.file, e.envs[env])) is not None]
+    return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
+            for f in ("cpu_min", "cpu_max", "memory_min", "memory_max", "gpu_min", "gpu_max")}
+
+
+def _fmt(field: str, value: Decimal) -> str:
+    if field.startswith("cpu"):
+        return quantity.cpu(value)
+    if field.startswith("memory"):
+        return quantity.memory(value)
+    return str(int(value))
+
+
+def make_plan(root: Path, base_ref: str) -> Plan:
+    head = load(root)
+    if not head.ok:
+        raise PlanError("the working tree does not validate; run `modelops validate`")
+    with tempfile.TemporaryDirectory(prefix="modelops-plan-") as tmp:
+        base_root = Path(tmp) / "base-ref"
+        base_root.mkdir()
+        extract(root, base_ref, base_root)
+        base = load(base_root)
+        if not base.ok:
+            raise PlanError(f"{base_ref} does not validate, so there is nothing to compare with")
+        old_apps = _apps(generate.build(base))
+        new_apps = _apps(generate.build(head))
+        bases_changed = _tree_digest(base_root / "base") != _tree_digest(root / "base")
+        changes = []
+        for app in sorted(set(old_apps) | set(new_apps)):
+            old_files, new_files = old_apps.get(app, {}), new_apps.get(app, {})
+            if old_files == new_files and not bases_changed:
+                continue
+            old = _render(Path(tmp) / "old", base_root / "base", app, old_files)
+            new = _render(Path(tmp) / "new", root / "base", app, new_files)
+            diffs = {}
+            for key in sorted(set(old) & set(new)):
+                a = _unhash(yamlemit.dump(old[key])).splitlines()
+                b = _unhash(yamlemit.dump(new[key])).splitlines()
+                if a != b:
+                    diffs[key] = "\n".join(difflib.unified_diff(a, b, "before", "after",
+                                                                lineterm="", n=2))
+            _, env, name = app.split("/")
+            entries = (base.models.get(name) or base.pools.get(name),
+                       head.models.get(name) or head.pools.get(name))
+            facts = _spec_facts(env, *(e.envs[env] if e else None for e in entries))
+            added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+            if added or removed or diffs or facts:
+                changes.append(AppChange(env, name, added, removed, diffs, facts))
+        # Models whose spec changed without changing any object (e.g. weights of a
+        # dedicated model, which only routing reads) are still worth a line.
+        for name in sorted(set(base.models) & set(head.models)):
+            for env in ENVIRONMENTS:
+                if any(c.env == env and c.name == name for c in changes):
+                    continue
+                facts = _spec_facts(env, base.models[name].envs[env], head.models[name].envs[env])
+                if facts:
+                    changes.append(AppChange(env, name, [], [], {}, facts))
+    totals = {}
+    for env in ENVIRONMENTS:
+        before, after = _totals(base, env), _totals(head, env)
+        budget = head.budget.environments.get(env) if head.budget else None
+        totals[env] = {
+            "before": {k: _fmt(k, v) for k, v in before.items()},
+            "after": {k: _fmt(k, v) for k, v in after.items()},
+            "budget": budget.model_dump() if budget else {}}
+    changes.sort(key=lambda c: (ENVIRONMENTS.index(c.env), c.name))
+    return Plan(base_ref, changes, totals)
+
+
+def markdown(plan: Plan) -> str:
+    lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
+    if not plan.changes:
+        lines += ["No change to any model or pool.", ""]
+    for env in ENVIRONMENTS:
+        changes = [c for c in plan.changes if c.env == env]
+        if not changes:
+            continue
+        lines += [f"### {env}", "", "| model | objects added | changed | removed | spec |",
+                  "|---|---|---|---|---|"]
+        for c in changes:
+            lines.append(f"| `{c.name}` | {', '.join(c.added) or '-'} | "
+                         f"{', '.join(c.changed) or '-'} | {', '.join(c.removed) or '-'} | "
+                         f"{'<br>'.join(c.facts) or '-'} |")
+        lines.append("")
+        for c in changes:
+            for key, diff in c.changed.items():
+                lines += [f"<details><summary>{env}/{c.name}: {key}</summary>", "",
+                          "```diff", diff, "```", "</details>", ""]
+    lines += ["### Capacity (requests at min and max replicas)", "",
+              "| env | CPU | memory | GPU | budget |", "|---|---|---|---|---|"]
+    for env, sides in plan.capacity.items():
+        b, a, budget = sides["before"], sides["after"], sides["budget"]
+
+        def pair(kind: str) -> str:
+            lo, hi = f"{kind}_min", f"{kind}_max"
+            text = f"{a[lo]}-{a[hi]}"
+            return text if (b[lo], b[hi]) == (a[lo], a[hi]) else f"{b[lo]}-{b[hi]} -> **{text}**"
+
+        lines.append(f"| {env} | {pair('cpu')} | {pair('memory')} | {pair('gpu')} | "
+                     f"{budget.get('cpu', '-')} CPU, {budget.get('memory', '-')}, "
+                     f"{budget.get('gpu', 0)} GPU |")
+    return "\n".join(lines) + "\n"

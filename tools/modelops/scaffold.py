@@ -1,0 +1,142 @@
+"""`modelops new`: a commented spec (and for `python` a class) that a data scientist fills in."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+from modelops.spec import NAME
+
+SPEC = """\
+# yaml-language-server: $schema=../../schemas/model.schema.json
+# Reference: docs/spec.md. Check with `modelops validate`, try with `modelops test {name}`.
+apiVersion: modelops/v1
+kind: Model
+metadata:
+  # The name must match the folder; the team becomes the modelops/team label.
+  name: {name}
+  team: {team}
+  description: "{description}"
+spec:
+  runtime: {runtime}{image}
+  versions:                    # one or more; unversioned traffic is split by weight
+    - name: v1
+{artifact}      weight: 100              # all versions' weights sum to 100
+{placement}  concurrency: 16              # requests served at once; more get 503 + Retry-After
+  logging:
+    enabled: false             # true: log requests and responses to the shared volume
+    sampleRate: 1.0            # fraction of requests logged
+{example}"""
+
+DEDICATED = """\
+  placement: dedicated         # its own servers; or {shared: <pool>} to join a pool
+  resources:                   # per replica
+    cpu: 250m
+    memory: 512Mi
+  autoscaling:                 # HPA bounds per version; capacity is checked at maxReplicas
+    minReplicas: 1             # 2 or more adds a PodDisruptionBudget
+    maxReplicas: 3
+    targetCPUUtilization: 70
+"""
+
+EXAMPLE_PYTHON = """\
+  example:                     # `modelops test` sends this and expects this back
+    request:
+      inputs:
+        - name: input-0
+          datatype: FP64
+          shape: [2, 3]
+          data: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    response:
+      outputs:
+        - name: output-0
+          datatype: FP64
+          shape: [2]
+          data: [2.0, 5.0]
+"""
+
+EXAMPLE_TODO = """\
+  # example:                   # add one so `modelops test` can check the model
+  #   request:
+  #     inputs:
+  #       - {name: input-0, datatype: FP64, shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2]}
+  #   response:
+  #     outputs:
+  #       - {name: predict, datatype: INT64, shape: [1], data: [0]}
+"""
+
+MODEL_PY = '''\
+"""{description}
+
+The server calls load() once, then predict() for every request; see
+modelops_runtime.model.Model for metadata(), routes() and on_dataset_change().
+"""
+
+import numpy as np
+
+from modelops_runtime.model import Model
+
+
+class {cls}(Model):
+    def load(self) -> None:
+        # Read your artifact here (self.artifact_path, if the version has one).
+        self.scale = 1.0
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = inputs["input-0"].astype(np.float64)
+        return {{"output-0": rows.mean(axis=1) * self.scale}}
+'''
+
+EXTENSIONS = {"sklearn": "joblib", "onnx": "onnx"}
+
+
+class ScaffoldError(Exception):
+    pass
+
+
+def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
+           artifact: Path | None, shared_root: Path) -> list[Path]:
+    """Write models/<name>/ (never over an existing one); return the files written."""
+    if not re.match(NAME, name):
+        raise ScaffoldError(f"{name!r} is not a valid model name: lowercase letters, digits and "
+                            "'-', starting with a letter, at most 40 characters")
+    folder = root / "models" / name
+    if folder.exists():
+        raise ScaffoldError(f"{folder.relative_to(root)} already exists; not overwriting it")
+    if pool and not (root / "models" / pool / "pool.yaml").is_file():
+        raise ScaffoldError(f"pool {pool!r} does not exist (no models/{pool}/pool.yaml)")
+    if artifact and runtime not in EXTENSIONS:
+        raise ScaffoldError(f"--artifact is for sklearn and onnx models, not {runtime!r}")
+    if artifact and not artifact.is_file():
+        raise ScaffoldError(f"artifact {artifact} does not exist")
+
+    description = f"{name}: what it predicts, from what."
+    artifact_lines = ""
+    if runtime in EXTENSIONS:
+        rel = f"artifacts/{name}/v1/model.{EXTENSIONS[runtime]}"
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest() if artifact \
+            else "replace with the sha256sum of the artifact"
+        artifact_lines = ("      # The artifact on the shared volume, and its sha256 (the server checks it).\n"
+                          f"      artifact: pvc://{rel}\n      sha256: {digest}\n")
+        if artifact:  # also onto the local volume, so `modelops test` and `serve` find it
+            (shared_root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(artifact, shared_root / rel)
+    placement = f"  placement:                   # served by a pool's shared server\n" \
+        f"    shared: {pool}\n" if pool else DEDICATED
+    text = SPEC.format(
+        name=name, team=team, description=description, runtime=runtime,
+        image="\n  # Your image, which implements the v2 HTTP contract, pinned (never latest)."
+              f"\n  image: ghcr.io/your-org/{name}:0.1.0"
+        if runtime == "custom" else "",
+        artifact=artifact_lines, placement=placement,
+        example=EXAMPLE_PYTHON if runtime == "python" else EXAMPLE_TODO)
+    folder.mkdir(parents=True)
+    written = [folder / "model.yaml"]
+    written[0].write_text(text)
+    if runtime == "python":
+        cls = "".join(part.capitalize() for part in name.split("-"))
+        (folder / "model.py").write_text(MODEL_PY.format(description=description, cls=cls))
+        written.append(folder / "model.py")
+    return written
