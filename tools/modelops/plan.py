@@ -80,6 +80,7 @@ def _render(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[st
     if not files:
         return {}
     if not (tree / "base").exists():
+        tree.mkdir(parents=True, exist_ok=True)
         (tree / "base").symlink_to(bases.resolve(), target_is_directory=True)
     for path, text in files.items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
