@@ -1,0 +1,43 @@
+"""What keeps the repository honest: the workflow lints, hooks and owners point at real things."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+
+def test_the_workflow_passes_actionlint(tmp_path):
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert actionlint, "actionlint is a dev dependency"
+    result = subprocess.run([actionlint, *map(str, (REPO / ".github/workflows").glob("*.yaml"))],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path):
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    broken = tmp_path / "ci.yaml"
+    broken.write_text((REPO / ".github/workflows/ci.yaml").read_text().replace("runs-on:", "run-on:", 1))
+    result = subprocess.run([actionlint, str(broken)], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_pre_commit_hooks_run_modelops_commands():
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert {h["entry"] for h in hooks} == {"modelops validate", "modelops generate --check"}
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    entries = {h["entry"] for repo in config["repos"] for h in repo["hooks"]}
+    assert entries == {".venv/bin/modelops validate", ".venv/bin/modelops generate --check"}
+
+
+def test_codeowners_covers_every_model_folder():
+    owned = {line.split()[0] for line in (REPO / ".github/CODEOWNERS").read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    folders = {f"/models/{p.parent.name}/" for p in (REPO / "models").glob("*/*.yaml")}
+    assert folders <= owned, folders - owned
