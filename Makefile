@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED := var/volume
 
-.PHONY: demo test check setup clean
+.PHONY: demo test check setup clean chromium
 
 setup: $(STAMP)
 
@@ -30,8 +30,13 @@ check: $(STAMP)
 	$(BIN)/modelops render
 
 ## test: the whole test suite (CI runs exactly this through .ci/run).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+## chromium: Debian's Chromium, for the catalog's browser test.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .hypothesis

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,7 +38,7 @@ from modelops_runtime.registry import Registry
 from modelops_runtime.settings import Settings
 from modelops_runtime.watch import DatasetWatcher
 
-_PROTOCOL_PATHS = {"", "ready", "infer", "versions"}
+_PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}
 _INFER_BODY = {"content": {"application/json": {"schema": {
     "type": "object", "required": ["inputs"], "properties": {
         "id": {"type": "string"},
@@ -143,6 +144,18 @@ def create_app(config: ServerConfig, settings: Settings, config_dir: Path,
     @app.get("/metrics", tags=["server"], include_in_schema=False)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    # The docs again under each model's own path, which the gateway routes to its server.
+    @app.get("/v2/models/{name}/openapi.json", include_in_schema=False)
+    async def model_openapi(name: str) -> dict:
+        state.registry.entry(name)
+        return app.openapi()
+
+    @app.get("/v2/models/{name}/docs", include_in_schema=False)
+    async def model_docs(name: str):
+        state.registry.entry(name)
+        return get_swagger_ui_html(openapi_url=f"/v2/models/{name}/openapi.json",
+                                   title=f"{name}: model server API")
 
     # -- models ----------------------------------------------------------------------
     def model_metadata(name: str, version: str | None) -> dict:

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     """Records waiting to be written; past this they are dropped (and counted), never block."""
     drain_seconds: float = Field(default=25.0, ge=0)
     """How long in-flight requests may take to finish after SIGTERM."""
+    catalog: Path = Path("/etc/modelops/catalog.yaml")
+    """The catalog service's data (written by `modelops generate`)."""
     dataset_poll_seconds: float = Field(default=10.0, gt=0)
     """How often datasets on the shared volume are checked for changes."""
 

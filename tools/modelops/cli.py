@@ -225,20 +225,49 @@ def _changed_models(root: Path, ref: str) -> set[str]:
 
 
 @app.command()
-def serve(targets: list[Path] = typer.Argument(None, metavar="[SPEC_OR_DIR]...",
-                                               help="Specs or folders (default: all of models/)."),
+def catalog(root: Path = ROOT,
+            serve_it: bool = typer.Option(False, "--serve", help="Serve the page instead of "
+                                                                 "printing the data."),
+            server: str = typer.Option("http://127.0.0.1:8080", help="The local `modelops "
+                                       "serve` whose models' readiness the page shows."),
+            host: str = typer.Option("127.0.0.1"),
+            port: int = typer.Option(8081)) -> None:
+    """The model catalog: every model, its versions, traffic and live readiness."""
+    import orjson
+
+    from modelops.catalog import for_local
+
+    data = for_local(_loaded(root, _output(None)), server.rstrip("/"))
+    if not serve_it:
+        typer.echo(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+        return
+    import uvicorn
+
+    from modelops_runtime.catalog import create_catalog_app
+
+    typer.echo(f"catalog on http://{host}:{port}/catalog (readiness from {server})", err=True)
+    uvicorn.run(create_catalog_app(data), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]...",
+                                              help="Models, specs or folders (default: all)."),
           root: Path = ROOT,
           host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on."),
           shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the shared "
                                       "volume (artifacts/, datasets/, logs/).")) -> None:
     """Serve the models locally with the same server that runs in the cluster."""
-    from modelops.serve import local_config, selection
+    from modelops.serve import SelectionError, local_config, selection
     from modelops_runtime.server import run
     from modelops_runtime.settings import Settings
 
     repo = _loaded(root, _output(None))
-    names = selection(root, targets or [])
+    try:
+        names = selection(repo, targets or [])
+    except SelectionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
     config = local_config(repo, names)
     if not config.models:
         typer.echo("nothing to serve: no models matched", err=True)

@@ -207,6 +207,26 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
     return out
 
 
+CATALOG = "catalog"  # overlays/<env>/catalog/: reserved, no model may take the name
+
+
+def catalog(repo: Repo, env: str) -> Files:
+    from modelops.catalog import for_cluster
+
+    assert repo.settings is not None
+    root = f"overlays/{env}/{CATALOG}"
+    return {
+        f"{root}/catalog.yaml": for_cluster(repo, env).model_dump(mode="json"),
+        f"{root}/kustomization.yaml": {
+            "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+            "namespace": repo.settings.environments[env].namespace,
+            "resources": [_up(3) + "base/catalog"],
+            "images": [{"name": "model-server",
+                        "newName": repo.settings.serverImage.rsplit(":", 1)[0],
+                        "newTag": repo.settings.serverImage.rsplit(":", 1)[1]}],
+            "configMapGenerator": [{"name": "catalog", "files": ["catalog.yaml"]}]}}
+
+
 def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]]:
     """Every overlay file, and for each the spec file it was generated from."""
     files: Files = {}
@@ -226,5 +246,9 @@ def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]
             made = pooled(repo, pool, members[name], env, sources)
             files.update(made)
             origin.update(dict.fromkeys(made, pool.file))
+    for env in ENVIRONMENTS:
+        made = catalog(repo, env)
+        files.update(made)
+        origin.update(dict.fromkeys(made, "models/*/model.yaml"))
     return files, origin
 

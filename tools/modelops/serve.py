@@ -24,16 +24,27 @@ def local_config(repo: Repo, names: list[str] | None = None) -> ServerConfig:
     return ServerConfig(server="local", placement="local", models=models)
 
 
-def selection(repo_root: Path, targets: list[Path]) -> list[str] | None:
-    """Model names from SPEC_OR_DIR arguments (None: every model)."""
+class SelectionError(ValueError):
+    pass
+
+
+def selection(repo: Repo, targets: list[str]) -> list[str] | None:
+    """Model names from MODEL, SPEC or DIR arguments (None: every model)."""
     if not targets:
         return None
     names = []
     for target in targets:
-        target = target.resolve()
-        folder = target.parent if target.is_file() else target
-        if (folder / "model.yaml").is_file():
-            names.append(folder.name)
+        path = Path(target).resolve()
+        folder = path.parent if path.is_file() else path
+        if target in repo.models:
+            found = [target]
+        elif (folder / "model.yaml").is_file():
+            found = [folder.name]
         else:
-            names += [p.parent.name for p in sorted(folder.glob("*/model.yaml"))]
+            found = [p.parent.name for p in sorted(folder.glob("*/model.yaml"))]
+        found = [n for n in found if n in repo.models]
+        if not found:
+            raise SelectionError(f"{target!r} is not a model, a spec or a folder of specs; "
+                                 f"models: {', '.join(sorted(repo.models))}")
+        names += found
     return names

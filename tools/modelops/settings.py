@@ -10,6 +10,10 @@ from modelops.spec import IMAGE, LABEL_VALUE, Strict
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
+    publicUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
+    """Where the gateway serves this environment (links from the catalog)."""
+    grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
+    """Grafana, for links to each model's dashboard."""
 
 
 class Settings(Strict):

@@ -1,0 +1,93 @@
+"""The catalog page, in a real headless browser, against a real local model server."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import yaml
+
+from conftest import REPO
+from servers import free_port
+
+ARTIFACTS = REPO / "build/test-artifacts"
+
+
+def _start(args: list[str], ready: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "modelops", *args], cwd=REPO,
+                            stderr=subprocess.PIPE, env={**os.environ, "GITHUB_ACTIONS": ""})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(ready, timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def catalog(shared_root):
+    serve_port, catalog_port = free_port(), free_port()
+    server = _start(["serve", "iris", "wine", "--port", str(serve_port), "--shared",
+                     str(shared_root)], f"http://127.0.0.1:{serve_port}/v2/health/ready")
+    page = _start(["catalog", "--serve", "--port", str(catalog_port), "--server",
+                   f"http://127.0.0.1:{serve_port}"], f"http://127.0.0.1:{catalog_port}/catalog")
+    yield f"http://127.0.0.1:{catalog_port}/catalog"
+    for proc in (page, server):
+        proc.terminate()
+        proc.wait(30)
+
+
+def _chromium(tmp_path, *args: str) -> str:
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium is needed (make test installs it)"
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=8000", "--window-size=1100,1500", *args],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_catalog_page_in_a_browser(catalog, tmp_path):
+    dom = _chromium(tmp_path, "--dump-dom", catalog)
+    assert 'data-refreshed="true"' in dom  # the page's script ran and fetched the API
+    for name in ("iris", "wine", "diabetes", "digits", "cancer-screen"):
+        assert f'id="model-{name}"' in dom
+    state = dict(re.findall(r'id="state-([a-z-]+-v\d)">([a-z ]+)<', dom))
+    assert state["iris-v1"] == state["iris-v2"] == state["wine-v1"] == "ready"
+    assert state["digits-v1"] == "not ready"  # not served by this local server
+    assert "90%" in dom and "10%" in dom and "team data-science" in dom
+    assert "pool tabular" in dom and 'href="http://127.0.0.1' in dom  # API docs link
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "catalog.png"
+    shot.unlink(missing_ok=True)
+    _chromium(tmp_path, f"--screenshot={shot}", catalog)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_catalog_json_api(catalog):
+    models = {m["name"]: m for m in httpx.get(catalog + "/api/models").json()}
+    assert [v["state"] for v in models["iris"]["versions"]] == ["ready", "ready"]
+    assert models["wine"]["placement"] == "pool tabular"
+    assert (models["iris"]["minReplicas"], models["iris"]["maxReplicas"]) == (1, 3)
+
+
+def test_generated_catalog_lists_every_model_with_links():
+    data = yaml.safe_load((REPO / "overlays/production/catalog/catalog.yaml").read_text())
+    iris = next(m for m in data["models"] if m["name"] == "iris")
+    assert iris["docsUrl"] == "https://models.example.com/v2/models/iris/docs"
+    assert "var-model=iris" in iris["dashboardUrl"]
+    assert iris["versions"][0]["readyUrl"] == (
+        "http://iris-v1-server.models-production.svc/v2/models/iris/versions/v1/ready")
