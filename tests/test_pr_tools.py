@@ -39,9 +39,13 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
     assert tested.returncode == 0 and tested.stdout.startswith("ok      churn"), tested.stderr
 
     plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
-    assert {(c["env"], c["name"]) for c in plan["changes"]} == {("staging", "churn"),
-                                                                 ("production", "churn")}
-    added = next(c for c in plan["changes"] if c["env"] == "production")
+    assert {(c["env"], c["name"]) for c in plan["changes"]} == {
+        ("staging", "churn"), ("production", "churn"),
+        ("staging", "catalog"), ("production", "catalog")}  # the catalog lists the new model
+    listing = next(c for c in plan["changes"] if c["name"] == "catalog")
+    assert "+  name: churn" in listing["changed"]["ConfigMap/catalog"] or \
+        "name: churn" in listing["changed"]["ConfigMap/catalog"]
+    added = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "churn")
     assert added["added"] == ["ConfigMap/churn-v1-config", "Deployment/churn-v1-server",
                               "HorizontalPodAutoscaler/churn-v1-server", "Service/churn",
                               "Service/churn-v1-server", "ServiceAccount/churn"]
@@ -58,10 +62,13 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("weight: 90", "weight: 75").replace("weight: 10", "weight: 25"))
     plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
-    assert [(c["env"], c["name"], c["added"], c["changed"], c["removed"], c["facts"])
-            for c in plan["changes"]] == [
-        (env, "iris", [], {}, [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
-        for env in ("staging", "production")]
+    iris = [(c["env"], c["added"], c["changed"], c["removed"], c["facts"])
+            for c in plan["changes"] if c["name"] == "iris"]
+    assert iris == [(env, [], {}, [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
+                    for env in ("staging", "production")]  # no iris object changes
+    others = {(c["env"], c["name"], tuple(c["changed"])) for c in plan["changes"] if c["name"] != "iris"}
+    assert others == {(env, "catalog", ("ConfigMap/catalog", "Deployment/catalog"))
+                      for env in ("staging", "production")}  # the page shows the new weights
     assert plan["capacity"]["production"]["before"] == plan["capacity"]["production"]["after"]
 
 
@@ -69,7 +76,7 @@ def test_a_pool_change_shows_the_object_diff(clone):
     pool = clone / "models/tabular/pool.yaml"
     pool.write_text(pool.read_text().replace("memory: 1Gi", "memory: 2Gi"))
     plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
-    change = next(c for c in plan["changes"] if c["env"] == "production")
+    change = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "tabular")
     assert list(change["changed"]) == ["Deployment/tabular-server"]
     assert "-            memory: 1Gi\n+            memory: 2Gi" in change["changed"]["Deployment/tabular-server"]
     assert change["facts"] == ["resources: 500m CPU, 1Gi -> 500m CPU, 2Gi"]

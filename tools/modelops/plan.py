@@ -97,10 +97,6 @@ def _render(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[st
     return objects
 
 
-def _unhash(text: str) -> str:
-    return re.sub(r"(-config)-[a-z0-9]{10}\b", r"\1", text)
-
-
 @dataclasses.dataclass
 class AppChange:
     env: str
@@ -180,8 +176,8 @@ def make_plan(root: Path, base_ref: str) -> Plan:
             new = _render(Path(tmp) / "new", root / "base", app, new_files)
             diffs = {}
             for key in sorted(set(old) & set(new)):
-                a = _unhash(yamlemit.dump(old[key])).splitlines()
-                b = _unhash(yamlemit.dump(new[key])).splitlines()
+                # A new ConfigMap hash in a Deployment stays visible: it means a rollout.
+                a, b = yamlemit.dump(old[key]).splitlines(), yamlemit.dump(new[key]).splitlines()
                 if a != b:
                     diffs[key] = "\n".join(difflib.unified_diff(a, b, "before", "after",
                                                                 lineterm="", n=2))
