@@ -154,18 +154,26 @@ def test_models_hear_about_dataset_changes(tmp_path):
     assert watcher.check() == []
 
 
+ONE_ROW = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+
+
+def _logging_iris(start_server, tmp_path, sample_rate: float = 1.0, dataset: str = "iris",
+                  **settings):
+    """A dedicated iris server that logs predictions into tmp_path/logs."""
+    logs = tmp_path / "logs"
+    iris = model("iris", logging={"enabled": True, "sampleRate": sample_rate, "dataset": dataset})
+    return start_server(config(iris, placement="dedicated"), log_dir=logs, **settings), logs
+
+
 def _records(folder: Path, suffix: str) -> list[dict]:
     return [json.loads(line) for path in sorted(folder.rglob(f"*{suffix}"))
             for line in path.read_text().splitlines()]
 
 
 def test_prediction_logs_rotate_and_lose_nothing_on_shutdown(start_server, tmp_path):
-    logs = tmp_path / "logs"
-    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris-log"})
-    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
-                          log_rotate_bytes=4096, log_rotate_seconds=60)
-    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
-    ids = [server.client.post("/v2/models/iris/infer", json=body,
+    server, logs = _logging_iris(start_server, tmp_path, dataset="iris-log",
+                                 log_rotate_bytes=4096, log_rotate_seconds=60)
+    ids = [server.client.post("/v2/models/iris/infer", json=ONE_ROW,
                               headers={"X-Request-ID": f"r{i}"}).headers["x-request-id"]
            for i in range(200)]
     assert server.stop() == 0
@@ -180,13 +188,10 @@ def test_prediction_logs_rotate_and_lose_nothing_on_shutdown(start_server, tmp_p
 
 
 def test_kill_9_leaves_only_complete_closed_files(start_server, tmp_path):
-    logs = tmp_path / "logs"
-    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris"})
-    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
-                          log_rotate_bytes=2048, log_rotate_seconds=60)
-    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    server, logs = _logging_iris(start_server, tmp_path, log_rotate_bytes=2048,
+                                 log_rotate_seconds=60)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(httpx.post, f"{server.url}/v2/models/iris/infer", json=body, timeout=10)
+        futures = [pool.submit(httpx.post, f"{server.url}/v2/models/iris/infer", json=ONE_ROW, timeout=10)
                    for _ in range(400)]
         time.sleep(0.5)
         server.proc.send_signal(signal.SIGKILL)
@@ -207,13 +212,10 @@ def test_kill_9_leaves_only_complete_closed_files(start_server, tmp_path):
 
 
 def test_an_idle_log_file_is_closed_after_its_age_limit(start_server, tmp_path):
-    logs = tmp_path / "logs"
-    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris"})
-    server = start_server(config(iris, placement="dedicated"), log_dir=logs,
-                          log_rotate_bytes=10_000_000, log_rotate_seconds=0.5)
-    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    server, logs = _logging_iris(start_server, tmp_path, log_rotate_bytes=10_000_000,
+                                 log_rotate_seconds=0.5)
     for _ in range(3):
-        server.client.post("/v2/models/iris/infer", json=body)
+        server.client.post("/v2/models/iris/infer", json=ONE_ROW)
     deadline = time.monotonic() + 10
     while not list(logs.rglob("*.jsonl")):
         assert time.monotonic() < deadline, "the idle file was never closed"
@@ -224,11 +226,8 @@ def test_an_idle_log_file_is_closed_after_its_age_limit(start_server, tmp_path):
 
 
 def test_sampling_logs_about_the_sample_rate(start_server, tmp_path):
-    logs = tmp_path / "logs"
-    iris = model("iris", logging={"enabled": True, "sampleRate": 0.25, "dataset": "iris"})
-    server = start_server(config(iris, placement="dedicated"), log_dir=logs)
-    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]}
+    server, logs = _logging_iris(start_server, tmp_path, sample_rate=0.25)
     for _ in range(400):
-        server.client.post("/v2/models/iris/infer", json=body)
+        server.client.post("/v2/models/iris/infer", json=ONE_ROW)
     server.stop()
     assert 50 < len(_records(logs, ".jsonl")) < 150  # 100 expected; far outside is a bug
