@@ -62,10 +62,13 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("weight: 90", "weight: 75").replace("weight: 10", "weight: 25"))
     plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
-    iris = [(c["env"], c["added"], c["changed"], c["removed"], c["facts"])
+    iris = [(c["env"], c["added"], list(c["changed"]), c["removed"], c["facts"])
             for c in plan["changes"] if c["name"] == "iris"]
-    assert iris == [(env, [], {}, [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
-                    for env in ("staging", "production")]  # no iris object changes
+    assert iris == [(env, [], ["HTTPRoute/iris"], [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
+                    for env in ("staging", "production")]  # exactly the route of iris
+    diff = next(c for c in plan["changes"] if c["name"] == "iris")["changed"]["HTTPRoute/iris"]
+    assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
+        == ["-    weight: 90", "+    weight: 75", "-    weight: 10", "+    weight: 25"]
     others = {(c["env"], c["name"], tuple(c["changed"])) for c in plan["changes"] if c["name"] != "iris"}
     assert others == {(env, "catalog", ("ConfigMap/catalog", "Deployment/catalog"))
                       for env in ("staging", "production")}  # the page shows the new weights

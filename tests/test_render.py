@@ -17,7 +17,7 @@ def test_every_overlay_renders_and_validates(tmp_path):
     assert count > 40
     rendered = list(yaml.safe_load_all((tmp_path / "overlays/production/iris.yaml").read_text()))
     kinds = sorted(o["kind"] for o in rendered)
-    assert kinds == sorted(["ServiceAccount", "Service", "Service", "Service", "ConfigMap",
+    assert kinds == sorted(["ServiceAccount", "Service", "Service", "Service", "ConfigMap", "HTTPRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget",
                             "PodDisruptionBudget"])
@@ -68,3 +68,12 @@ def test_a_broken_kustomization_is_reported_not_raised(tmp_path):
     (root / "base/model-server/hpa.yaml").unlink()
     _, problems = render.render(root, "1.34")
     assert problems and all(p.message.startswith("kustomize build failed") for p in problems)
+
+
+def test_a_misspelt_route_field_fails_the_kept_schema(tmp_path):
+    root = _repo_copy(tmp_path)
+    route = root / "overlays/production/iris/route.yaml"
+    route.write_text(route.read_text().replace("      weight: 90", "      wieght: 90"))
+    _, problems = render.render(root, "1.34")
+    assert [p.path for p in problems] == ["HTTPRoute/iris"]
+    assert "wieght" in problems[0].message

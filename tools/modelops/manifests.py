@@ -114,6 +114,31 @@ def _pdb(selector: dict[str, str]) -> dict:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}}
 
 
+ROUTE_API = "gateway.networking.k8s.io/v1"
+
+
+def _route(repo: Repo, env: str, name: str, rules: list[dict]) -> dict:
+    """An HTTPRoute on the environment's Gateway. Longer path prefixes win, so a pinned
+    version's rule takes precedence over the model's weighted rule."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    return {"apiVersion": ROUTE_API, "kind": "HTTPRoute", "metadata": {"name": name},
+            "spec": {"parentRefs": [{"name": settings.gateway,
+                                     "namespace": settings.gatewayNamespace}],
+                     "rules": rules}}
+
+
+def _prefix(path: str) -> dict:
+    return {"path": {"type": "PathPrefix", "value": path}}
+
+
+def _backend(service: str, weight: int | None = None) -> dict:
+    ref: dict[str, Any] = {"name": service, "port": 80}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
 def _service_account(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name},
             "automountServiceAccountToken": False}
@@ -183,8 +208,15 @@ def dedicated(repo: Repo, entry: Entry, env: str, sources: dict[str, str]) -> Fi
         _server_unit(out, f"{root}/{version.name}", 4, BASE_SERVER, prefix, image, entry.name,
                      spec, [spec], config, _code(entry, spec, sources), namespace,
                      {"modelops/version": version.name}, {}, [])
+    model_path = f"/v2/models/{entry.name}"
+    out[f"{root}/route.yaml"] = _route(repo, env, entry.name, [
+        *({"matches": [_prefix(f"{model_path}/versions/{v.name}")],
+           "backendRefs": [_backend(f"{entry.name}-{v.name}-{BASE_NAME}")]} for v in versions),
+        {"matches": [_prefix(model_path)],
+         "backendRefs": [_backend(f"{entry.name}-{v.name}-{BASE_NAME}", v.weight)
+                         for v in versions]}])
     out[f"{root}/kustomization.yaml"] = _kustomization(
-        namespace, [MODEL_OBJECTS] + [v.name for v in versions],
+        namespace, [MODEL_OBJECTS, "route.yaml"] + [v.name for v in versions],
         {"modelops/model": entry.name}, _labels(entry))
     return out
 
@@ -201,9 +233,13 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
         server_model(m, m.envs[env], sorted(m.envs[env].versions, key=lambda v: v.name))
         for m in members])
     code = {f: t for m in members for f, t in _code(m, m.envs[env], sources).items()}
+    # One rule: each member's path goes to the pool's server (named after the prefix).
+    out[f"{root}/route.yaml"] = _route(repo, env, "route", [{
+        "matches": [_prefix(f"/v2/models/{m.name}") for m in members],
+        "backendRefs": [_backend(f"{pool.name}-{BASE_NAME}")]}])
     _server_unit(out, root, 3, BASE_POOL, f"{pool.name}-", repo.settings.serverImage, BASE_NAME,
                  spec, models, config, code, namespace, {"modelops/pool": pool.name},
-                 _labels(pool), [MODEL_OBJECTS])
+                 _labels(pool), [MODEL_OBJECTS, "route.yaml"])
     return out
 
 
@@ -217,10 +253,12 @@ def catalog(repo: Repo, env: str) -> Files:
     root = f"overlays/{env}/{CATALOG}"
     return {
         f"{root}/catalog.yaml": for_cluster(repo, env).model_dump(mode="json"),
+        f"{root}/route.yaml": _route(repo, env, CATALOG, [{
+            "matches": [_prefix("/catalog")], "backendRefs": [_backend(CATALOG)]}]),
         f"{root}/kustomization.yaml": {
             "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
             "namespace": repo.settings.environments[env].namespace,
-            "resources": [_up(3) + "base/catalog"],
+            "resources": [_up(3) + "base/catalog", "route.yaml"],
             "images": [{"name": "model-server",
                         "newName": repo.settings.serverImage.rsplit(":", 1)[0],
                         "newTag": repo.settings.serverImage.rsplit(":", 1)[1]}],

@@ -10,6 +10,9 @@ from modelops.spec import IMAGE, LABEL_VALUE, Strict
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
+    gateway: str = Field(default="models", pattern=LABEL_VALUE)
+    """The Gateway (Gateway API) that model routes attach to."""
+    gatewayNamespace: str = Field(default="modelops-gateway", pattern=LABEL_VALUE)
     publicUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
     """Where the gateway serves this environment (links from the catalog)."""
     grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
