@@ -47,6 +47,7 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
         "name: churn" in listing["changed"]["ConfigMap/catalog"]
     added = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "churn")
     assert added["added"] == ["ConfigMap/churn-v1-config", "Deployment/churn-v1-server",
+                              "HTTPRoute/churn",
                               "HorizontalPodAutoscaler/churn-v1-server", "Service/churn",
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
@@ -68,7 +69,7 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
                     for env in ("staging", "production")]  # exactly the route of iris
     diff = next(c for c in plan["changes"] if c["name"] == "iris")["changed"]["HTTPRoute/iris"]
     assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
-        == ["-    weight: 90", "+    weight: 75", "-    weight: 10", "+    weight: 25"]
+        == ["-      weight: 90", "+      weight: 75", "-      weight: 10", "+      weight: 25"]
     others = {(c["env"], c["name"], tuple(c["changed"])) for c in plan["changes"] if c["name"] != "iris"}
     assert others == {(env, "catalog", ("ConfigMap/catalog", "Deployment/catalog"))
                       for env in ("staging", "production")}  # the page shows the new weights
