@@ -60,7 +60,7 @@ async def _ready(client: httpx.AsyncClient, url: str) -> str:
         return "not ready"
 
 
-PAGE = """<!doctype html>
+PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model catalog: {env}</title>
 <style>
  body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7fb }}
