@@ -70,9 +70,9 @@ def cross_file(entries: list[Entry], settings: Settings | None,
         if entry.file != expected:
             report.at(entry, ("metadata", "name"),
                       f"a {kind} named {entry.name!r} must live at {expected}, not {path}")
-        if entry.name == "catalog":
-            report.at(entry, ("metadata", "name"), "the name 'catalog' is taken by the model "
-                      "catalog service; choose another")
+        if entry.name in ("catalog", "namespace"):
+            report.at(entry, ("metadata", "name"), f"the name {entry.name!r} is reserved for the "
+                      "platform's own overlays; choose another")
         if entry.name in names:
             report.at(entry, ("metadata", "name"),
                       f"name {entry.name!r} is already used by {names[entry.name].file}",

@@ -26,7 +26,7 @@ KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 BASE_SERVER = "base/model-server"
 BASE_POOL = "base/model-pool"
 CONFIG_FILE = "server.yaml"
-MODEL_OBJECTS = "resources.yaml"  # objects of the model itself, not of one server
+RESOURCES = "resources.yaml"  # objects of a model, pool or namespace itself, not of one server
 SHARED_ROOT = "/mnt/shared"
 LOGS_SUBPATH = "logs"
 
@@ -196,7 +196,7 @@ def dedicated(repo: Repo, entry: Entry, env: str, sources: dict[str, str]) -> Fi
     root = f"overlays/{env}/{entry.name}"
     out: Files = {}
     # The model's own Service spans its versions; each version also has its own.
-    out[f"{root}/{MODEL_OBJECTS}"] = [_service_account(entry.name), {
+    out[f"{root}/{RESOURCES}"] = [_service_account(entry.name), {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": entry.name},
         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/part-of": "modelops"},
                  "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}]
@@ -216,7 +216,7 @@ def dedicated(repo: Repo, entry: Entry, env: str, sources: dict[str, str]) -> Fi
          "backendRefs": [_backend(f"{entry.name}-{v.name}-{BASE_NAME}", v.weight)
                          for v in versions]}])
     out[f"{root}/kustomization.yaml"] = _kustomization(
-        namespace, [MODEL_OBJECTS, "route.yaml"] + [v.name for v in versions],
+        namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions],
         {"modelops/model": entry.name}, _labels(entry))
     return out
 
@@ -227,7 +227,7 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
     assert isinstance(spec, PoolSpec) and repo.settings
     namespace = repo.settings.environments[env].namespace
     root = f"overlays/{env}/{pool.name}"
-    out: Files = {f"{root}/{MODEL_OBJECTS}": [_service_account(BASE_NAME)]}  # prefixed
+    out: Files = {f"{root}/{RESOURCES}": [_service_account(BASE_NAME)]}  # prefixed
     models = [m.envs[env] for m in members]
     config = _server_config(f"{pool.name}-{BASE_NAME}", "shared", [
         server_model(m, m.envs[env], sorted(m.envs[env].versions, key=lambda v: v.name))
@@ -239,7 +239,7 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
         "backendRefs": [_backend(f"{pool.name}-{BASE_NAME}")]}])
     _server_unit(out, root, 3, BASE_POOL, f"{pool.name}-", repo.settings.serverImage, BASE_NAME,
                  spec, models, config, code, namespace, {"modelops/pool": pool.name},
-                 _labels(pool), [MODEL_OBJECTS, "route.yaml"])
+                 _labels(pool), [RESOURCES, "route.yaml"])
     return out
 
 
@@ -265,6 +265,74 @@ def catalog(repo: Repo, env: str) -> Files:
             "configMapGenerator": [{"name": "catalog", "files": ["catalog.yaml"]}]}}
 
 
+NAMESPACE = "namespace"  # overlays/<env>/namespace/: reserved like the catalog
+SERVER_PORT = 8080
+
+
+def _policy(name: str, pod_selector: dict, types: list[str], **rules: list) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"podSelector": {"matchLabels": pod_selector} if pod_selector else {},
+                     "policyTypes": types, **rules}}
+
+
+def _from_namespace(namespace: str, port: int = SERVER_PORT) -> dict:
+    return {"from": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": namespace}}}],
+            "ports": [{"protocol": "TCP", "port": port}]}
+
+
+def namespace(repo: Repo, env: str) -> Files:
+    """The environment's namespace: restricted Pod Security, a quota from the capacity
+    budget, defaults for containers, the shared volume, and default-deny networking with
+    only the paths the platform needs opened."""
+    assert repo.settings is not None and repo.budget is not None
+    settings = repo.settings.environments[env]
+    budget = repo.budget.environments[env]
+    cpu, memory = quantity.parse(budget.cpu), quantity.parse(budget.memory)
+    hard = {"requests.cpu": quantity.cpu(cpu), "requests.memory": quantity.memory(memory),
+            "persistentvolumeclaims": "2"}
+    if budget.gpu:
+        hard["requests.nvidia.com/gpu"] = str(budget.gpu)
+    servers = {"app.kubernetes.io/part-of": "modelops"}
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": settings.namespace, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted"}}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "capacity-budget"},
+         "spec": {"hard": hard}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "container-defaults"},
+         "spec": {"limits": [{"type": "Container",
+                              "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                              "default": {"cpu": "500m", "memory": "512Mi"}}]}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "modelops-shared"},
+         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": settings.storageClass,
+                  "resources": {"requests": {"storage": settings.storageSize}}}},
+        _policy("default-deny", {}, ["Ingress", "Egress"]),
+        _policy("allow-dns", {}, ["Egress"], egress=[{
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]),
+        _policy("allow-gateway-to-servers", servers, ["Ingress"],
+                ingress=[_from_namespace(settings.gatewayNamespace)]),
+        _policy("allow-prometheus-to-servers", servers, ["Ingress"],
+                ingress=[_from_namespace(settings.monitoringNamespace)]),
+        _policy("allow-catalog-to-servers", {"app.kubernetes.io/component": "catalog"}, ["Egress"],
+                egress=[{"to": [{"podSelector": {"matchLabels": servers}}],
+                         "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}]),
+        _policy("allow-servers-from-catalog", servers, ["Ingress"], ingress=[{
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "catalog"}}}],
+            "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}]),
+    ]
+    root = f"overlays/{env}/{NAMESPACE}"
+    return {f"{root}/{RESOURCES}": objects,
+            f"{root}/kustomization.yaml": {
+                "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+                "namespace": settings.namespace, "resources": [RESOURCES],
+                "labels": [{"pairs": {"app.kubernetes.io/part-of": "modelops"},
+                            "includeSelectors": False}]}}
+
+
 def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]]:
     """Every overlay file, and for each the spec file it was generated from."""
     files: Files = {}
@@ -288,5 +356,8 @@ def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]
         made = catalog(repo, env)
         files.update(made)
         origin.update(dict.fromkeys(made, "models/*/model.yaml"))
+        made = namespace(repo, env)
+        files.update(made)
+        origin.update(dict.fromkeys(made, "platform/settings.yaml and platform/capacity.yaml"))
     return files, origin
 

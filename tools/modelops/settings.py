@@ -13,6 +13,12 @@ class EnvironmentSettings(Strict):
     gateway: str = Field(default="models", pattern=LABEL_VALUE)
     """The Gateway (Gateway API) that model routes attach to."""
     gatewayNamespace: str = Field(default="modelops-gateway", pattern=LABEL_VALUE)
+    storageClass: str = Field(default="standard-rwx", pattern=LABEL_VALUE)
+    """StorageClass of the shared ReadWriteMany volume."""
+    storageSize: str = "100Gi"
+    """Size of the shared volume (artifacts, datasets, prediction logs)."""
+    monitoringNamespace: str = Field(default="monitoring", pattern=LABEL_VALUE)
+    """Where Prometheus runs; it may scrape the model servers' /metrics."""
     publicUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
     """Where the gateway serves this environment (links from the catalog)."""
     grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
