@@ -6,9 +6,6 @@ from modelops.repo import Entry, Repo
 from modelops.spec import ModelSpec
 from modelops_runtime.catalog import CatalogConfig, CatalogModel, CatalogVersion
 
-DASHBOARD = "d/modelops-models/modelops-models"  # the Grafana dashboard's uid and slug
-
-
 def _model(entry: Entry, spec: ModelSpec, pool_spec, ready_url, docs_url: str | None,
            dashboard_url: str | None) -> CatalogModel:
     hpa = (pool_spec or spec).autoscaling
@@ -36,10 +33,8 @@ def for_cluster(repo: Repo, env: str) -> CatalogConfig:
             return (f"http://{service}.{settings.namespace}.svc/v2/models/{name}/versions/"
                     f"{version}/ready")
 
-        docs = f"{settings.publicUrl}/v2/models/{name}/docs" if settings.publicUrl else None
-        dashboard = (f"{settings.grafanaUrl}/{DASHBOARD}?var-namespace={settings.namespace}"
-                     f"&var-model={name}") if settings.grafanaUrl else None
-        models.append(_model(entry, spec, pool_spec, ready, docs, dashboard))
+        models.append(_model(entry, spec, pool_spec, ready, settings.docs_url(name),
+                             settings.dashboard_url(name)))
     return CatalogConfig(environment=env, models=models)
 
 

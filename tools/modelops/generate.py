@@ -43,7 +43,9 @@ def build(repo: Repo) -> dict[str, str]:
     files, origin = manifests.overlays(repo, repo.sources)
     out = {}
     for path, data in files.items():
-        if isinstance(data, str):  # a model class copied next to its kustomization
+        if path.endswith(".json"):  # JSON has no comments: the header is in the README
+            out[path] = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        elif isinstance(data, str):  # a model class copied next to its kustomization
             source = origin[path].replace("model.yaml", "model.py")
             out[path] = _python_header(source) + data
         elif isinstance(data, list):  # several objects in one file

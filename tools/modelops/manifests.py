@@ -218,6 +218,8 @@ def dedicated(repo: Repo, entry: Entry, env: str, sources: dict[str, str]) -> Fi
     out[f"{root}/kustomization.yaml"] = _kustomization(
         namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions],
         {"modelops/model": entry.name}, _labels(entry))
+    out[f"{root}/{APP_PARAMS}"] = app_params(repo, env, entry.name, entry.team,
+                                             ".".join(v.name for v in versions))
     return out
 
 
@@ -240,6 +242,8 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
     _server_unit(out, root, 3, BASE_POOL, f"{pool.name}-", repo.settings.serverImage, BASE_NAME,
                  spec, models, config, code, namespace, {"modelops/pool": pool.name},
                  _labels(pool), [RESOURCES, "route.yaml"])
+    out[f"{root}/{APP_PARAMS}"] = app_params(repo, env, pool.name, pool.team,
+                                             ".".join(m.name for m in members))
     return out
 
 
@@ -262,7 +266,8 @@ def catalog(repo: Repo, env: str) -> Files:
             "images": [{"name": "model-server",
                         "newName": repo.settings.serverImage.rsplit(":", 1)[0],
                         "newTag": repo.settings.serverImage.rsplit(":", 1)[1]}],
-            "configMapGenerator": [{"name": "catalog", "files": ["catalog.yaml"]}]}}
+            "configMapGenerator": [{"name": "catalog", "files": ["catalog.yaml"]}]},
+        f"{root}/{APP_PARAMS}": app_params(repo, env, CATALOG, "platform", "", "platform")}
 
 
 NAMESPACE = "namespace"  # overlays/<env>/namespace/: reserved like the catalog
@@ -326,11 +331,26 @@ def namespace(repo: Repo, env: str) -> Files:
     ]
     root = f"overlays/{env}/{NAMESPACE}"
     return {f"{root}/{RESOURCES}": objects,
+            f"{root}/{APP_PARAMS}": app_params(repo, env, NAMESPACE, "platform", "",
+                                               "platform", wave=-1),
             f"{root}/kustomization.yaml": {
                 "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
                 "namespace": settings.namespace, "resources": [RESOURCES],
                 "labels": [{"pairs": {"app.kubernetes.io/part-of": "modelops"},
                             "includeSelectors": False}]}}
+
+
+APP_PARAMS = "app.json"  # read by the Argo CD ApplicationSet's git files generator
+
+
+def app_params(repo: Repo, env: str, name: str, team: str, versions: str,
+               project: str = "models", wave: int = 0) -> dict:
+    """What Argo CD needs to make this overlay's Application: labels, links, wave."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    return {"name": name, "environment": env, "team": team, "versions": versions,
+            "project": project, "wave": str(wave), "namespace": settings.namespace,
+            "docs": settings.docs_url(name) or "", "dashboard": settings.dashboard_url(name) or ""}
 
 
 def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]]:

@@ -38,10 +38,18 @@ def kubectl() -> str:
     return found
 
 
+def _remote(directory: Path) -> bool:
+    """A kustomization that pulls resources over the network (the Argo CD install)."""
+    data = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
+    return any(str(r).startswith(("http://", "https://")) for r in data.get("resources", []))
+
+
 def roots(repo_root: Path, under: str = "overlays") -> list[Path]:
-    """Every kustomization that Argo CD applies on its own (not nested in another one)."""
+    """Every kustomization applied on its own (not nested in another), except remote ones:
+    everything this renders builds offline."""
     found = sorted(p.parent for p in (repo_root / under).rglob("kustomization.yaml"))
-    return [d for d in found if not any(parent in found for parent in d.parents)]
+    return [d for d in found if not any(parent in found for parent in d.parents)
+            and not _remote(d)]
 
 
 def build(directory: Path) -> tuple[str, str | None]:
@@ -94,7 +102,7 @@ def validate_object(repo_root: Path, obj: Any, k8s_version: str) -> list[str]:
 
 
 def render(repo_root: Path, k8s_version: str, out: Path | None = None,
-           under: tuple[str, ...] = ("overlays",)) -> tuple[int, list[Diagnostic]]:
+           under: tuple[str, ...] = ("overlays", "platform")) -> tuple[int, list[Diagnostic]]:
     """Build and validate every kustomization root; return the object count and problems."""
     repo_root = repo_root.resolve()
     dirs = [d for u in under if (repo_root / u).is_dir() for d in roots(repo_root, u)]

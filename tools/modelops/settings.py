@@ -24,10 +24,24 @@ class EnvironmentSettings(Strict):
     grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
     """Grafana, for links to each model's dashboard."""
 
+    def docs_url(self, model: str) -> str | None:
+        """A model's API docs, served by its server under its own path on the gateway."""
+        return f"{self.publicUrl}/v2/models/{model}/docs" if self.publicUrl else None
+
+    def dashboard_url(self, model: str) -> str | None:
+        if not self.grafanaUrl:
+            return None
+        return (f"{self.grafanaUrl}/d/modelops-models/modelops-models?"
+                f"var-namespace={self.namespace}&var-model={model}")
+
 
 class Settings(Strict):
     """platform/settings.yaml."""
 
+    repoURL: str = Field(pattern=r"^(https://|git@)[^\s]+$")
+    """This repository, as Argo CD clones it."""
+    revision: str = "main"
+    """The branch Argo CD follows."""
     apiVersion: str = "modelops/v1"
     kind: str = "Settings"
     serverImage: str = Field(pattern=IMAGE)

@@ -1,0 +1,94 @@
+"""The cluster side: Argo CD projects and ApplicationSets, the install's config, consistency."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+
+from conftest import REPO
+from modelops import render
+from modelops.repo import load
+
+ARGOCD = REPO / "platform/argocd"
+
+
+def _docs(path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_bootstrap_application_and_install_config_are_valid():
+    settings = load(REPO).settings
+    root, = _docs(ARGOCD / "root.yaml")
+    assert render.validate_object(REPO, root, settings.kubernetesVersion) == []
+    assert root["spec"]["source"]["path"] == "platform/argocd"
+    for patch in ("argocd-cm.yaml", "argocd-notifications-cm.yaml"):
+        config, = _docs(ARGOCD / "install" / patch)
+        assert render.validate_object(REPO, config, settings.kubernetesVersion) == []
+    cm, = _docs(ARGOCD / "install/argocd-cm.yaml")
+    assert "/spec/replicas" in cm["data"]["resource.customizations.ignoreDifferences.apps_Deployment"]
+    notes, = _docs(ARGOCD / "install/argocd-notifications-cm.yaml")
+    assert {"trigger.on-sync-failed", "trigger.on-health-degraded"} <= notes["data"].keys()
+
+
+def test_the_install_is_pinned_and_left_out_of_offline_rendering():
+    install = yaml.safe_load((ARGOCD / "install/kustomization.yaml").read_text())
+    assert install["resources"] == [
+        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.3.0/manifests/install.yaml"]
+    assert ARGOCD / "install" not in render.roots(REPO, "platform")
+    assert ARGOCD in render.roots(REPO, "platform")
+
+
+def test_applicationsets_make_one_labelled_application_per_overlay():
+    settings = load(REPO).settings
+    for env, env_settings in settings.environments.items():
+        appset, = _docs(ARGOCD / f"applicationset-{env}.yaml")
+        assert appset["spec"]["generators"][0]["git"]["files"] == [
+            {"path": f"overlays/{env}/*/app.json"}]
+        assert appset["spec"]["generators"][0]["git"]["repoURL"] == settings.repoURL
+        template = appset["spec"]["template"]
+        assert {"modelops/model", "modelops/team", "modelops/version"} <= template["metadata"]["labels"].keys()
+        assert appset["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is True
+        assert template["spec"]["ignoreDifferences"][0]["jsonPointers"] == ["/spec/replicas"]
+        assert "RespectIgnoreDifferences=true" in template["spec"]["syncPolicy"]["syncOptions"]
+        overlays = {p.parent.name for p in (REPO / "overlays" / env).glob("*/kustomization.yaml")}
+        params = {p.parent.name: json.loads(p.read_text())
+                  for p in (REPO / "overlays" / env).glob("*/app.json")}
+        assert params.keys() == overlays  # every overlay becomes an Application
+        assert params["iris"]["versions"] == "v1.v2" and params["iris"]["team"] == "data-science"
+        assert params["namespace"]["wave"] == "-1" and params["iris"]["wave"] == "0"
+        assert params["namespace"]["project"] == "platform"
+        assert params["iris"]["namespace"] == env_settings.namespace
+
+
+def test_projects_limit_models_to_their_namespaces_and_kinds():
+    settings = load(REPO).settings
+    projects = {p["metadata"]["name"]: p["spec"] for p in _docs(ARGOCD / "projects.yaml")}
+    models = projects["models"]
+    assert {d["namespace"] for d in models["destinations"]} == {
+        e.namespace for e in settings.environments.values()}
+    assert models["clusterResourceWhitelist"] == []
+    allowed = {(k["group"], k["kind"]) for k in models["namespaceResourceWhitelist"]}
+    rendered = set()
+    for env in settings.environments:
+        for app in (REPO / "overlays" / env).glob("*/app.json"):
+            if json.loads(app.read_text())["project"] == "models":
+                text, error = render.build(app.parent)
+                assert error is None
+                for obj in yaml.safe_load_all(text):
+                    group = obj["apiVersion"].rpartition("/")[0]
+                    rendered.add((group, obj["kind"]))
+    assert rendered <= allowed, rendered - allowed  # models deploy nothing their project forbids
+    assert all(p["sourceRepos"] == [settings.repoURL] for p in projects.values())
+
+
+def test_a_misspelt_applicationset_field_fails_the_kept_schema(tmp_path):
+    root = tmp_path / "repo"
+    for folder in ("models", "platform", "base", "overlays", "schemas"):
+        shutil.copytree(REPO / folder, root / folder)
+    appset = root / "platform/argocd/applicationset-staging.yaml"
+    appset.write_text(appset.read_text().replace("preserveResourcesOnDeletion", "preserveResourcesOnDelete"))
+    _, problems = render.render(root, "1.34")
+    assert [p.path for p in problems] == ["ApplicationSet/models-staging"]
+    assert "preserveResourcesOnDelete" in problems[0].message
