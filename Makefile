@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED := var/volume
 
-.PHONY: demo test check setup clean chromium
+.PHONY: demo test check setup clean debian-tools
 
 setup: $(STAMP)
 
@@ -30,13 +30,13 @@ check: $(STAMP)
 	$(BIN)/modelops render
 
 ## test: the whole test suite (CI runs exactly this through .ci/run).
-test: $(STAMP) chromium
+test: $(STAMP) debian-tools
 	$(BIN)/python -m pytest
 
-## chromium: Debian's Chromium, for the catalog's browser test.
-chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts).
+debian-tools:
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium prometheus; }
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .hypothesis
