@@ -43,7 +43,8 @@ def build(repo: Repo) -> dict[str, str]:
     files, origin = manifests.overlays(repo, repo.sources)
     out = {}
     for path, data in files.items():
-        if path.endswith(".json"):  # JSON has no comments: the header is in the README
+        if path.endswith(".json"):  # JSON has no comments: the header is a field
+            data = {**data, "generated": manifests.header(origin[path]).replace("\n", " ")}
             out[path] = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
         elif isinstance(data, str):  # a model class copied next to its kustomization
             source = origin[path].replace("model.yaml", "model.py")
