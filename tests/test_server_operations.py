@@ -5,12 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
-import textwrap
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from servers import config, model
 

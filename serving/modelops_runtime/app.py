@@ -270,8 +270,9 @@ def create_app(config: ServerConfig, settings: Settings, config_dir: Path,
                                 if getattr(r, "modelops_model", None) != name]
         for method, path, handler in model.routes():
             first = path.strip("/").split("/")[0]
-            if first in _PROTOCOL_PATHS:
-                entry.error = f"extra route {path!r} would shadow a protocol endpoint; ignored"
+            if first in _PROTOCOL_PATHS:  # a warning, not a load failure: the model serves
+                print(f"modelops server: model {name!r}: extra route {path!r} would shadow a "
+                      "protocol endpoint; ignored", file=sys.stderr)
                 continue
             app.add_api_route(f"/v2/models/{name}/{path.strip('/')}", handler,
                               methods=[method], tags=[f"model: {name}"])
