@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -24,6 +27,20 @@ spec:
       artifact: pvc://artifacts/{{name}}/v1/model.joblib
       sha256: {SHA}
 """
+
+
+def run_modelops(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it (outside GitHub Actions unless env says so)."""
+    return subprocess.run([sys.executable, "-m", "modelops", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "GITHUB_ACTIONS": "", **(env or {})})
+
+
+def copy_repo(tmp_path: Path) -> Path:
+    """This repository's specs, platform, bases, overlays and schemas, in a temp directory."""
+    root = tmp_path / "repo"
+    for folder in ("models", "platform", "base", "overlays", "schemas"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
 
 
 class TinyRepo:

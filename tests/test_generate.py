@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_repo, run_modelops
 from modelops import generate
 from modelops.repo import load
 
 
-def _modelops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modelops", *args], cwd=cwd,
-                          capture_output=True, text=True)
-
-
-def _copy_repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    for folder in ("models", "platform", "base", "overlays", "schemas"):
-        shutil.copytree(REPO / folder, root / folder)
-    return root
-
-
 def test_committed_generated_files_are_current():
-    result = _modelops("generate", "--check", cwd=REPO)
+    result = run_modelops("generate", "--check", cwd=REPO)
     assert result.returncode == 0, result.stderr
 
 
@@ -54,25 +39,25 @@ def test_every_generated_file_says_so(tiny):
 
 
 def test_check_lists_missing_stale_and_orphaned_files(tmp_path):
-    root = _copy_repo(tmp_path)
+    root = copy_repo(tmp_path)
     (root / "overlays/staging/iris/v1/patches.yaml").write_text("edited by hand\n")
     (root / "overlays/staging/wine-old/kustomization.yaml").parent.mkdir()
     (root / "overlays/staging/wine-old/kustomization.yaml").write_text("x: 1\n")
     (root / "overlays/production/digits/v1/patches.yaml").unlink()
-    result = _modelops("generate", "--check", cwd=root)
+    result = run_modelops("generate", "--check", cwd=root)
     assert result.returncode == 1
     assert "stale    overlays/staging/iris/v1/patches.yaml" in result.stderr
     assert "orphaned overlays/staging/wine-old/kustomization.yaml" in result.stderr
     assert "missing  overlays/production/digits/v1/patches.yaml" in result.stderr
-    assert _modelops("generate", cwd=root).returncode == 0
-    assert _modelops("generate", "--check", cwd=root).returncode == 0
+    assert run_modelops("generate", cwd=root).returncode == 0
+    assert run_modelops("generate", "--check", cwd=root).returncode == 0
     assert not (root / "overlays/staging/wine-old").exists()
 
 
 def test_deleting_a_spec_removes_its_overlays(tmp_path):
-    root = _copy_repo(tmp_path)
+    root = copy_repo(tmp_path)
     shutil.rmtree(root / "models/digits")
-    result = _modelops("generate", cwd=root)
+    result = run_modelops("generate", cwd=root)
     assert result.returncode == 0, result.stderr
     assert not (root / "overlays/staging/digits").exists()
     assert not (root / "overlays/production/digits").exists()
@@ -81,7 +66,7 @@ def test_deleting_a_spec_removes_its_overlays(tmp_path):
 
 def test_invalid_specs_write_nothing(tiny):
     tiny.write("models/bad/model.yaml", "kind: Model\n")
-    result = _modelops("generate", cwd=tiny.root)
+    result = run_modelops("generate", cwd=tiny.root)
     assert result.returncode == 1 and "models/bad/model.yaml" in result.stderr
     assert not (tiny.root / "overlays").exists()
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_repo
 from modelops import render
 from modelops.repo import load
 
@@ -84,9 +83,7 @@ def test_projects_limit_models_to_their_namespaces_and_kinds():
 
 
 def test_a_misspelt_applicationset_field_fails_the_kept_schema(tmp_path):
-    root = tmp_path / "repo"
-    for folder in ("models", "platform", "base", "overlays", "schemas"):
-        shutil.copytree(REPO / folder, root / folder)
+    root = copy_repo(tmp_path)
     appset = root / "platform/argocd/applicationset-staging.yaml"
     appset.write_text(appset.read_text().replace("preserveResourcesOnDeletion", "preserveResourcesOnDelete"))
     _, problems = render.render(root, "1.34")

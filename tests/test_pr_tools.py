@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
-
-def _modelops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "modelops", *args], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, "GITHUB_ACTIONS": ""})
+from conftest import REPO, run_modelops
 
 
 @pytest.fixture
@@ -30,15 +23,15 @@ def clone(tmp_path, shared_root) -> Path:
 
 
 def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
-    created = _modelops("new", "churn", "--runtime", "python", "--team", "growth", cwd=clone)
+    created = run_modelops("new", "churn", "--runtime", "python", "--team", "growth", cwd=clone)
     assert created.returncode == 0, created.stderr
     assert (clone / "models/churn/model.py").is_file()
     assert (clone / "models/churn/model.yaml").read_text().startswith(
         "# yaml-language-server: $schema=../../schemas/model.schema.json")
-    tested = _modelops("test", "churn", cwd=clone)
+    tested = run_modelops("test", "churn", cwd=clone)
     assert tested.returncode == 0 and tested.stdout.startswith("ok      churn"), tested.stderr
 
-    plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
+    plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
     assert {(c["env"], c["name"]) for c in plan["changes"]} == {
         ("staging", "churn"), ("production", "churn"),
         ("staging", "catalog"), ("production", "catalog")}  # the catalog lists the new model
@@ -55,14 +48,14 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
     assert staging["before"]["cpu_max"] == "6" and staging["after"]["cpu_max"] == "6750m"
     assert staging["before"]["cpu_min"] == "2250m" and staging["after"]["cpu_min"] == "2500m"
 
-    markdown = _modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
 
 
 def test_a_canary_weight_change_changes_only_the_traffic(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("weight: 90", "weight: 75").replace("weight: 10", "weight: 25"))
-    plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
+    plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
     iris = [(c["env"], c["added"], list(c["changed"]), c["removed"], c["facts"])
             for c in plan["changes"] if c["name"] == "iris"]
     assert iris == [(env, [], ["HTTPRoute/iris"], [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
@@ -79,7 +72,7 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
 def test_a_pool_change_shows_the_object_diff(clone):
     pool = clone / "models/tabular/pool.yaml"
     pool.write_text(pool.read_text().replace("memory: 1Gi", "memory: 2Gi"))
-    plan = json.loads(_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
+    plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
     change = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "tabular")
     assert list(change["changed"]) == ["Deployment/tabular-server"]
     assert "-            memory: 1Gi\n+            memory: 2Gi" in change["changed"]["Deployment/tabular-server"]
@@ -87,19 +80,19 @@ def test_a_pool_change_shows_the_object_diff(clone):
 
 
 def test_new_refuses_to_overwrite_and_checks_the_name(clone):
-    again = _modelops("new", "iris", "--runtime", "sklearn", cwd=clone)
+    again = run_modelops("new", "iris", "--runtime", "sklearn", cwd=clone)
     assert again.returncode == 1
     assert again.stderr == "error: models/iris already exists; not overwriting it\n"
-    bad = _modelops("new", "Iris_2", "--runtime", "sklearn", cwd=clone)
+    bad = run_modelops("new", "Iris_2", "--runtime", "sklearn", cwd=clone)
     assert bad.returncode == 1 and "'Iris_2' is not a valid model name" in bad.stderr
-    no_pool = _modelops("new", "x", "--runtime", "sklearn", "--pool", "gpu", cwd=clone)
+    no_pool = run_modelops("new", "x", "--runtime", "sklearn", "--pool", "gpu", cwd=clone)
     assert no_pool.returncode == 1 and "pool 'gpu' does not exist" in no_pool.stderr
 
 
 def test_a_failing_example_is_a_clear_test_failure(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("data: [0, 1]", "data: [0, 2]"))
-    result = _modelops("test", "iris", cwd=clone)
+    result = run_modelops("test", "iris", cwd=clone)
     assert result.returncode == 1
     assert "FAILED  iris" in result.stderr
     assert "v1: output 'predict': data[1] expected 2, got 1" in result.stderr
@@ -109,12 +102,12 @@ def test_a_failing_example_is_a_clear_test_failure(clone):
 def test_memory_and_load_limits(clone):
     spec = clone / "models/wine/model.yaml"
     spec.write_text(spec.read_text().replace("  example:\n", "  example:\n    maxMemory: 1Mi\n"))
-    result = _modelops("test", "wine", cwd=clone)
+    result = run_modelops("test", "wine", cwd=clone)
     assert result.returncode == 1 and "over maxMemory 1Mi" in result.stderr
 
 
 def test_every_example_model_passes(clone):
-    result = _modelops("test", cwd=clone)
+    result = run_modelops("test", cwd=clone)
     assert result.returncode == 0, result.stderr
     assert sorted(line.split()[1] for line in result.stdout.splitlines()) == [
         "cancer-screen", "diabetes", "digits", "iris", "wine"]

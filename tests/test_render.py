@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_repo
 from modelops import render
 from modelops.repo import load
 
@@ -27,15 +26,8 @@ def test_every_overlay_renders_and_validates(tmp_path):
         assert labels["modelops/model"] == "iris" and labels["modelops/team"] == "data-science"
 
 
-def _repo_copy(tmp_path):
-    root = tmp_path / "repo"
-    for folder in ("models", "platform", "base", "overlays", "schemas"):
-        shutil.copytree(REPO / folder, root / folder)
-    return root
-
-
 def test_a_base_that_breaks_the_restricted_profile_is_caught(tmp_path):
-    root = _repo_copy(tmp_path)
+    root = copy_repo(tmp_path)
     deployment = root / "base/model-server/deployment.yaml"
     deployment.write_text(deployment.read_text().replace("runAsNonRoot: true", "runAsNonRoot: false")
                           .replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"))
@@ -46,7 +38,7 @@ def test_a_base_that_breaks_the_restricted_profile_is_caught(tmp_path):
 
 
 def test_an_unknown_field_fails_strict_validation(tmp_path):
-    root = _repo_copy(tmp_path)
+    root = copy_repo(tmp_path)
     service = root / "base/model-server/service.yaml"
     service.write_text(service.read_text().replace("  type: ClusterIP", "  type: ClusterIP\n  tipe: x"))
     _, problems = render.render(root, "1.34")
@@ -54,7 +46,7 @@ def test_an_unknown_field_fails_strict_validation(tmp_path):
 
 
 def test_a_kind_without_a_schema_is_an_error(tmp_path):
-    root = _repo_copy(tmp_path)
+    root = copy_repo(tmp_path)
     (root / "base/model-server/widget.yaml").write_text(
         "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n")
     kustomization = root / "base/model-server/kustomization.yaml"
@@ -64,14 +56,14 @@ def test_a_kind_without_a_schema_is_an_error(tmp_path):
 
 
 def test_a_broken_kustomization_is_reported_not_raised(tmp_path):
-    root = _repo_copy(tmp_path)
+    root = copy_repo(tmp_path)
     (root / "base/model-server/hpa.yaml").unlink()
     _, problems = render.render(root, "1.34")
     assert problems and all(p.message.startswith("kustomize build failed") for p in problems)
 
 
 def test_a_misspelt_route_field_fails_the_kept_schema(tmp_path):
-    root = _repo_copy(tmp_path)
+    root = copy_repo(tmp_path)
     route = root / "overlays/production/iris/route.yaml"
     route.write_text(route.read_text().replace("      weight: 90", "      wieght: 90"))
     _, problems = render.render(root, "1.34")
