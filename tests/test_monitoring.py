@@ -82,7 +82,16 @@ def prometheus(tmp_path):
                                  f"--web.listen-address=127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append(proc)
-        return f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # until its storage is open and it answers queries
+            try:
+                if httpx.get(f"{url}/-/ready").status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "prometheus did not start"
+            time.sleep(0.2)
 
     yield start
     for proc in started:
@@ -97,7 +106,7 @@ def _query(url: str, expr: str, want, timeout: float = 30) -> list:
             result = httpx.get(f"{url}/api/v1/query", params={"query": expr}).json()["data"]["result"]
             if want(result):
                 return result
-        except (httpx.TransportError, KeyError):
+        except (httpx.TransportError, KeyError, ValueError):  # not answering queries yet
             pass
         assert time.monotonic() < deadline, f"no result for {expr}"
         time.sleep(0.5)
