@@ -74,6 +74,9 @@ CASES: dict[str, dict[str, str | bytes]] = {
     "custom runtime without image": model(V1.replace("sklearn", "custom")),
     "image pinned to latest": model(V1.replace("sklearn", "custom") + "  image: ghcr.io/acme/server:latest\n"),
     "python model without model.py": model(V1.replace("sklearn", "python")),
+    "drift reference not a dataset": model(V1 + "  logging:\n    enabled: true\n"
+                                           "    reference: training\n"),
+    "reserved name": {"models/log-compactor/model.yaml": (HEAD + V1).replace("name: m\n", "name: log-compactor\n")},
     "over the capacity budget": model(V1 + "  resources:\n    cpu: '8'\n  autoscaling:\n    maxReplicas: 10\n"),
     "duplicate keys": model(V1 + "  concurrency: 4\n  concurrency: 8\n"),
     "alias bomb": {"models/m/model.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -212,6 +215,12 @@ EXPECTED: dict[str, list[str]] = {
     ],
     'python model without model.py': [
         "models/m/model.yaml:7:12: spec.runtime: runtime 'python' needs the model class in models/m/model.py, which does not exist",
+    ],
+    'drift reference not a dataset': [
+        "models/m/model.yaml:14:16: spec.logging.reference: reference 'training' is not one of this model's datasets (none declared)",
+    ],
+    'reserved name': [
+        "models/log-compactor/model.yaml:4:9: metadata.name: the name 'log-compactor' is reserved for the platform's own overlays; choose another",
     ],
     'over the capacity budget': [
         'platform/capacity.yaml:7:3: environments.staging: cpu requests at max replicas total 80, over the budget of 16; largest: m 80',

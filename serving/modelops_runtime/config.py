@@ -55,3 +55,29 @@ class ServerConfig(_Strict):
     @classmethod
     def read(cls, path: Path) -> "ServerConfig":
         return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+
+
+class CompactedModel(_Strict):
+    model: str
+    dataset: str  # the dataset its prediction logs feed
+    reference: str | None = None  # path on the shared volume the drift is measured against
+
+
+class CompactorConfig(_Strict):
+    """compactor.yaml: the models whose logs the compactor turns into datasets.
+
+    Records of a model not listed are compacted all the same (nothing is dropped),
+    without a drift summary.
+    """
+
+    apiVersion: Literal["modelops/v1"] = "modelops/v1"
+    kind: Literal["CompactorConfig"] = "CompactorConfig"
+    models: list[CompactedModel] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> "CompactorConfig":
+        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+
+    def references(self) -> dict[tuple[str, str], str]:
+        """(dataset, model) -> reference path."""
+        return {(m.dataset, m.model): m.reference for m in self.models if m.reference}

@@ -37,3 +37,17 @@ class Settings(BaseSettings):
     @property
     def logs(self) -> Path:
         return self.log_dir or self.shared_root / "logs"
+
+
+class CompactorSettings(BaseSettings):
+    """The log compactor's knobs (the CronJob sets them; `modelops logs compact` too)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_")
+
+    shared_root: Path = Path("/mnt/shared")
+    """Logs are read from <shared_root>/logs, datasets written to <shared_root>/datasets."""
+    compactor_config: Path = Path("/etc/modelops/compactor.yaml")
+    batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """Closed log files are compacted in batches of about this many bytes, one commit each."""
+    memory_limit: str = "512MB"
+    """DuckDB's memory limit; past it, it spills to its temporary directory."""

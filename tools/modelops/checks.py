@@ -16,6 +16,9 @@ from modelops.settings import Settings
 from modelops.spec import ENVIRONMENTS, Model, ModelSpec
 from modelops.yamlload import Document, Loc
 
+# Names of the platform's own overlays beside the models' in overlays/<env>/.
+RESERVED = ("catalog", "log-compactor", "namespace")
+
 if TYPE_CHECKING:
     from modelops.repo import Entry
 
@@ -70,7 +73,7 @@ def cross_file(entries: list[Entry], settings: Settings | None,
         if entry.file != expected:
             report.at(entry, ("metadata", "name"),
                       f"a {kind} named {entry.name!r} must live at {expected}, not {path}")
-        if entry.name in ("catalog", "namespace"):
+        if entry.name in RESERVED:
             report.at(entry, ("metadata", "name"), f"the name {entry.name!r} is reserved for the "
                       "platform's own overlays; choose another")
         if entry.name in names:
@@ -124,6 +127,12 @@ def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
                 if not version.artifact:
                     problem(env, where + (i,), f"runtime {spec.runtime!r} needs an artifact "
                             f"for version {version.name!r}")
+        reference = spec.logging.reference
+        if reference and reference not in {d.name for d in spec.datasets}:
+            known = sorted(d.name for d in spec.datasets)
+            problem(env, _env_loc(entry, env, "logging") + ("reference",),
+                    f"reference {reference!r} is not one of this model's datasets "
+                    f"({', '.join(known) or 'none declared'})")
         for i, var in enumerate(spec.env):
             if var.value is not None and looks_secret(var.name, var.value):
                 problem(env, _env_loc(entry, env, "env") + (i, "value"),

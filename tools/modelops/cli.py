@@ -284,6 +284,52 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
     run(config, Settings(host=host, port=port, shared_root=shared), root)
 
 
+logs = typer.Typer(no_args_is_help=True, help="Prediction logs on the shared volume.")
+app.add_typer(logs, name="logs")
+
+
+@logs.command("compact")
+def logs_compact(root: Path = ROOT,
+                 shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the "
+                                             "shared volume (reads logs/, writes datasets/)."),
+                 output: Output = typer.Option(None, "--output", "-o",
+                                               help="json: the run's summary for machines.")) -> None:
+    """Compact closed prediction logs into Parquet datasets, with drift summaries
+    (what the CronJob runs in the cluster)."""
+    import orjson
+
+    from modelops.manifests import compactor_config
+    from modelops_runtime.compactor import Compactor
+
+    config = compactor_config(_loaded(root, _output(None)), None)
+    shared = shared if shared.is_absolute() else root / shared
+    try:
+        summary = Compactor(shared, config).run()
+    except Exception as exc:  # DuckDB and file errors: nothing was consumed
+        typer.echo(f"error: compaction failed, logs left in place: {exc}", err=True)
+        raise typer.Exit(1)
+    if output is Output.json:
+        typer.echo(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_compaction(summary, shared)
+    for name, reason in sorted(summary.rejected.items()):
+        typer.echo(f"error: logs/{name} is unreadable, set aside in logs/_compactor/rejected/: "
+                   f"{reason}", err=True)
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+def _print_compaction(summary, shared: Path) -> None:
+    typer.echo(f"compacted {summary.records} record(s) ({summary.rows} row(s)) from "
+               f"{summary.files} file(s) into {len(summary.partitions)} partition(s) under "
+               f"{shared / 'datasets'}")
+    for partition, report in sorted(summary.drift.items()):
+        if "error" in report:
+            typer.echo(f"  {partition}: drift not measured: {report['error']}")
+        for feature, result in report.get("features", {}).items():
+            typer.echo(f"  {partition}: {feature} psi {result['psi']} ({result['drift']})")
+
+
 def main() -> None:
     try:
         app()

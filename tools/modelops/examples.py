@@ -1,7 +1,7 @@
 """Build the example models' artifacts from data sets that ship with scikit-learn.
 
 `python -m modelops.examples [SHARED_ROOT]` (run by `make demo`) writes them under
-SHARED_ROOT/artifacts/, the local stand-in for the shared volume. Training is
+SHARED_ROOT/artifacts/ (and a reference data set under datasets/), the local stand-in for the shared volume. Training is
 deterministic (fixed seeds, single thread, tree models whose thresholds are
 exact midpoints), so the files match the sha256 the specs pin; a test checks it.
 """
@@ -77,16 +77,33 @@ ARTIFACTS: dict[str, Callable[[], bytes]] = {
 }
 
 
+def _iris_reference() -> bytes:
+    """The training features, named as the log compactor names the logged inputs, so
+    iris's prediction logs get a drift summary against them."""
+    x, _ = datasets.load_iris(return_X_y=True)
+    buffer = io.StringIO()
+    np.savetxt(buffer, x, fmt="%.1f", delimiter=",", comments="",
+               header=",".join(f"in_input-0_{j}" for j in range(x.shape[1])))
+    return buffer.getvalue().encode()
+
+
+DATASETS: dict[str, Callable[[], bytes]] = {
+    "datasets/iris-training/train.csv": _iris_reference,
+}
+
+
 def build(root: Path = DEFAULT_ROOT) -> dict[str, str]:
-    """Write every artifact (only if its bytes changed); return path -> sha256."""
+    """Write every artifact and example dataset (only if its bytes changed); return
+    path -> sha256 of the artifacts."""
     digests = {}
-    for rel, make in ARTIFACTS.items():
+    for rel, make in (ARTIFACTS | DATASETS).items():
         data = make()
         target = root / rel
         if not target.is_file() or target.read_bytes() != data:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        digests[rel] = hashlib.sha256(data).hexdigest()
+        if rel in ARTIFACTS:
+            digests[rel] = hashlib.sha256(data).hexdigest()
     return digests
 
 

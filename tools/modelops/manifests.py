@@ -18,8 +18,8 @@ from typing import Any
 
 from modelops import quantity
 from modelops.repo import Entry, Repo
-from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
-                                     VersionConfig)
+from modelops_runtime.config import (CompactedModel, CompactorConfig, DatasetConfig,
+                                     LoggingConfig, ModelConfig, ServerConfig, VersionConfig)
 from modelops.spec import ENVIRONMENTS, ModelSpec, PoolSpec, Resources, Version
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
@@ -151,9 +151,13 @@ def server_model(entry: Entry, spec: ModelSpec, versions: list[Version],
         name=entry.name, runtime=spec.runtime, concurrency=spec.concurrency,
         versions=[VersionConfig(**v.model_dump(exclude_none=True)) for v in versions],
         logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
-                              dataset=spec.logging.dataset or entry.name),
+                              dataset=_dataset(entry, spec)),
         datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
         code=code or (f"{entry.name}.py" if spec.runtime == "python" else None))
+
+
+def _dataset(entry: Entry, spec: ModelSpec) -> str:
+    return spec.logging.dataset or entry.name
 
 
 def _server_config(server: str, placement: str, models: list[ModelConfig]) -> dict:
@@ -250,24 +254,57 @@ def pooled(repo: Repo, pool: Entry, members: list[Entry], env: str,
 CATALOG = "catalog"  # overlays/<env>/catalog/: reserved, no model may take the name
 
 
+def _platform_unit(repo: Repo, env: str, name: str, config: str, resources: list[str]) -> dict:
+    """Kustomization of a platform service over base/<name>: the pinned server image and
+    its generated config file as a ConfigMap."""
+    assert repo.settings is not None
+    image, tag = repo.settings.serverImage.rsplit(":", 1)
+    return {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+            "namespace": repo.settings.environments[env].namespace,
+            "resources": [_up(3) + f"base/{name}", *resources],
+            "images": [{"name": "model-server", "newName": image, "newTag": tag}],
+            "configMapGenerator": [{"name": name, "files": [config]}]}
+
+
 def catalog(repo: Repo, env: str) -> Files:
     from modelops.catalog import for_cluster
 
-    assert repo.settings is not None
     root = f"overlays/{env}/{CATALOG}"
     return {
         f"{root}/catalog.yaml": for_cluster(repo, env).model_dump(mode="json"),
         f"{root}/route.yaml": _route(repo, env, CATALOG, [{
             "matches": [_prefix("/catalog")], "backendRefs": [_backend(CATALOG)]}]),
-        f"{root}/kustomization.yaml": {
-            "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
-            "namespace": repo.settings.environments[env].namespace,
-            "resources": [_up(3) + "base/catalog", "route.yaml"],
-            "images": [{"name": "model-server",
-                        "newName": repo.settings.serverImage.rsplit(":", 1)[0],
-                        "newTag": repo.settings.serverImage.rsplit(":", 1)[1]}],
-            "configMapGenerator": [{"name": "catalog", "files": ["catalog.yaml"]}]},
+        f"{root}/kustomization.yaml": _platform_unit(repo, env, CATALOG, "catalog.yaml",
+                                                     ["route.yaml"]),
         f"{root}/{APP_PARAMS}": app_params(repo, env, CATALOG, "platform", "", "platform")}
+
+
+LOG_COMPACTOR = "log-compactor"  # overlays/<env>/log-compactor/: reserved too
+
+
+def compactor_config(repo: Repo, env: str | None) -> CompactorConfig:
+    """Which models' logs feed which dataset, and the reference each drifts against
+    (env None: the specs as written, for a local run)."""
+    models = []
+    for name, entry in sorted(repo.models.items()):
+        spec = entry.envs[env] if env else entry.obj.spec
+        assert isinstance(spec, ModelSpec)
+        if spec.logging.enabled:
+            paths = {d.name: d.path for d in spec.datasets}
+            models.append(CompactedModel(model=name, dataset=_dataset(entry, spec),
+                                         reference=paths.get(spec.logging.reference or "")))
+    return CompactorConfig(models=models)
+
+
+def log_compactor(repo: Repo, env: str) -> Files:
+    root = f"overlays/{env}/{LOG_COMPACTOR}"
+    return {
+        f"{root}/compactor.yaml": compactor_config(repo, env).model_dump(mode="json",
+                                                                        exclude_none=True),
+        f"{root}/kustomization.yaml": _platform_unit(repo, env, LOG_COMPACTOR,
+                                                     "compactor.yaml", []),
+        f"{root}/{APP_PARAMS}": app_params(repo, env, LOG_COMPACTOR, "platform", "",
+                                           "platform")}
 
 
 NAMESPACE = "namespace"  # overlays/<env>/namespace/: reserved like the catalog
@@ -373,9 +410,9 @@ def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]
             files.update(made)
             origin.update(dict.fromkeys(made, pool.file))
     for env in ENVIRONMENTS:
-        made = catalog(repo, env)
-        files.update(made)
-        origin.update(dict.fromkeys(made, "models/*/model.yaml"))
+        for made in (catalog(repo, env), log_compactor(repo, env)):
+            files.update(made)
+            origin.update(dict.fromkeys(made, "models/*/model.yaml"))
         made = namespace(repo, env)
         files.update(made)
         origin.update(dict.fromkeys(made, "platform/settings.yaml and platform/capacity.yaml"))

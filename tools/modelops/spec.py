@@ -170,6 +170,9 @@ class Logging(Strict):
     """Fraction of requests logged."""
     dataset: str | None = Field(default=None, pattern=NAME)
     """Dataset the compacted logs feed; defaults to the model's name."""
+    reference: str | None = Field(default=None, pattern=NAME)
+    """One of `datasets`: the compactor writes a drift summary (PSI per input feature)
+    of each day's logs against it."""
 
 
 class Dataset(Strict):

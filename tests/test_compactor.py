@@ -1,0 +1,241 @@
+"""The log compactor: closed prediction logs become Parquet datasets exactly once, even when
+it is killed at any point, with a drift summary against a reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from conftest import REPO, TinyRepo, run_modelops
+from servers import config, model
+from modelops_runtime.compactor import Compactor
+from modelops_runtime.config import CompactorConfig, ServerConfig
+from modelops_runtime.registry import Registry
+from modelops_runtime.watch import DatasetWatcher
+
+DAY = 1795000000.0  # 2026-11-18 in UTC
+
+
+def _record(i: int, model_name: str = "iris", version: str = "v1", dataset: str = "iris-log",
+            rows: int = 1, ts: float = DAY, nested: bool = False, shift: float = 0.0) -> dict:
+    rng = random.Random(i)
+    values = [round(rng.gauss(5 + shift, 1), 3) for _ in range(rows * 4)]
+    data = [values[r * 4:(r + 1) * 4] for r in range(rows)] if nested else values
+    return {"id": f"{model_name}-{i}", "model": model_name, "version": version,
+            "dataset": dataset, "ts": ts + i,
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [rows, 4], "data": data},
+                       {"name": "note", "datatype": "BYTES", "shape": [rows],
+                        "data": [f"n{i}-{r}" for r in range(rows)]}],
+            "outputs": [{"name": "predict", "datatype": "INT64", "shape": [rows],
+                         "data": [i % 3] * rows}],
+            "latency_ms": 0.5, "status": 200}
+
+
+def _write_log(shared: Path, name: str, records: list[dict], server: str = "iris-v1-server",
+               day: str = "2026-11-18") -> Path:
+    path = shared / "logs" / server / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _query(sql: str) -> list[tuple]:
+    with duckdb.connect() as con:
+        return con.execute(sql).fetchall()
+
+
+def _rows(shared: Path, dataset: str = "iris-log") -> list[tuple]:
+    files = sorted((shared / "datasets" / dataset).rglob("*.parquet"))
+    if not files:
+        return []
+    return _query(f"SELECT request_id, \"row\" FROM read_parquet({[str(f) for f in files]}) "
+                      "ORDER BY ALL")
+
+
+def _expected(records: list[dict]) -> list[tuple]:
+    return sorted((r["id"], row) for r in records for row in range(r["inputs"][0]["shape"][0]))
+
+
+def test_every_instance_becomes_one_row_and_a_rerun_adds_nothing(tmp_path):
+    shared = tmp_path
+    flat = [_record(i, rows=1 + i % 3) for i in range(40)]
+    nested = [_record(i, rows=2, nested=True) for i in range(40, 60)]
+    other = [_record(i, model_name="wine", dataset="wine", version="v3", ts=DAY + 86400)
+             for i in range(10)]
+    _write_log(shared, "a-1.jsonl", flat)
+    _write_log(shared, "a-2.jsonl", nested)
+    _write_log(shared, "b-1.jsonl", other, server="tabular-server")
+    still_open = _write_log(shared, "a-3.jsonl.open", [_record(99)])
+
+    summary = Compactor(shared, CompactorConfig()).run()
+    assert (summary.records, summary.files) == (70, 3)
+    assert _rows(shared) == _expected(flat + nested)
+    assert _rows(shared, "wine") == _expected(other)
+    assert still_open.exists()  # never touches a file still being written
+    assert not list((shared / "logs").glob("[!_]*/*/*.jsonl"))  # consumed logs are gone
+    partitions = sorted(str(p.parent.relative_to(shared / "datasets"))
+                        for p in (shared / "datasets").rglob("*.parquet"))
+    assert partitions == ["iris-log/model=iris/version=v1/date=2026-11-18",
+                          "wine/model=wine/version=v3/date=2026-11-19"]
+
+    # Values land in the right columns, nested or flat, strings too.
+    got = _query(f"""SELECT "in_input-0_0", "in_input-0_3", in_note, out_predict
+        FROM read_parquet('{shared}/datasets/iris-log/*/*/*/*.parquet')
+        WHERE request_id = 'iris-41' AND "row" = 1""")[0]
+    source = nested[1]["inputs"]
+    assert got == (source[0]["data"][1][0], source[0]["data"][1][3], "n41-1", 41 % 3)
+
+    again = Compactor(shared, CompactorConfig()).run()
+    assert (again.records, again.runs) == (0, 0)
+    assert _rows(shared) == _expected(flat + nested)
+
+
+def test_unreadable_file_is_set_aside_and_the_rest_compacted(tmp_path):
+    good = [_record(i) for i in range(5)]
+    _write_log(tmp_path, "good.jsonl", good)
+    bad = _write_log(tmp_path, "bad.jsonl", [])
+    bad.write_bytes(b'{"id": "x", "model": "iris"\nnot json at all\n')
+
+    summary = Compactor(tmp_path, CompactorConfig()).run()
+    assert _rows(tmp_path) == _expected(good)
+    assert list(summary.rejected) == ["iris-v1-server/2026-11-18/bad.jsonl"]
+    kept = tmp_path / "logs/_compactor/rejected/iris-v1-server/2026-11-18/bad.jsonl"
+    assert kept.read_bytes().startswith(b'{"id": "x"')  # nothing is thrown away
+    assert kept.with_name("bad.jsonl.error").read_text()
+
+
+def _compact_process(shared: Path, crash_at: str | None = None,
+                     batch_bytes: int = 4096) -> subprocess.Popen:
+    env = {**os.environ, "MODELOPS_SHARED_ROOT": str(shared),
+           "MODELOPS_COMPACTOR_CONFIG": str(shared / "none.yaml"),
+           "MODELOPS_BATCH_BYTES": str(batch_bytes)}
+    if crash_at:
+        env["MODELOPS_COMPACTOR_CRASH_AT"] = crash_at
+    return subprocess.Popen([sys.executable, "-m", "modelops_runtime.compactor"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("step", ["staged", "committed", "moved-one", "deleted-one"])
+def test_a_crash_at_any_step_loses_and_duplicates_nothing(tmp_path, step):
+    records = [_record(i, rows=2) for i in range(30)]
+    for n in range(3):
+        _write_log(tmp_path, f"f-{n}.jsonl", records[n * 10:(n + 1) * 10])
+    crashed = _compact_process(tmp_path, crash_at=step)
+    assert crashed.wait(60) == 137, crashed.stderr.read()
+    finished = _compact_process(tmp_path)
+    out, err = finished.communicate(timeout=60)
+    assert finished.returncode == 0, err
+    assert _rows(tmp_path) == _expected(records)
+    summary = json.loads(out)
+    assert summary["recovered"] == (0 if step == "staged" else 1)
+
+
+def test_killed_at_random_moments_it_still_writes_each_record_once(tmp_path):
+    rng = random.Random(7)
+    written: list[dict] = []
+    for round_ in range(6):
+        batch = [_record(round_ * 1000 + i, rows=1 + i % 2) for i in range(200)]
+        for n in range(4):
+            _write_log(tmp_path, f"r{round_}-{n}.jsonl", batch[n * 50:(n + 1) * 50])
+        written += batch
+        victim = _compact_process(tmp_path, batch_bytes=8192)  # many small commits
+        time.sleep(rng.uniform(0.05, 1.5))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+    finished = _compact_process(tmp_path)
+    out, err = finished.communicate(timeout=120)
+    assert finished.returncode == 0, err
+    assert _rows(tmp_path) == _expected(written)
+    assert not list((tmp_path / "logs/_compactor/staging").iterdir())
+
+
+def test_drift_summary_tells_a_shifted_feature_from_a_steady_one(tmp_path):
+    rng = np.random.default_rng(0)
+    reference = rng.normal(5, 1, size=(2000, 4))
+    ref_file = tmp_path / "datasets/iris-training/train.csv"
+    ref_file.parent.mkdir(parents=True)
+    np.savetxt(ref_file, reference, delimiter=",", comments="",
+               header=",".join(f"in_input-0_{j}" for j in range(4)))
+    records = []
+    for i in range(500):
+        row = rng.normal(5, 1, size=4)
+        row[2] += 1.5  # one feature drifts
+        record = _record(i)
+        record["inputs"][0]["data"] = row.round(4).tolist()
+        records.append(record)
+    _write_log(tmp_path, "day.jsonl", records)
+    config = CompactorConfig(models=[{"model": "iris", "dataset": "iris-log",
+                                      "reference": "datasets/iris-training"}])
+
+    summary = Compactor(tmp_path, config).run()
+    partition = "iris-log/model=iris/version=v1/date=2026-11-18"
+    report = json.loads((tmp_path / "datasets" / partition / "_drift.json").read_text())
+    assert report == summary.drift[partition]
+    features = report["features"]
+    assert features["in_input-0_2"]["drift"] == "significant"
+    assert features["in_input-0_2"]["psi"] > 0.25
+    for steady in ("in_input-0_0", "in_input-0_1", "in_input-0_3"):
+        assert features[steady]["drift"] == "stable", features
+    assert report["rows"] == 500 and report["referenceRows"] == 2000
+
+
+def test_a_servers_logs_become_a_dataset_another_model_can_read(start_server, tmp_path):
+    """End to end: requests -> the server's log files -> `modelops logs compact` -> Parquet."""
+    shared = tmp_path / "volume"
+    iris = model("iris", logging={"enabled": True, "sampleRate": 1.0, "dataset": "iris-predictions"})
+    server = start_server(config(iris, placement="dedicated"), log_dir=shared / "logs")
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [2, 4],
+                        "data": [5.1, 3.5, 1.4, 0.2, 6.6, 3.0, 4.4, 1.4]}]}
+    ids = [server.client.post("/v2/models/iris/versions/v1/infer", json=body).headers["x-request-id"]
+           for _ in range(20)]
+    assert server.stop() == 0
+
+    # A second model reads the dataset the compactor produces, and hears when it grows.
+    (tmp_path / "reader.py").write_text(READER)
+    reader = ServerConfig.model_validate(config(model(
+        "reader", "python", versions=[{"name": "v1"}], code=str(tmp_path / "reader.py"),
+        datasets=[{"name": "iris-predictions", "path": "datasets/iris-predictions"}])))
+    registry = Registry(reader, shared, tmp_path)
+    registry.load_all()
+    watcher = DatasetWatcher(registry, 60)
+    assert watcher.check() == []
+
+    repo = TinyRepo(tmp_path / "repo")
+    repo.write("models/iris/model.yaml", (REPO / "models/iris/model.yaml").read_text())
+    done = run_modelops("logs", "compact", "--shared", str(shared), "-o", "json",
+                        cwd=repo.root)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["records"] == 20
+    rows = _query(f"""SELECT request_id, "row", "in_input-0_2", out_predict, version
+        FROM read_parquet('{shared}/datasets/iris-predictions/**/*.parquet', hive_partitioning = true)
+        ORDER BY ALL""")
+    assert rows == sorted((i, r, [1.4, 4.4][r], [0, 1][r], "v1") for i in ids for r in range(2))
+    assert watcher.check() == [("reader", "iris-predictions")]
+    assert registry.models["reader"].versions["v1"].model.rows == 40
+
+
+READER = """
+import duckdb
+from modelops_runtime.model import Model
+
+
+class Reader(Model):
+    def load(self):
+        self.rows = 0
+
+    def predict(self, inputs):
+        return inputs
+
+    def on_dataset_change(self, name, path):
+        with duckdb.connect() as con:
+            self.rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}/**/*.parquet')").fetchone()[0]
+"""
