@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -132,7 +131,7 @@ def main() -> None:
     if "pyarrow read_json" in medians:
         print(f"compaction / bare pyarrow read: "
               f"{medians['compaction'] / medians['pyarrow read_json']:.2f}x")
-    print(f"per round: " + ", ".join(f"{s:.2f}" for s, _ in results["compaction"]) + " s")
+    print("per round: " + ", ".join(f"{s:.2f}" for s, _ in results["compaction"]) + " s")
     shutil.rmtree(WORK, ignore_errors=True)
 
 
