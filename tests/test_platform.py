@@ -22,13 +22,26 @@ def test_bootstrap_application_and_install_config_are_valid():
     root, = _docs(ARGOCD / "root.yaml")
     assert render.validate_object(REPO, root, settings.kubernetesVersion) == []
     assert root["spec"]["source"]["path"] == "platform/argocd"
-    for patch in ("argocd-cm.yaml", "argocd-notifications-cm.yaml"):
+    for patch in ("argocd-cm.yaml", "argocd-notifications-cm.yaml", "argocd-rbac-cm.yaml"):
         config, = _docs(ARGOCD / "install" / patch)
         assert render.validate_object(REPO, config, settings.kubernetesVersion) == []
     cm, = _docs(ARGOCD / "install/argocd-cm.yaml")
     assert "/spec/replicas" in cm["data"]["resource.customizations.ignoreDifferences.apps_Deployment"]
     notes, = _docs(ARGOCD / "install/argocd-notifications-cm.yaml")
     assert {"trigger.on-sync-failed", "trigger.on-health-degraded"} <= notes["data"].keys()
+    for kind in ("HTTPRoute", "Gateway"):
+        assert f"resource.customizations.health.gateway.networking.k8s.io_{kind}" in cm["data"]
+
+
+def test_only_the_platform_team_changes_applications_by_hand():
+    rbac, = _docs(ARGOCD / "install/argocd-rbac-cm.yaml")
+    assert rbac["data"]["policy.default"] == "role:readonly"
+    rules = [line.split(", ") for line in rbac["data"]["policy.csv"].splitlines() if line]
+    granted = {(r[1], r[3]) for r in rules if r[0] == "p"}
+    assert {action for role, action in granted if role == "role:model-operator"} == {
+        "get", "sync", "action/apps/Deployment/restart"}
+    assert all(r[4] == "models/*" for r in rules if r[0] == "p")  # never the platform project
+    assert ["g", "modelops:platform", "role:admin"] in rules
 
 
 def test_the_install_is_pinned_and_left_out_of_offline_rendering():

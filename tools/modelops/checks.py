@@ -17,7 +17,7 @@ from modelops.spec import ENVIRONMENTS, Model, ModelSpec
 from modelops.yamlload import Document, Loc
 
 # Names of the platform's own overlays beside the models' in overlays/<env>/.
-RESERVED = ("catalog", "log-compactor", "namespace")
+RESERVED = ("catalog", "gateway", "log-compactor", "namespace")
 
 if TYPE_CHECKING:
     from modelops.repo import Entry

@@ -114,7 +114,7 @@ def _pdb(selector: dict[str, str]) -> dict:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}}
 
 
-ROUTE_API = "gateway.networking.k8s.io/v1"
+ROUTE_API = "gateway.networking.k8s.io/v1"  # HTTPRoute and Gateway
 
 
 def _route(repo: Repo, env: str, name: str, rules: list[dict]) -> dict:
@@ -377,17 +377,61 @@ def namespace(repo: Repo, env: str) -> Files:
                             "includeSelectors": False}]}}
 
 
+GATEWAY = "gateway"  # overlays/<env>/gateway/: reserved too
+
+
+def gateway(repo: Repo, env: str) -> Files:
+    """The environment's Gateway, when settings name its class: an HTTP listener (and HTTPS
+    when the public URL is https, with its certificate from the Secret <gateway>-tls, made
+    outside git) that accepts routes only from the environment's namespace."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    if not settings.gatewayClass:
+        return {}
+    host = settings.publicUrl.split("://", 1)[1].split("/", 1)[0].split(":")[0] \
+        if settings.publicUrl else None
+    allowed = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
+        "kubernetes.io/metadata.name": settings.namespace}}},
+        "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]}
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": allowed}]
+    if settings.publicUrl and settings.publicUrl.startswith("https://"):
+        listeners.append({"name": "https", "protocol": "HTTPS", "port": 443,
+                          "allowedRoutes": allowed, "tls": {"mode": "Terminate", "certificateRefs": [
+                              {"kind": "Secret", "name": f"{settings.gateway}-tls"}]}})
+    if host:
+        for listener in listeners:
+            listener["hostname"] = host
+    root = f"overlays/{env}/{GATEWAY}"
+    return {
+        f"{root}/{RESOURCES}": [{"apiVersion": ROUTE_API,
+                                 "kind": "Gateway", "metadata": {"name": settings.gateway},
+                                 "spec": {"gatewayClassName": settings.gatewayClass,
+                                          "listeners": listeners}}],
+        f"{root}/kustomization.yaml": {
+            "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+            "namespace": settings.gatewayNamespace, "resources": [RESOURCES],
+            "labels": [{"pairs": {"app.kubernetes.io/part-of": "modelops"},
+                        "includeSelectors": False}]},
+        f"{root}/{APP_PARAMS}": app_params(repo, env, GATEWAY, "platform", "", "platform",
+                                           wave=-1) | {"namespace": settings.gatewayNamespace}}
+
+
 APP_PARAMS = "app.json"  # read by the Argo CD ApplicationSet's git files generator
 
 
 def app_params(repo: Repo, env: str, name: str, team: str, versions: str,
                project: str = "models", wave: int = 0) -> dict:
-    """What Argo CD needs to make this overlay's Application: labels, links, wave."""
+    """What Argo CD needs to make this overlay's Application: labels, links, wave.
+    A model links to its API docs and dashboard; the platform's own overlays to the
+    catalog and the dashboard of all models."""
     assert repo.settings is not None
     settings = repo.settings.environments[env]
+    model = name if project == "models" else None
+    docs = settings.docs_url(model) if model else (
+        f"{settings.publicUrl}/catalog" if settings.publicUrl else None)
     return {"name": name, "environment": env, "team": team, "versions": versions,
             "project": project, "wave": str(wave), "namespace": settings.namespace,
-            "docs": settings.docs_url(name) or "", "dashboard": settings.dashboard_url(name) or ""}
+            "docs": docs or "", "dashboard": settings.dashboard_url(model) or ""}
 
 
 def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]]:
@@ -416,5 +460,8 @@ def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]
         made = namespace(repo, env)
         files.update(made)
         origin.update(dict.fromkeys(made, "platform/settings.yaml and platform/capacity.yaml"))
+        made = gateway(repo, env)
+        files.update(made)
+        origin.update(dict.fromkeys(made, "platform/settings.yaml"))
     return files, origin
 
