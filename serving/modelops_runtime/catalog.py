@@ -15,37 +15,8 @@ import httpx
 import yaml
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CatalogVersion(_Strict):
-    name: str
-    weight: int
-    readyUrl: str  # the serving version's v2 readiness endpoint
-
-
-class CatalogModel(_Strict):
-    name: str
-    team: str
-    description: str
-    runtime: str
-    placement: str
-    minReplicas: int
-    maxReplicas: int
-    versions: list[CatalogVersion]
-    docsUrl: str | None = None
-    dashboardUrl: str | None = None
-
-
-class CatalogConfig(_Strict):
-    apiVersion: str = "modelops/v1"
-    kind: str = "Catalog"
-    environment: str
-    models: list[CatalogModel]
+from modelops_runtime.config import CatalogConfig, CatalogModel
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:

@@ -81,3 +81,31 @@ class CompactorConfig(_Strict):
     def references(self) -> dict[tuple[str, str], str]:
         """(dataset, model) -> reference path."""
         return {(m.dataset, m.model): m.reference for m in self.models if m.reference}
+
+
+class CatalogVersion(_Strict):
+    name: str
+    weight: int
+    readyUrl: str  # the serving version's v2 readiness endpoint
+
+
+class CatalogModel(_Strict):
+    name: str
+    team: str
+    description: str
+    runtime: str
+    placement: str
+    minReplicas: int
+    maxReplicas: int
+    versions: list[CatalogVersion]
+    docsUrl: str | None = None
+    dashboardUrl: str | None = None
+
+
+class CatalogConfig(_Strict):
+    """catalog.yaml: what the catalog page lists (the generator writes it per environment)."""
+
+    apiVersion: str = "modelops/v1"
+    kind: str = "Catalog"
+    environment: str
+    models: list[CatalogModel]

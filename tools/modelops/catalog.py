@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelops.repo import Entry, Repo
 from modelops.spec import ModelSpec
-from modelops_runtime.catalog import CatalogConfig, CatalogModel, CatalogVersion
+from modelops_runtime.config import CatalogConfig, CatalogModel, CatalogVersion
 
 def _model(entry: Entry, spec: ModelSpec, pool_spec, ready_url, docs_url: str | None,
            dashboard_url: str | None) -> CatalogModel:
