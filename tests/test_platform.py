@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from conftest import REPO, copy_repo
+from conftest import REPO
 from modelops import render
 from modelops.repo import load
 
@@ -93,12 +93,3 @@ def test_projects_limit_models_to_their_namespaces_and_kinds():
                     rendered.add((group, obj["kind"]))
     assert rendered <= allowed, rendered - allowed  # models deploy nothing their project forbids
     assert all(p["sourceRepos"] == [settings.repoURL] for p in projects.values())
-
-
-def test_a_misspelt_applicationset_field_fails_the_kept_schema(tmp_path):
-    root = copy_repo(tmp_path)
-    appset = root / "platform/argocd/applicationset-staging.yaml"
-    appset.write_text(appset.read_text().replace("preserveResourcesOnDeletion", "preserveResourcesOnDelete"))
-    _, problems = render.render(root, "1.34")
-    assert [p.path for p in problems] == ["ApplicationSet/models-staging"]
-    assert "preserveResourcesOnDelete" in problems[0].message

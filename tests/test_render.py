@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import pytest
 import yaml
 
 from conftest import REPO, copy_repo
@@ -62,10 +62,17 @@ def test_a_broken_kustomization_is_reported_not_raised(tmp_path):
     assert problems and all(p.message.startswith("kustomize build failed") for p in problems)
 
 
-def test_a_misspelt_route_field_fails_the_kept_schema(tmp_path):
+@pytest.mark.parametrize("file, field, typo, culprit", [
+    ("overlays/production/iris/route.yaml", "      weight: 90", "      wieght: 90",
+     "HTTPRoute/iris"),
+    ("platform/argocd/applicationset-staging.yaml", "preserveResourcesOnDeletion",
+     "preserveResourcesOnDelete", "ApplicationSet/models-staging"),
+])
+def test_a_misspelt_custom_resource_field_fails_the_kept_schema(tmp_path, file, field, typo,
+                                                                culprit):
     root = copy_repo(tmp_path)
-    route = root / "overlays/production/iris/route.yaml"
-    route.write_text(route.read_text().replace("      weight: 90", "      wieght: 90"))
+    path = root / file
+    path.write_text(path.read_text().replace(field, typo))
     _, problems = render.render(root, "1.34")
-    assert [p.path for p in problems] == ["HTTPRoute/iris"]
-    assert "wieght" in problems[0].message
+    assert [p.path for p in problems] == [culprit]
+    assert typo.strip().split(":")[0] in problems[0].message

@@ -100,6 +100,7 @@ class Compactor:
             folder.mkdir(parents=True, exist_ok=True)
         with self._lock(), self._connection() as con:
             self.con = con
+            self.loaded_references: dict[str, drift.Reference] = {}
             self._recover()
             while batch := self._next_batch():
                 self._compact(batch)
@@ -142,10 +143,11 @@ class Compactor:
         """Closed files, oldest first, up to about batch_bytes (at least one file)."""
         batch, size = [], 0
         for path in sorted(self.logs.glob(f"[!_]*/*/*{CLOSED_SUFFIX}")):
-            if batch and size + path.stat().st_size > self.batch_bytes:
+            length = path.stat().st_size
+            if batch and size + length > self.batch_bytes:
                 break
             batch.append(path)
-            size += path.stat().st_size
+            size += length
         return batch
 
     def _compact(self, files: list[Path]) -> None:
@@ -245,8 +247,11 @@ class Compactor:
         reference = self.references.get((dataset, model.removeprefix("model=")))
         if not reference:
             return
-        report = drift.summarize(self.con, self.datasets / partition, self.root / reference,
-                                 reference)
+        if reference not in self.loaded_references:
+            self.loaded_references[reference] = drift.Reference(self.con, self.root / reference,
+                                                                reference)
+        report = drift.summarize(self.con, self.datasets / partition,
+                                 self.loaded_references[reference])
         _write_atomic(self.datasets / partition / "_drift.json",
                       orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         self.summary.drift[partition] = report

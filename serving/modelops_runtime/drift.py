@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from modelops_runtime.logtables import quote
+
 BINS = 10
 FLOOR = 1e-4  # an empty bin would make the logarithm infinite
 MODERATE, SIGNIFICANT = 0.1, 0.25
@@ -57,26 +59,44 @@ def reference_source(path: Path) -> str:
     return f"read_parquet('{text}')"
 
 
-def summarize(con, partition: Path, reference: Path, reference_name: str) -> dict:
+class Reference:
+    """A reference data set, read once per run however many partitions compare with it."""
+
+    def __init__(self, con, path: Path, name: str):
+        self.con, self.name = con, name
+        self.source = reference_source(path) if path.exists() else None
+        self.columns = set(_numeric_columns(con, self.source)) if self.source else set()
+        self._values: dict[str, np.ndarray] = {}
+
+    def values(self, columns: list[str]) -> dict[str, np.ndarray]:
+        missing = [c for c in columns if c not in self._values]
+        if missing:
+            fetched = self.con.execute(f"SELECT {_doubles(missing)} FROM {self.source}").fetchnumpy()
+            self._values.update({c: _values(fetched[c]) for c in missing})
+        return {c: self._values[c] for c in columns}
+
+
+def _doubles(columns: list[str]) -> str:
+    return ", ".join(f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in columns)
+
+
+def summarize(con, partition: Path, reference: Reference) -> dict:
     """Drift of every numeric input column of one partition (all its parts)."""
-    if not reference.exists():
-        return {"reference": reference_name, "error": f"reference {reference_name} not found"}
+    if reference.source is None:
+        return {"reference": reference.name, "error": f"reference {reference.name} not found"}
     current_source = f"read_parquet('{_literal(partition)}/*.parquet', union_by_name = true)"
-    current_columns = _numeric_columns(con, current_source)
-    reference_columns = set(_numeric_columns(con, reference_source(reference)))
-    features = [c for c in current_columns if c.startswith("in_")]
-    matched = [c for c in features if c in reference_columns]
-    report: dict = {"reference": reference_name, "features": {},
-                    "unmatched": [c for c in features if c not in reference_columns]}
+    features = [c for c in _numeric_columns(con, current_source) if c.startswith("in_")]
+    matched = [c for c in features if c in reference.columns]
+    report: dict = {"reference": reference.name, "features": {},
+                    "unmatched": [c for c in features if c not in reference.columns]}
     if not matched:
         return report
-    columns = ", ".join(f'CAST("{c}" AS DOUBLE) AS "{c}"' for c in matched)
-    ref = con.execute(f"SELECT {columns} FROM {reference_source(reference)}").fetchnumpy()
-    cur = con.execute(f"SELECT {columns} FROM {current_source}").fetchnumpy()
+    ref = reference.values(matched)
+    cur = con.execute(f"SELECT {_doubles(matched)} FROM {current_source}").fetchnumpy()
     report["rows"] = len(cur[matched[0]])
     report["referenceRows"] = len(ref[matched[0]])
     for column in matched:
-        value = psi(_values(ref[column]), _values(cur[column]))
+        value = psi(ref[column], _values(cur[column]))
         report["features"][column] = {"psi": None if np.isnan(value) else round(value, 6),
                                       "drift": verdict(value)}
     return report

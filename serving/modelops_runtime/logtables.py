@@ -27,7 +27,6 @@ _SQL_TYPES = {"BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32"
               "INT64": "BIGINT", "UINT8": "UTINYINT", "UINT16": "USMALLINT",
               "UINT32": "UINTEGER", "UINT64": "UBIGINT", "FP16": "FLOAT", "FP32": "FLOAT",
               "FP64": "DOUBLE", "BYTES": "VARCHAR"}
-_SIDES = ("inputs", "outputs")
 _PREFIX = {"inputs": "in_", "outputs": "out_"}
 
 
@@ -69,7 +68,7 @@ LAYOUTS_SQL = f"""
     FROM records ORDER BY dataset, layout"""
 
 
-def _quote(identifier: str) -> str:
+def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
@@ -99,10 +98,10 @@ class Tensor:
         offset = f"r * {self.width}" if self.per_row else "0"
         name = _PREFIX[self.side] + self.name
         if self.width > WIDE:
-            return [f"{alias}[{offset} + 1 : {offset} + {self.width}] AS {_quote(name)}"]
+            return [f"{alias}[{offset} + 1 : {offset} + {self.width}] AS {quote(name)}"]
         if self.width == 1:
-            return [f"{alias}[{offset} + 1] AS {_quote(name)}"]
-        return [f"{alias}[{offset} + {j + 1}] AS {_quote(f'{name}_{j}')}"
+            return [f"{alias}[{offset} + 1] AS {quote(name)}"]
+        return [f"{alias}[{offset} + {j + 1}] AS {quote(f'{name}_{j}')}"
                 for j in range(self.width)]
 
 

@@ -15,6 +15,7 @@ least two replicas always run, a PodDisruptionBudget.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelops import quantity
 from modelops.repo import Entry, Repo
@@ -388,8 +389,7 @@ def gateway(repo: Repo, env: str) -> Files:
     settings = repo.settings.environments[env]
     if not settings.gatewayClass:
         return {}
-    host = settings.publicUrl.split("://", 1)[1].split("/", 1)[0].split(":")[0] \
-        if settings.publicUrl else None
+    host = urlsplit(settings.publicUrl).hostname if settings.publicUrl else None
     allowed = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
         "kubernetes.io/metadata.name": settings.namespace}}},
         "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]}
