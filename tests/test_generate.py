@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import yaml
 
 from conftest import REPO, copy_repo, run_modelops
-from modelops import generate
+from modelops import generate, manifests
 from modelops.repo import load
 
 
@@ -53,6 +54,42 @@ def test_check_lists_missing_stale_and_orphaned_files(tmp_path):
     assert run_modelops("generate", cwd=root).returncode == 0
     assert run_modelops("generate", "--check", cwd=root).returncode == 0
     assert not (root / "overlays/staging/wine-old").exists()
+
+
+def test_two_processes_find_and_write_what_one_would(tmp_path):
+    root = copy_repo(tmp_path)
+    units = [path for path in generate.build(load(root)) if path.endswith("kustomization.yaml")]
+    for path in units[:6]:  # stale files in overlays that either process may own
+        (root / path).write_text("edited by hand\n")
+    for path in units[6:9]:
+        (root / path).unlink()
+    (root / "overlays/staging/wine-old").mkdir()
+    (root / "overlays/staging/wine-old/route.yaml").write_text("x: 1\n")
+    assert generate._may_fork(), "another thread is running: the child would not be forked"
+    one = generate.sync(root, load(root), write=False, parallel=False)
+    two = generate.sync(root, load(root), write=False, parallel=True)
+    assert one == two
+    drift, _ = two
+    assert drift.changed == sorted(units[:6]) and set(units[6:9]) <= set(drift.added)
+    assert drift.removed == ["overlays/staging/wine-old/route.yaml"]
+
+    generate.sync(root, load(root), write=True, parallel=True)
+    for path, text in generate.build(load(root)).items():
+        assert (root / path).read_text() == text, path
+    assert not (root / "overlays/staging/wine-old").exists()
+
+
+def test_a_failure_in_the_child_process_is_reported(tmp_path, monkeypatch):
+    root = copy_repo(tmp_path)
+    real = manifests.units
+
+    def units(repo, sources):
+        made = real(repo, sources)
+        return made[:1] + [(lambda: 1 / 0, made[1][1])] + made[2:]  # the child's first unit
+
+    monkeypatch.setattr(manifests, "units", units)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        generate.sync(root, load(root), write=False, parallel=True)
 
 
 def test_deleting_a_spec_removes_its_overlays(tmp_path):

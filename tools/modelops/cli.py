@@ -109,17 +109,15 @@ def generate(root: Path = ROOT,
                                              "is missing, stale or orphaned.")) -> None:
     """Generate overlays/ and schemas/ from the specs (deterministic, byte for byte)."""
     repo = _loaded(root, _output(None))
-    wanted = gen.build(repo)
+    drift, count = gen.sync(root, repo, write=not check)
     if check:
-        drift = gen.diff(root, wanted)
         if drift:
             typer.echo("generated files are out of date (run `modelops generate`):", err=True)
             typer.echo("\n".join("  " + line for line in drift.lines()), err=True)
             raise typer.Exit(1)
-        typer.echo(f"ok: {len(wanted)} generated file(s) are current")
+        typer.echo(f"ok: {count} generated file(s) are current")
         return
-    drift = gen.write(root, wanted)
-    typer.echo(f"generated {len(wanted)} file(s): {len(drift.added)} added, "
+    typer.echo(f"generated {count} file(s): {len(drift.added)} added, "
                f"{len(drift.changed)} updated, {len(drift.removed)} removed")
 
 

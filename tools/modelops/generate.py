@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import traceback
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
 from modelops import manifests, reference, yamlemit
+from modelops.gcpause import paused
 from modelops.repo import Repo
 from modelops.schemas import exported
 
@@ -38,69 +42,154 @@ def _python_header(source: str) -> str:
     return "".join(f"# {line}\n" for line in manifests.header(source).splitlines())
 
 
-def build(repo: Repo) -> dict[str, str]:
-    """Relative path -> exact file text, for every generated file."""
-    files, origin = manifests.overlays(repo, repo.sources)
-    out = {}
-    for path, data in files.items():
-        if path.endswith(".json"):  # JSON has no comments: the header is a field
-            data = {**data, "generated": manifests.header(origin[path]).replace("\n", " ")}
-            out[path] = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
-        elif isinstance(data, str):  # a model class copied next to its kustomization
-            source = origin[path].replace("model.yaml", "model.py")
-            out[path] = _python_header(source) + data
-        elif isinstance(data, list):  # several objects in one file
-            out[path] = yamlemit.dump_all(data, manifests.header(origin[path]))
-        else:
-            out[path] = yamlemit.dump(data, manifests.header(origin[path]))
-    out["docs/spec.md"] = reference.markdown()
+def _text(path: str, data: object, source: str) -> str:
+    if path.endswith(".json"):  # JSON has no comments: the header is a field
+        data = {**data, "generated": manifests.header(source).replace("\n", " ")}
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    if isinstance(data, str):  # a model class copied next to its kustomization
+        return _python_header(source.replace("model.yaml", "model.py")) + data
+    if isinstance(data, list):  # several objects in one file
+        return yamlemit.dump_all(data, manifests.header(source))
+    return yamlemit.dump(data, manifests.header(source))
+
+
+def _texts(units: list[manifests.Unit]) -> dict[str, str]:
+    """Make the units one at a time, keeping only their text (their data goes at once)."""
+    return {path: _text(path, data, source)
+            for make, source in units for path, data in make().items()}
+
+
+def _documents() -> dict[str, str]:
+    """The generated files that come from the spec's classes, not from the specs."""
+    out = {"docs/spec.md": reference.markdown()}
     for name, schema in exported().items():
         out[f"schemas/{name}"] = orjson.dumps(
             schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
     return out
 
 
-def _existing(root: Path) -> tuple[set[str], list[str]]:
-    """Files and directories under overlays/, relative to the root ('/'-separated)."""
-    files, dirs = set(), []
-    for top, subdirs, names in os.walk(root / OVERLAYS):
-        rel = os.path.relpath(top, root).replace(os.sep, "/")
-        dirs.append(rel)
-        files.update(f"{rel}/{name}" for name in names)
-    return files, dirs
+@paused
+def build(repo: Repo) -> dict[str, str]:
+    """Relative path -> exact file text, for every generated file."""
+    return _texts(manifests.units(repo, repo.sources)) | _documents()
 
 
-def diff(root: Path, wanted: dict[str, str]) -> Drift:
-    existing, _ = _existing(root)
-    added, changed = [], []
-    for path, text in sorted(wanted.items()):
+def _read(path: str, most: int) -> bytes:
+    """Up to `most` bytes of a file: a bare os.read costs half of open() and read()."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return b""
+    try:
+        return os.read(fd, most)
+    except IsADirectoryError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _apply(root: Path, wanted: dict[str, str], write: bool) -> tuple[list[str], list[str]]:
+    """Compare each wanted file with the tree (and rewrite it when `write` and it differs):
+    the paths that were missing, and those whose bytes differed."""
+    added, changed, made = [], [], set()
+    for path, text in wanted.items():
         full = os.path.join(root, path)
-        present = path in existing if path.startswith(OVERLAYS + "/") else os.path.isfile(full)
-        if not present:
-            added.append(path)
+        expected = text.encode()
+        found = _read(full, len(expected) + 1)
+        if found == expected:
             continue
-        with open(full, "rb") as handle:
-            if handle.read() != text.encode():
-                changed.append(path)
-    return Drift(added, changed, sorted(existing - wanted.keys()))
+        (changed if found or os.path.isfile(full) else added).append(path)
+        if write:
+            parent = os.path.dirname(full)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with open(full, "wb") as handle:
+                handle.write(expected)
+    return added, changed
 
 
-def write(root: Path, wanted: dict[str, str]) -> Drift:
-    """Bring the tree in line with `wanted`; only files that differ are touched."""
-    drift = diff(root, wanted)
-    made: set[str] = set()
-    for path in drift.added + drift.changed:
-        full = os.path.join(root, path)
-        parent = os.path.dirname(full)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        with open(full, "wb") as handle:
-            handle.write(wanted[path].encode())
-    for path in drift.removed:
+def _in_child(work: Callable[[], object]) -> Callable[[], object]:
+    """Run `work` in a forked child at once; the returned function waits for its
+    (JSON-able) result. Forking copies the loaded repo for free, and only the small
+    result comes back."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        status = 0
+        try:
+            payload = orjson.dumps({"result": work()})
+        except BaseException:  # noqa: BLE001 - reported by the parent
+            payload, status = orjson.dumps({"error": traceback.format_exc()}), 1
+        with os.fdopen(writer, "wb") as out:
+            out.write(payload)
+        os._exit(status)
+    os.close(writer)
+
+    def wait() -> object:
+        with os.fdopen(reader, "rb") as answer:
+            payload = answer.read()
+        _, status = os.waitpid(pid, 0)
+        message = orjson.loads(payload) if payload else {"error": f"exit status {status}"}
+        if "error" in message:
+            raise RuntimeError(f"generating in a child process failed:\n{message['error']}")
+        return message["result"]
+
+    return wait
+
+
+def _may_fork() -> bool:
+    """Two cores or more, and no other threads whose locks a child could inherit held."""
+    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
+
+
+def _unclaimed(root: Path, wanted: dict[str, str]) -> list[str]:
+    """Files under overlays/ that are not among `wanted`."""
+    files = set()
+    for top, _, names in os.walk(root / OVERLAYS):
+        rel = os.path.relpath(top, root).replace(os.sep, "/")
+        files.update(f"{rel}/{name}" for name in names)
+    return sorted(files.difference(wanted))
+
+
+def _remove(root: Path, paths: list[str]) -> None:
+    """Delete orphaned files, then the directories that left empty, deepest first."""
+    for path in paths:
         os.unlink(os.path.join(root, path))
-    if drift.removed:  # remove directories the removal emptied, deepest first
-        for rel in sorted(_existing(root)[1], reverse=True):
-            if not os.listdir(os.path.join(root, rel)):
-                os.rmdir(os.path.join(root, rel))
-    return drift
+    for top, _, _ in sorted(os.walk(root / OVERLAYS), reverse=True):
+        if not os.listdir(top):
+            os.rmdir(top)
+
+
+@paused
+def sync(root: Path, repo: Repo, write: bool, parallel: bool = True) -> tuple[Drift, int]:
+    """Compare every generated file with the tree (and bring the tree in line when `write`):
+    the drift, and how many files are generated. Overlays are independent, so on two
+    cores a forked child makes, compares and writes every other one, and lists the tree."""
+    units = manifests.units(repo, repo.sources)
+    child = None
+    if parallel and _may_fork():
+        theirs, units = units[1::2], units[::2]
+
+        def share() -> dict:
+            wanted = _texts(theirs)
+            added, changed = _apply(root, wanted, write)
+            return {"count": len(wanted), "added": added, "changed": changed,
+                    "unclaimed": _unclaimed(root, wanted)}
+
+        child = _in_child(share)
+    wanted = _texts(units) | _documents()
+    added, changed = _apply(root, wanted, write)
+    count = len(wanted)
+    if child is None:
+        unclaimed = _unclaimed(root, wanted)
+    else:
+        done = child()
+        count += done["count"]
+        added += done["added"]
+        changed += done["changed"]
+        unclaimed = done["unclaimed"]
+    removed = [path for path in unclaimed if path not in wanted]
+    if write and removed:
+        _remove(root, removed)
+    return Drift(sorted(added), sorted(changed), removed), count

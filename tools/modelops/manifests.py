@@ -14,7 +14,8 @@ least two replicas always run, a PodDisruptionBudget.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from modelops import quantity
@@ -434,34 +435,27 @@ def app_params(repo: Repo, env: str, name: str, team: str, versions: str,
             "docs": docs or "", "dashboard": settings.dashboard_url(model) or ""}
 
 
-def overlays(repo: Repo, sources: dict[str, str]) -> tuple[Files, dict[str, str]]:
-    """Every overlay file, and for each the spec file it was generated from."""
-    files: Files = {}
-    origin: dict[str, str] = {}
+Unit = tuple[Callable[[], Files], str]  # makes one overlay directory's files; its source file
+
+
+def units(repo: Repo, sources: dict[str, str]) -> list[Unit]:
+    """Every overlay directory, not yet made: each is independent of the others, so a
+    caller can make them one at a time (and let each one's data go) or share them out."""
+    out: list[Unit] = []
     members: dict[str, list[Entry]] = {name: [] for name in repo.pools}
     for name, entry in sorted(repo.models.items()):
         placement = entry.obj.spec.placement
         if placement == "dedicated":
-            for env in ENVIRONMENTS:
-                made = dedicated(repo, entry, env, sources)
-                files.update(made)
-                origin.update(dict.fromkeys(made, entry.file))
+            out += [(partial(dedicated, repo, entry, env, sources), entry.file)
+                    for env in ENVIRONMENTS]
         else:
             members[placement.shared].append(entry)
     for name, pool in sorted(repo.pools.items()):
-        for env in ENVIRONMENTS:
-            made = pooled(repo, pool, members[name], env, sources)
-            files.update(made)
-            origin.update(dict.fromkeys(made, pool.file))
+        out += [(partial(pooled, repo, pool, members[name], env, sources), pool.file)
+                for env in ENVIRONMENTS]
     for env in ENVIRONMENTS:
-        for made in (catalog(repo, env), log_compactor(repo, env)):
-            files.update(made)
-            origin.update(dict.fromkeys(made, "models/*/model.yaml"))
-        made = namespace(repo, env)
-        files.update(made)
-        origin.update(dict.fromkeys(made, "platform/settings.yaml and platform/capacity.yaml"))
-        made = gateway(repo, env)
-        files.update(made)
-        origin.update(dict.fromkeys(made, "platform/settings.yaml"))
-    return files, origin
-
+        out += [(partial(catalog, repo, env), "models/*/model.yaml"),
+                (partial(log_compactor, repo, env), "models/*/model.yaml"),
+                (partial(namespace, repo, env), "platform/settings.yaml and platform/capacity.yaml"),
+                (partial(gateway, repo, env), "platform/settings.yaml")]
+    return out

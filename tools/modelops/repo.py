@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from modelops import checks
+from modelops.gcpause import paused
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic
 from modelops.located import closest, diagnose
@@ -157,6 +158,7 @@ def spec_files(root: Path) -> list[Path]:
     return sorted(p for p in models.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+@paused
 def load(root: Path) -> Repo:
     root = Path(root)
     diagnostics: list[Diagnostic] = []
