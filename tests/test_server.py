@@ -70,10 +70,12 @@ def test_bad_requests_get_4xx_json(iris, path, body, status, message):
 
 
 def test_malformed_bodies_and_unknown_paths_are_4xx_json(iris):
-    for response in (iris.client.post("/v2/models/iris/infer", content=b"\x00\xff"),
-                     iris.client.get("/v2/nowhere"),
-                     iris.client.delete("/v2/models/iris/infer")):
-        assert 400 <= response.status_code < 500 and "error" in response.json()
+    for response, status in ((iris.client.post("/v2/models/iris/infer", content=b"\x00\xff"), 400),
+                             (iris.client.get("/v2/nowhere"), 404),
+                             (iris.client.get("/v2/models/nope/docs"), 404),
+                             (iris.client.delete("/v2/models/iris/infer"), 405)):
+        assert response.status_code == status and "error" in response.json()
+    assert iris.client.get("/v2/nowhere").json() == {"error": "no such endpoint: GET /v2/nowhere"}
 
 
 def test_request_id_is_honoured_or_generated(iris):
@@ -124,6 +126,11 @@ def test_openapi_documents_protocol_management_and_model_routes(start_server, tm
                  "/v2/repository/models/{name}/load", "/v2/models/cancer-screen/explain"):
         assert path in paths
     assert server.client.get("/docs").status_code == 200
+    infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert infer["tags"] == ["models"] and "requestBody" in infer
+    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
+    assert paths["/v2/models/cancer-screen/explain"]["get"]["tags"] == ["model: cancer-screen"]
+    assert server.client.get("/v2/models/cancer-screen/openapi.json").json()["paths"] == paths
     top = server.client.get("/v2/models/cancer-screen/explain").json()["top_features"]
     assert len(top) == 5 and top[0]["importance"] >= top[-1]["importance"]
 

@@ -1,20 +1,23 @@
 """`python -m modelops_runtime` (the image's entry point): serve the config in MODELOPS_CONFIG.
 
 Models start loading before the web framework is imported, so the two overlap.
-The garbage collector waits until both are done: startup makes only long-lived
-objects (modules, models), and collecting them over and over cost a tenth of the
-time to ready (benchmarks/serve.py).
+The garbage collector is off from the first import until both are done: startup
+makes only long-lived objects (modules, classes, models), and collecting them over
+and over cost a tenth of the time to ready (benchmarks/serve.py).
 """
 
 import gc
-import sys
-import threading
 
-from pydantic import ValidationError
+gc.disable()
 
-from modelops_runtime.config import ServerConfig
-from modelops_runtime.registry import Registry
-from modelops_runtime.settings import Settings
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from pydantic import ValidationError  # noqa: E402
+
+from modelops_runtime.config import ServerConfig  # noqa: E402
+from modelops_runtime.registry import Registry  # noqa: E402
+from modelops_runtime.settings import Settings  # noqa: E402
 
 
 def _collect_after(registry: Registry, imported: threading.Event) -> None:
@@ -25,7 +28,6 @@ def _collect_after(registry: Registry, imported: threading.Event) -> None:
 
 
 def main() -> None:
-    gc.disable()
     try:
         settings = Settings()
         config = ServerConfig.read(settings.config)
@@ -36,7 +38,7 @@ def main() -> None:
     imported = threading.Event()
     threading.Thread(target=_collect_after, args=(registry, imported), name="gc-after-startup",
                      daemon=True).start()
-    from modelops_runtime.server import run  # FastAPI and uvicorn import while models load
+    from modelops_runtime.server import run  # Starlette and uvicorn import while models load
 
     imported.set()
     run(config, settings, settings.config.parent, registry)

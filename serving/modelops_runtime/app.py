@@ -1,10 +1,15 @@
-"""The HTTP server: Open Inference Protocol v2, the management API, per-model routes.
+"""The HTTP server: Open Inference Protocol v2, the management API and metrics.
 
-The app is thin: it routes, validates the protocol and asks the registry. The
-infer handler parses the body itself with orjson. Decode, predict and encode run
-inline for a model whose calls take under 2 ms on average (a thread hop would cost
-more than the prediction), and in a worker thread otherwise, so a slow model never
-blocks health checks or the other models of a pool.
+The app is plain Starlette and thin: it routes, validates the protocol and asks the
+registry. The infer handler parses the body itself with orjson. Decode, predict and
+encode run inline for a model whose calls take under 2 ms on average (a thread hop
+would cost more than the prediction), and in a worker thread otherwise, so a slow
+model never blocks health checks or the other models of a pool.
+
+Every path these routes do not know falls through to the FastAPI app of docs.py: the
+OpenAPI docs and the extra endpoints that model classes declare. Importing FastAPI and
+building that app took a sixth of the time to ready, so it is built once the models
+are loaded (or by the first request that needs it), not before the server can serve.
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ import asyncio
 import contextlib
 import random
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelops_runtime import __version__, metrics
@@ -38,21 +43,22 @@ from modelops_runtime.registry import Registry
 from modelops_runtime.settings import Settings
 from modelops_runtime.watch import DatasetWatcher
 
-_PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}
-_INFER_BODY = {"content": {"application/json": {"schema": {
-    "type": "object", "required": ["inputs"], "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object"},
-        "inputs": {"type": "array", "items": {"type": "object", "required": [
-            "name", "shape", "datatype", "data"]}},
-        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"]}}}}}},
-    "required": True}
+
+class Endpoint(NamedTuple):
+    """One route of the server, and what the docs say of it (no tag: undocumented)."""
+
+    method: str
+    path: str
+    handler: Callable
+    tag: str | None
+    summary: str
 
 
 class State:
     """Everything a request handler needs, created once per app."""
 
     def __init__(self, config: ServerConfig, settings: Settings, registry: Registry):
+        self.config = config
         self.settings = settings
         self.registry = registry
         logging_on = any(m.logging.enabled for m in config.models)
@@ -63,8 +69,54 @@ class State:
         self.draining = False
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+# -- errors: always JSON, never a 500 for bad input (docs.py uses them too) ------------
+async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
+    return error(exc.status, exc.message)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    return error(exc.status_code, message, getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    traceback.print_exception(exc, file=sys.stderr)
+    return error(500, f"internal error (request id {request.scope['state']['request_id']})")
+
+
+ERROR_HANDLERS: dict[Any, Callable] = {ProtocolError: _protocol_error, HTTPException: _http_error,
+                                       Exception: _unexpected}
+
+
+class Extras:
+    """The app every unmatched path goes to: docs.py's, built once, on first need."""
+
+    def __init__(self, state: State, endpoints: list[Endpoint]):
+        self.state, self.endpoints = state, endpoints
+        self._app = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        with self._lock:
+            if self._app is None:
+                from modelops_runtime.docs import create_docs_app
+
+                self._app = create_docs_app(self.state, self.endpoints)
+        return self._app
+
+    def build_when_loaded(self) -> None:
+        self.state.registry.wait_loaded()
+        self.get()
+
+    async def __call__(self, scope, receive, send) -> None:
+        app = self._app or await asyncio.to_thread(self.get)
+        await app(scope, receive, send)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -78,122 +130,50 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(config: ServerConfig, settings: Settings, config_dir: Path,
-               registry: Registry | None = None) -> FastAPI:
+               registry: Registry | None = None) -> Starlette:
     """The app; pass a registry that is already loading to overlap loading with start-up."""
     state = State(config, settings,
                   registry or Registry(config, settings.shared_root, config_dir))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if state.log:
-            state.log.start()
-        state.registry.start_loading()
-        state.watcher.start()
-        yield
-        state.draining = True
-        state.watcher.stop()
-        if state.log:
-            state.log.close()
-
-    app = FastAPI(title=f"modelops server: {config.server}", version=__version__,
-                  lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  description="Open Inference Protocol v2, the model repository API, and "
-                              "the extra endpoints of the models served here.")
-    app.state.modelops = state
-    token = settings.auth_token.get_secret_value() if settings.auth_token else None
-    app.add_middleware(ServerMiddleware, token=token, max_body=settings.max_body_bytes)
-
-    # -- errors: always JSON, never a 500 for bad input -----------------------------
-    @app.exception_handler(ProtocolError)
-    async def protocol_error(request: Request, exc: ProtocolError):
-        return _error(exc.status, exc.message)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException):
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if exc.status_code == 404:
-            message = f"no such endpoint: {request.method} {request.url.path}"
-        return _error(exc.status_code, message, getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
-        traceback.print_exception(exc, file=sys.stderr)
-        return _error(500, f"internal error (request id {request.scope['state']['request_id']})")
-
     # -- health and server metadata ---------------------------------------------------
-    @app.get("/v2/health/live", tags=["health"])
-    async def live() -> dict:
-        return {"live": True}
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
 
-    @app.get("/v2/health/ready", tags=["health"])
-    async def ready():
+    async def ready(request: Request) -> Response:
         ok = state.registry.ready() and not state.draining
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    @app.get("/v2", tags=["server"])
-    async def server_metadata() -> dict:
-        return {"name": "modelops", "version": __version__,
-                "extensions": ["model_repository"]}
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse({"name": "modelops", "version": __version__,
+                             "extensions": ["model_repository"]})
 
-    @app.get("/metrics", tags=["server"], include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    # The docs again under each model's own path, which the gateway routes to its server.
-    @app.get("/v2/models/{name}/openapi.json", include_in_schema=False)
-    async def model_openapi(name: str) -> dict:
-        state.registry.entry(name)
-        return app.openapi()
-
-    @app.get("/v2/models/{name}/docs", include_in_schema=False)
-    async def model_docs(name: str):
-        state.registry.entry(name)
-        return get_swagger_ui_html(openapi_url=f"/v2/models/{name}/openapi.json",
-                                   title=f"{name}: model server API")
-
     # -- models ----------------------------------------------------------------------
-    def model_metadata(name: str, version: str | None) -> dict:
+    async def metadata(request: Request) -> Response:
+        name, version = request.path_params["name"], request.path_params.get("version")
         entry, loaded = state.registry.pick(name, version)
-        return {"name": name, "versions": [v.name for v in entry.config.versions],
-                "platform": entry.config.runtime, **loaded.model.metadata()}
+        return JSONResponse({"name": name, "versions": [v.name for v in entry.config.versions],
+                             "platform": entry.config.runtime, **loaded.model.metadata()})
 
-    @app.get("/v2/models/{name}", tags=["models"])
-    async def metadata(name: str) -> dict:
-        return model_metadata(name, None)
-
-    @app.get("/v2/models/{name}/versions/{version}", tags=["models"])
-    async def version_metadata(name: str, version: str) -> dict:
-        return model_metadata(name, version)
-
-    def model_ready(name: str, version: str | None) -> JSONResponse:
+    async def model_ready(request: Request) -> Response:
+        name, version = request.path_params["name"], request.path_params.get("version")
         entry = state.registry.entry(name)
         if version is not None and version not in {v.name for v in entry.config.versions}:
             raise ProtocolError(f"model {name!r} has no version {version!r}", 404)
         ok = version in entry.versions if version else entry.state == "ready"
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
-    @app.get("/v2/models/{name}/ready", tags=["models"])
-    async def ready_model(name: str):
-        return model_ready(name, None)
-
-    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["models"])
-    async def ready_version(name: str, version: str):
-        return model_ready(name, version)
-
-    async def infer(request: Request, name: str, version: str | None) -> Response:
+    async def infer(request: Request) -> Response:
         started = time.perf_counter()
+        name, version = request.path_params["name"], request.path_params.get("version")
         entry, loaded = state.registry.pick(name, version)
         config = entry.config
         if entry.in_flight >= config.concurrency:
             metrics.requests(name, loaded.config.name, "503").inc()
-            return _error(503, f"model {name!r} is at its concurrency limit "
-                               f"({config.concurrency}); retry shortly", {"Retry-After": "1"})
+            return error(503, f"model {name!r} is at its concurrency limit "
+                              f"({config.concurrency}); retry shortly", {"Retry-After": "1"})
         body = await _read_body(request, settings.max_body_bytes)
         request_id = request.scope["state"]["request_id"]
         model_version = loaded.config.name
@@ -227,91 +207,68 @@ def create_app(config: ServerConfig, settings: Settings, config_dir: Path,
                               "latency_ms": round(elapsed * 1000, 3), "status": 200})
         return Response(body_out, media_type="application/json")
 
-    # Infer is served by plain Starlette routes: FastAPI's per-request machinery cost a
-    # third of the throughput (benchmarks/serve.py). They are documented below.
-    async def infer_model(request: Request) -> Response:
-        return await infer(request, request.path_params["name"], None)
-
-    async def infer_version(request: Request) -> Response:
-        params = request.path_params
-        return await infer(request, params["name"], params["version"])
-
-    app.router.routes[:0] = [
-        Route("/v2/models/{name}/infer", infer_model, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer_version, methods=["POST"])]
-
     # -- model repository (management) ----------------------------------------------
-    @app.get("/v2/repository/index", tags=["management"])
-    @app.post("/v2/repository/index", tags=["management"], operation_id="repository_index_post")
-    async def repository_index() -> list[dict]:
-        """Every model with its versions, placement, state and load time."""
-        return state.registry.describe()
+    async def repository_index(request: Request) -> Response:
+        return JSONResponse(state.registry.describe())
 
-    @app.post("/v2/repository/models/{name}/load", tags=["management"])
-    async def reload(name: str):
-        """Reload atomically: the old versions serve until the new ones are loaded."""
+    async def reload(request: Request) -> Response:
+        name = request.path_params["name"]
         entry = state.registry.entry(name)
         await asyncio.to_thread(state.registry.load, name)
         if entry.error:
             serving = entry.state == "ready"
             what = "still serving the previous versions" if serving else "not serving"
-            return _error(409 if serving else 503,
-                          f"reload of {name!r} failed, {what}: {entry.error}")
-        return {"name": name, "state": entry.state,
-                "versions": sorted(entry.versions)}
+            return error(409 if serving else 503,
+                         f"reload of {name!r} failed, {what}: {entry.error}")
+        return JSONResponse({"name": name, "state": entry.state,
+                             "versions": sorted(entry.versions)})
 
-    # -- per-model extra endpoints, mounted when a model (re)loads ---------------------
-    def mount_routes(name: str) -> None:
-        entry = state.registry.models[name]
-        if not entry.versions:
-            return
-        model = entry.versions[max(entry.versions, key=lambda v: entry.versions[v].config.weight)].model
-        app.router.routes[:] = [r for r in app.router.routes
-                                if getattr(r, "modelops_model", None) != name]
-        for method, path, handler in model.routes():
-            first = path.strip("/").split("/")[0]
-            if first in _PROTOCOL_PATHS:  # a warning, not a load failure: the model serves
-                print(f"modelops server: model {name!r}: extra route {path!r} would shadow a "
-                      "protocol endpoint; ignored", file=sys.stderr)
-                continue
-            app.add_api_route(f"/v2/models/{name}/{path.strip('/')}", handler,
-                              methods=[method], tags=[f"model: {name}"])
-            app.router.routes[-1].modelops_model = name
-        app.openapi_schema = None  # rebuild /docs with the new routes
+    model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
+    endpoints = [
+        Endpoint("GET", "/v2/health/live", live, "health", "Live: the process answers"),
+        Endpoint("GET", "/v2/health/ready", ready, "health",
+                 "Ready: the models are loaded and the server is not draining"),
+        Endpoint("GET", "/v2", server_metadata, "server", "Server metadata"),
+        Endpoint("GET", "/metrics", prometheus, None, "Prometheus metrics"),
+        Endpoint("GET", model, metadata, "models", "Model metadata"),
+        Endpoint("GET", version, metadata, "models", "Model version metadata"),
+        Endpoint("GET", f"{model}/ready", model_ready, "models", "Model ready"),
+        Endpoint("GET", f"{version}/ready", model_ready, "models", "Model version ready"),
+        Endpoint("POST", f"{model}/infer", infer, "models",
+                 "Infer (Open Inference Protocol v2), split by the version weights"),
+        Endpoint("POST", f"{version}/infer", infer, "models",
+                 "Infer (Open Inference Protocol v2) with one version"),
+        Endpoint("GET", "/v2/repository/index", repository_index, "management",
+                 "Every model with its versions, placement, state and load time"),
+        Endpoint("POST", "/v2/repository/index", repository_index, "management",
+                 "Every model with its versions, placement, state and load time"),
+        Endpoint("POST", "/v2/repository/models/{name}/load", reload, "management",
+                 "Reload atomically: the old versions serve until the new ones are loaded"),
+    ]
+    extras = Extras(state, endpoints)
 
-    state.registry.on_change.append(mount_routes)
-    for name, entry in list(state.registry.models.items()):
-        if entry.versions:  # loaded before the app existed
-            mount_routes(name)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if state.log:
+            state.log.start()
+        state.registry.start_loading()
+        state.watcher.start()
+        threading.Thread(target=extras.build_when_loaded, name="docs-after-load",
+                         daemon=True).start()
+        yield
+        state.draining = True
+        state.watcher.stop()
+        if state.log:
+            state.log.close()
 
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            for path, params in (("/v2/models/{name}/infer", ["name"]),
-                                 ("/v2/models/{name}/versions/{version}/infer", ["name", "version"])):
-                schema["paths"][path] = {"post": _infer_operation(params)}
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    app = Starlette(routes=[Route(e.path, e.handler, methods=[e.method]) for e in endpoints],
+                    middleware=[Middleware(ServerMiddleware, token=token,
+                                           max_body=settings.max_body_bytes)],
+                    exception_handlers=ERROR_HANDLERS, lifespan=lifespan)
+    app.router.default = extras
+    app.state.modelops = state
     return app
-
-
-def _infer_operation(params: list[str]) -> dict:
-    return {"tags": ["models"], "summary": "Infer (Open Inference Protocol v2)",
-            "operationId": "infer_" + "_".join(params),
-            "parameters": [{"name": p, "in": "path", "required": True,
-                            "schema": {"type": "string"}} for p in params],
-            "requestBody": _INFER_BODY,
-            "responses": {"200": {"description": "Outputs", "content": {"application/json": {
-                "schema": {"type": "object", "required": ["model_name", "outputs"]}}}},
-                **{code: {"description": text, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"error": {"type": "string"}}}}}}
-                   for code, text in (("400", "Malformed request or wrong tensors"),
-                                      ("404", "Unknown model or version"),
-                                      ("413", "Body too large"),
-                                      ("503", "Not ready, or at the concurrency limit"))}}}
 
 
 def _predict(loaded, body: bytes) -> tuple[dict, list[dict[str, Any]]]:
