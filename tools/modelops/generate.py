@@ -7,6 +7,7 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -178,8 +179,14 @@ def sync(root: Path, repo: Repo, write: bool, parallel: bool = True) -> tuple[Dr
                     "unclaimed": _unclaimed(root, wanted)}
 
         child = _in_child(share)
-    wanted = _texts(units) | _documents()
-    added, changed = _apply(root, wanted, write)
+    try:
+        wanted = _texts(units) | _documents()
+        added, changed = _apply(root, wanted, write)
+    except BaseException:
+        if child is not None:  # reap it before reporting; our own error is the one to show
+            with contextlib.suppress(Exception):
+                child()
+        raise
     count = len(wanted)
     if child is None:
         unclaimed = _unclaimed(root, wanted)
