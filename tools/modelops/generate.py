@@ -75,12 +75,13 @@ def build(repo: Repo) -> dict[str, str]:
     return _texts(manifests.units(repo, repo.sources)) | _documents()
 
 
-def _read(path: str, most: int) -> bytes:
-    """Up to `most` bytes of a file: a bare os.read costs half of open() and read()."""
+def _read(path: str, most: int) -> bytes | None:
+    """Up to `most` bytes of a file, None if there is none: a bare os.read costs half of
+    open() and read()."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return b""
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     try:
         return os.read(fd, most)
     except IsADirectoryError:
@@ -99,7 +100,7 @@ def _apply(root: Path, wanted: dict[str, str], write: bool) -> tuple[list[str], 
         found = _read(full, len(expected) + 1)
         if found == expected:
             continue
-        (changed if found or os.path.isfile(full) else added).append(path)
+        (added if found is None else changed).append(path)
         if write:
             parent = os.path.dirname(full)
             if parent not in made:
