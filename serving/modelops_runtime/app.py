@@ -95,7 +95,8 @@ ERROR_HANDLERS: dict[Any, Callable] = {ProtocolError: _protocol_error, HTTPExcep
 
 
 class Extras:
-    """The app every unmatched path goes to: docs.py's, built once, on first need."""
+    """The app every unmatched path goes to: docs.py's, built once, after the models load
+    or by the first request that needs it, whichever comes first."""
 
     def __init__(self, state: State, endpoints: list[Endpoint]):
         self.state, self.endpoints = state, endpoints
