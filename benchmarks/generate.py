@@ -23,10 +23,10 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import statistics
 import time
 from pathlib import Path
 
@@ -177,9 +177,10 @@ def main(sizes: list[int]) -> None:
                 runs["warm"].append(measure("generate", root))
                 runs["files"].append(measure("files", root))
                 shutil.rmtree(root / "copy")
-        parse, full, warm, floor = ({"seconds": statistics.median(r["seconds"] for r in rs),
-                              "rss_mb": max(r["rss_mb"] for r in rs), "files": rs[0]["files"]}
-                             for rs in runs.values())
+        parse, full, warm, floor = (
+            {"seconds": statistics.median(r["seconds"] for r in rs),
+             "rss_mb": max(r["rss_mb"] for r in rs), "files": rs[0]["files"]}
+            for rs in runs.values())
         results[n] = full["seconds"], warm["seconds"]
         print(f"{n:>6} {parse['seconds']:>8.2f} {full['seconds']:>7.2f} "
               f"{n / full['seconds']:>8.0f} {full['seconds'] / parse['seconds']:>5.1f}x "

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from modelops import checks
-from modelops.gcpause import paused
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic
+from modelops.gcpause import paused
 from modelops.located import closest, diagnose
 from modelops.settings import Settings
 from modelops.spec import (ENVIRONMENTS, KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec,
