@@ -76,7 +76,7 @@ CASES: dict[str, dict[str, str | bytes]] = {
     "python model without model.py": model(V1.replace("sklearn", "python")),
     "drift reference not a dataset": model(V1 + "  logging:\n    enabled: true\n"
                                            "    reference: training\n"),
-    "reserved name": {"models/log-compactor/model.yaml": (HEAD + V1).replace("name: m\n", "name: log-compactor\n")},
+    "model named like a platform object": {"models/log-compactor/model.yaml": (HEAD + V1).replace("name: m\n", "name: log-compactor\n")},
     "over the capacity budget": model(V1 + "  resources:\n    cpu: '8'\n  autoscaling:\n    maxReplicas: 10\n"),
     "duplicate keys": model(V1 + "  concurrency: 4\n  concurrency: 8\n"),
     "alias bomb": {"models/m/model.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -205,7 +205,7 @@ EXPECTED: dict[str, list[str]] = {
         'models/m/model.yaml:18:9: spec.autoscaling: in staging: minReplicas (2) is above maxReplicas (1)',
     ],
     'unknown environment': [
-        "models/m/model.yaml:13:5: spec.environments.prod: unknown field 'prod'",
+        "models/m/model.yaml:13:5: spec.environments.prod: unknown environment 'prod': platform/settings.yaml declares staging, production",
     ],
     'custom runtime without image': [
         "models/m/model.yaml:7:3: spec: runtime 'custom' needs an image",
@@ -219,8 +219,8 @@ EXPECTED: dict[str, list[str]] = {
     'drift reference not a dataset': [
         "models/m/model.yaml:14:16: spec.logging.reference: reference 'training' is not one of this model's datasets (none declared)",
     ],
-    'reserved name': [
-        "models/log-compactor/model.yaml:4:9: metadata.name: the name 'log-compactor' is reserved for the platform's own overlays; choose another",
+    'model named like a platform object': [
+        "models/log-compactor/model.yaml:4:9: metadata.name: the model 'log-compactor' would make the ServiceAccount 'log-compactor', which the log compactor already makes in the same namespace; choose another name",
     ],
     'over the capacity budget': [
         'platform/capacity.yaml:7:3: environments.staging: cpu requests at max replicas total 80, over the budget of 16; largest: m 80',

@@ -85,7 +85,7 @@ def test_catalog_json_api(catalog):
 
 
 def test_generated_catalog_lists_every_model_with_links():
-    data = yaml.safe_load((REPO / "overlays/production/catalog/catalog.yaml").read_text())
+    data = yaml.safe_load((REPO / "overlays/production/platform/catalog/catalog.yaml").read_text())
     iris = next(m for m in data["models"] if m["name"] == "iris")
     assert iris["docsUrl"] == "https://models.example.com/v2/models/iris/docs"
     assert "var-model=iris" in iris["dashboardUrl"]

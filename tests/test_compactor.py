@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from conftest import REPO, TinyRepo, run_modelops
 from servers import config, model
-from modelops_runtime.compactor import Compactor
-from modelops_runtime.config import CompactorConfig, ServerConfig
+from modelops_compactor.compactor import Compactor
+from modelops_compactor.config import CompactorConfig
+from modelops_runtime.config import ServerConfig
 from modelops_runtime.registry import Registry
 from modelops_runtime.watch import DatasetWatcher
 
@@ -120,7 +121,7 @@ def _compact_process(shared: Path, crash_at: str | None = None,
            "MODELOPS_BATCH_BYTES": str(batch_bytes)}
     if crash_at:
         env["MODELOPS_COMPACTOR_CRASH_AT"] = crash_at
-    return subprocess.Popen([sys.executable, "-m", "modelops_runtime.compactor"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "modelops_compactor"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

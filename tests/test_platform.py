@@ -11,6 +11,7 @@ from modelops import render
 from modelops.repo import load
 
 ARGOCD = REPO / "platform/argocd"
+GENERATED = REPO / "overlays/argocd"
 
 
 def _docs(path):
@@ -19,9 +20,10 @@ def _docs(path):
 
 def test_bootstrap_application_and_install_config_are_valid():
     settings = load(REPO).settings
-    root, = _docs(ARGOCD / "root.yaml")
+    root, = _docs(GENERATED / "root.yaml")
     assert render.validate_object(REPO, root, settings.kubernetesVersion) == []
-    assert root["spec"]["source"]["path"] == "platform/argocd"
+    assert root["spec"]["source"]["path"] == "overlays/argocd"
+    assert root["spec"]["project"] == "default"  # exists before the root syncs anything
     for patch in ("argocd-cm.yaml", "argocd-notifications-cm.yaml", "argocd-rbac-cm.yaml"):
         config, = _docs(ARGOCD / "install" / patch)
         assert render.validate_object(REPO, config, settings.kubernetesVersion) == []
@@ -29,8 +31,10 @@ def test_bootstrap_application_and_install_config_are_valid():
     assert "/spec/replicas" in cm["data"]["resource.customizations.ignoreDifferences.apps_Deployment"]
     notes, = _docs(ARGOCD / "install/argocd-notifications-cm.yaml")
     assert {"trigger.on-sync-failed", "trigger.on-health-degraded"} <= notes["data"].keys()
-    for kind in ("HTTPRoute", "Gateway"):
-        assert f"resource.customizations.health.gateway.networking.k8s.io_{kind}" in cm["data"]
+    # Built-in health checks stay in force (no override), and so do the default exclusions.
+    assert not [key for key in cm["data"] if "gateway.networking.k8s.io" in key]
+    assert "resource.exclusions" not in cm["data"]
+    assert "argocdUrl" in yaml.safe_load(notes["data"]["context"])
 
 
 def test_only_the_platform_team_changes_applications_by_hand():
@@ -47,36 +51,43 @@ def test_only_the_platform_team_changes_applications_by_hand():
 def test_the_install_is_pinned_and_left_out_of_offline_rendering():
     install = yaml.safe_load((ARGOCD / "install/kustomization.yaml").read_text())
     assert install["resources"] == [
-        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.3.0/manifests/install.yaml"]
+        "https://raw.githubusercontent.com/argoproj/argo-cd/v3.3.14/manifests/install.yaml"]
     assert ARGOCD / "install" not in render.roots(REPO, "platform")
-    assert ARGOCD in render.roots(REPO, "platform")
+    assert GENERATED in render.roots(REPO, "overlays")
 
 
-def test_applicationsets_make_one_labelled_application_per_overlay():
+def test_one_applicationset_makes_a_labelled_application_per_model_overlay():
     settings = load(REPO).settings
+    appset, = _docs(GENERATED / "models.yaml")
+    assert appset["spec"]["generators"][0]["git"]["files"] == [
+        {"path": "overlays/*/models/*/app.json"}]
+    assert appset["spec"]["generators"][0]["git"]["repoURL"] == settings.repoURL
+    template = appset["spec"]["template"]
+    assert {"modelops/model", "modelops/team", "modelops/version"} <= template["metadata"]["labels"].keys()
+    # Deleting a spec deletes its model from the cluster.
+    assert appset["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is False
+    assert "resources-finalizer.argocd.argoproj.io" in template["metadata"]["finalizers"]
+    assert template["spec"]["ignoreDifferences"][0]["jsonPointers"] == ["/spec/replicas"]
+    assert "RespectIgnoreDifferences=true" in template["spec"]["syncPolicy"]["syncOptions"]
     for env, env_settings in settings.environments.items():
-        appset, = _docs(ARGOCD / f"applicationset-{env}.yaml")
-        assert appset["spec"]["generators"][0]["git"]["files"] == [
-            {"path": f"overlays/{env}/*/app.json"}]
-        assert appset["spec"]["generators"][0]["git"]["repoURL"] == settings.repoURL
-        template = appset["spec"]["template"]
-        assert {"modelops/model", "modelops/team", "modelops/version"} <= template["metadata"]["labels"].keys()
-        assert appset["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is True
-        assert template["spec"]["ignoreDifferences"][0]["jsonPointers"] == ["/spec/replicas"]
-        assert "RespectIgnoreDifferences=true" in template["spec"]["syncPolicy"]["syncOptions"]
-        overlays = {p.parent.name for p in (REPO / "overlays" / env).glob("*/kustomization.yaml")}
+        overlays = {p.parent.name for p in (REPO / "overlays" / env / "models").glob("*/kustomization.yaml")}
         params = {p.parent.name: json.loads(p.read_text())
-                  for p in (REPO / "overlays" / env).glob("*/app.json")}
-        assert params.keys() == overlays  # every overlay becomes an Application
+                  for p in (REPO / "overlays" / env / "models").glob("*/app.json")}
+        assert params.keys() == overlays  # every model overlay becomes an Application
         assert params["iris"]["versions"] == "v1.v2" and params["iris"]["team"] == "data-science"
-        assert params["namespace"]["wave"] == "-1" and params["iris"]["wave"] == "0"
-        assert params["namespace"]["project"] == "platform"
+        assert params["tabular"]["models"] == "diabetes.wine"
         assert params["iris"]["namespace"] == env_settings.namespace
+    platform = {a["metadata"]["name"]: a for a in _docs(GENERATED / "platform.yaml")}
+    assert platform.keys() == {f"platform-{env}" for env in settings.environments}
+    waves = {doc["kind"]: int(doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+             for file in ("namespaces.yaml", "projects.yaml", "platform.yaml", "models.yaml")
+             for doc in _docs(GENERATED / file)}
+    assert waves["Namespace"] < waves["Application"] < waves["ApplicationSet"]
 
 
 def test_projects_limit_models_to_their_namespaces_and_kinds():
     settings = load(REPO).settings
-    projects = {p["metadata"]["name"]: p["spec"] for p in _docs(ARGOCD / "projects.yaml")}
+    projects = {p["metadata"]["name"]: p["spec"] for p in _docs(GENERATED / "projects.yaml")}
     models = projects["models"]
     assert {d["namespace"] for d in models["destinations"]} == {
         e.namespace for e in settings.environments.values()}
@@ -84,12 +95,11 @@ def test_projects_limit_models_to_their_namespaces_and_kinds():
     allowed = {(k["group"], k["kind"]) for k in models["namespaceResourceWhitelist"]}
     rendered = set()
     for env in settings.environments:
-        for app in (REPO / "overlays" / env).glob("*/app.json"):
-            if json.loads(app.read_text())["project"] == "models":
-                text, error = render.build(app.parent)
-                assert error is None
-                for obj in yaml.safe_load_all(text):
-                    group = obj["apiVersion"].rpartition("/")[0]
-                    rendered.add((group, obj["kind"]))
+        for app in (REPO / "overlays" / env / "models").glob("*/app.json"):
+            text, error = render.build(app.parent)
+            assert error is None
+            for obj in yaml.safe_load_all(text):
+                group = obj["apiVersion"].rpartition("/")[0]
+                rendered.add((group, obj["kind"]))
     assert rendered <= allowed, rendered - allowed  # models deploy nothing their project forbids
     assert all(p["sourceRepos"] == [settings.repoURL] for p in projects.values())

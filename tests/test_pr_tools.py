@@ -34,14 +34,14 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
     plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
     assert {(c["env"], c["name"]) for c in plan["changes"]} == {
         ("staging", "churn"), ("production", "churn"),
-        ("staging", "catalog"), ("production", "catalog")}  # the catalog lists the new model
-    listing = next(c for c in plan["changes"] if c["name"] == "catalog")
+        ("staging", "platform"), ("production", "platform")}  # its catalog lists the new model
+    listing = next(c for c in plan["changes"] if c["name"] == "platform")
     assert "+  name: churn" in listing["changed"]["ConfigMap/catalog"] or \
         "name: churn" in listing["changed"]["ConfigMap/catalog"]
     added = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "churn")
     assert added["added"] == ["ConfigMap/churn-v1-config", "Deployment/churn-v1-server",
                               "HTTPRoute/churn",
-                              "HorizontalPodAutoscaler/churn-v1-server", "Service/churn",
+                              "HorizontalPodAutoscaler/churn-v1-server",
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
     staging = plan["capacity"]["staging"]  # the scaffold asks 250m CPU, 1-3 replicas
@@ -64,7 +64,7 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
     assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
         == ["-      weight: 90", "+      weight: 75", "-      weight: 10", "+      weight: 25"]
     others = {(c["env"], c["name"], tuple(c["changed"])) for c in plan["changes"] if c["name"] != "iris"}
-    assert others == {(env, "catalog", ("ConfigMap/catalog", "Deployment/catalog"))
+    assert others == {(env, "platform", ("ConfigMap/catalog", "Deployment/catalog"))
                       for env in ("staging", "production")}  # the page shows the new weights
     assert plan["capacity"]["production"]["before"] == plan["capacity"]["production"]["after"]
 

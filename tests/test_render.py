@@ -14,9 +14,9 @@ def test_every_overlay_renders_and_validates(tmp_path):
     count, problems = render.render(REPO, load(REPO).settings.kubernetesVersion, out=tmp_path)
     assert problems == []
     assert count > 40
-    rendered = list(yaml.safe_load_all((tmp_path / "overlays/production/iris.yaml").read_text()))
+    rendered = list(yaml.safe_load_all((tmp_path / "overlays/production/models/iris.yaml").read_text()))
     kinds = sorted(o["kind"] for o in rendered)
-    assert kinds == sorted(["ServiceAccount", "Service", "Service", "Service", "ConfigMap", "HTTPRoute",
+    assert kinds == sorted(["ServiceAccount", "Service", "Service", "ConfigMap", "HTTPRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget",
                             "PodDisruptionBudget"])
@@ -63,10 +63,10 @@ def test_a_broken_kustomization_is_reported_not_raised(tmp_path):
 
 
 @pytest.mark.parametrize("file, field, typo, culprit", [
-    ("overlays/production/iris/route.yaml", "      weight: 90", "      wieght: 90",
+    ("overlays/production/models/iris/route.yaml", "      weight: 90", "      wieght: 90",
      "HTTPRoute/iris"),
-    ("platform/argocd/applicationset-staging.yaml", "preserveResourcesOnDeletion",
-     "preserveResourcesOnDelete", "ApplicationSet/models-staging"),
+    ("overlays/argocd/models.yaml", "preserveResourcesOnDeletion",
+     "preserveResourcesOnDelete", "ApplicationSet/models"),
 ])
 def test_a_misspelt_custom_resource_field_fails_the_kept_schema(tmp_path, file, field, typo,
                                                                 culprit):

@@ -17,7 +17,7 @@ from pydantic import ValidationError  # noqa: E402
 
 from modelops_runtime.config import ServerConfig  # noqa: E402
 from modelops_runtime.registry import Registry  # noqa: E402
-from modelops_runtime.settings import Settings  # noqa: E402
+from modelops_runtime.options import ServerOptions  # noqa: E402
 
 
 def _collect_after(registry: Registry, imported: threading.Event) -> None:
@@ -29,11 +29,11 @@ def _collect_after(registry: Registry, imported: threading.Event) -> None:
 
 def main() -> None:
     try:
-        settings = Settings()
-        config = ServerConfig.read(settings.config)
+        options = ServerOptions()
+        config = ServerConfig.read(options.config)
     except (OSError, ValidationError, ValueError) as exc:
         sys.exit(f"modelops server: cannot start: {exc}")
-    registry = Registry(config, settings.shared_root, settings.config.parent)
+    registry = Registry(config, options.shared_root, options.config.parent)
     registry.start_loading()
     imported = threading.Event()
     threading.Thread(target=_collect_after, args=(registry, imported), name="gc-after-startup",
@@ -41,7 +41,7 @@ def main() -> None:
     from modelops_runtime.server import run  # Starlette and uvicorn import while models load
 
     imported.set()
-    run(config, settings, settings.config.parent, registry)
+    run(config, options, options.config.parent, registry)
 
 
 if __name__ == "__main__":

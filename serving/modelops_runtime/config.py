@@ -13,6 +13,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 
+Runtime = Literal["sklearn", "onnx", "python", "custom"]
+"""Every runtime a model may name: the one list (the spec, the CLI and the server read it).
+This server serves all but `custom`, whose own image implements the same protocol."""
+RUNTIMES: tuple[str, ...] = Runtime.__args__
+LOADS_ARTIFACT = ("sklearn", "onnx")
+"""Runtimes that cannot serve without an artifact file."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +45,7 @@ class DatasetConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str
-    runtime: Literal["sklearn", "onnx", "python", "custom"]
+    runtime: Runtime
     concurrency: int = 16
     versions: list[VersionConfig] = Field(min_length=1)
     logging: LoggingConfig
@@ -55,57 +63,3 @@ class ServerConfig(_Strict):
     @classmethod
     def read(cls, path: Path) -> "ServerConfig":
         return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
-
-
-class CompactedModel(_Strict):
-    model: str
-    dataset: str  # the dataset its prediction logs feed
-    reference: str | None = None  # path on the shared volume the drift is measured against
-
-
-class CompactorConfig(_Strict):
-    """compactor.yaml: the models whose logs the compactor turns into datasets.
-
-    Records of a model not listed are compacted all the same (nothing is dropped),
-    without a drift summary.
-    """
-
-    apiVersion: Literal["modelops/v1"] = "modelops/v1"
-    kind: Literal["CompactorConfig"] = "CompactorConfig"
-    models: list[CompactedModel] = Field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: Path) -> "CompactorConfig":
-        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
-
-    def references(self) -> dict[tuple[str, str], str]:
-        """(dataset, model) -> reference path."""
-        return {(m.dataset, m.model): m.reference for m in self.models if m.reference}
-
-
-class CatalogVersion(_Strict):
-    name: str
-    weight: int
-    readyUrl: str  # the serving version's v2 readiness endpoint
-
-
-class CatalogModel(_Strict):
-    name: str
-    team: str
-    description: str
-    runtime: str
-    placement: str
-    minReplicas: int
-    maxReplicas: int
-    versions: list[CatalogVersion]
-    docsUrl: str | None = None
-    dashboardUrl: str | None = None
-
-
-class CatalogConfig(_Strict):
-    """catalog.yaml: what the catalog page lists (the generator writes it per environment)."""
-
-    apiVersion: str = "modelops/v1"
-    kind: str = "Catalog"
-    environment: str
-    models: list[CatalogModel]

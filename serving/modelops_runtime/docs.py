@@ -1,6 +1,6 @@
 """The server's FastAPI part: OpenAPI docs and the extra endpoints of model classes.
 
-Every path that the protocol routes of app.py do not match comes here: /docs and
+Every path that the protocol routes of endpoints.py do not match comes here: /docs and
 /openapi.json (also under each model's own path, where the gateway routes its
 traffic), and the routes a model class declares, mounted under the model's path when
 it (re)loads. The document describes the protocol routes too, from the same table that
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
 from modelops_runtime import __version__
-from modelops_runtime.app import ERROR_HANDLERS, Endpoint, State, error
+from modelops_runtime.errors import HANDLERS, error
+
+if TYPE_CHECKING:  # types only: endpoints.py imports this module, never the reverse
+    from modelops_runtime.dataplane import DataPlane
+    from modelops_runtime.endpoints import Endpoint
 
 # The first segment of a model's protocol paths: an extra route may not take one.
 _PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}
@@ -34,7 +39,7 @@ _INFER_BODY = {"content": {"application/json": {"schema": {
     "required": True}
 
 
-def _operation(endpoint: Endpoint) -> dict:
+def _operation(endpoint: "Endpoint") -> dict:
     """The OpenAPI operation of a protocol route."""
     json_object = {"application/json": {"schema": {"type": "object"}}}
     error_body = {"application/json": {"schema": {
@@ -58,31 +63,32 @@ async def _validation_error(request: Request, exc: RequestValidationError):
     return error(400, f"{where}: {first.get('msg', 'invalid request')}")
 
 
-def create_docs_app(state: State, endpoints: list[Endpoint]) -> FastAPI:
-    app = FastAPI(title=f"modelops server: {state.config.server}", version=__version__,
+def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
+    app = FastAPI(title=f"modelops server: {plane.config.server}", version=__version__,
                   docs_url="/docs", redoc_url=None,
                   description="Open Inference Protocol v2, the model repository API, and "
                               "the extra endpoints of the models served here.")
-    for exc, handler in ERROR_HANDLERS.items():
+    for exc, handler in HANDLERS.items():
         app.add_exception_handler(exc, handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
     @app.get("/v2/models/{name}/openapi.json", include_in_schema=False)
     async def model_openapi(name: str) -> dict:
-        state.registry.entry(name)
+        plane.registry.served(name)
         return app.openapi()
 
     @app.get("/v2/models/{name}/docs", include_in_schema=False)
     async def model_docs(name: str):
-        state.registry.entry(name)
+        plane.registry.served(name)
         return get_swagger_ui_html(openapi_url=f"/v2/models/{name}/openapi.json",
                                    title=f"{name}: model server API")
 
     def mount_routes(name: str) -> None:
-        entry = state.registry.models[name]
-        if not entry.versions:
+        served = plane.registry.models[name]
+        if not served.versions:
             return
-        model = entry.versions[max(entry.versions, key=lambda v: entry.versions[v].config.weight)].model
+        model = served.versions[max(served.versions,
+                                    key=lambda v: served.versions[v].config.weight)].model
         app.router.routes[:] = [r for r in app.router.routes
                                 if getattr(r, "modelops_model", None) != name]
         for method, path, handler in model.routes():
@@ -96,9 +102,9 @@ def create_docs_app(state: State, endpoints: list[Endpoint]) -> FastAPI:
             app.router.routes[-1].modelops_model = name
         app.openapi_schema = None  # rebuild /docs with the new routes
 
-    state.registry.on_change.append(mount_routes)
-    for name, entry in list(state.registry.models.items()):
-        if entry.versions:  # loaded before this app existed
+    plane.registry.on_change.append(mount_routes)
+    for name, served in list(plane.registry.models.items()):
+        if served.versions:  # loaded before this app existed
             mount_routes(name)
 
     def openapi() -> dict:

@@ -22,9 +22,8 @@ from pathlib import Path
 import orjson
 
 from modelops_runtime import metrics
+from modelops_runtime.records import CLOSED_SUFFIX, OPEN_SUFFIX, PredictionRecord
 
-OPEN_SUFFIX = ".jsonl.open"
-CLOSED_SUFFIX = ".jsonl"
 FLUSH_SECONDS = 0.05  # how often the writer drains what requests appended
 
 
@@ -48,7 +47,7 @@ class PredictionLog:
     def start(self) -> None:
         self.thread.start()
 
-    def submit(self, record: dict) -> None:
+    def submit(self, record: PredictionRecord) -> None:
         """Never blocks the request: a full queue drops the record (and counts it)."""
         if len(self.pending) >= self.limit:
             metrics.LOG_DROPPED.inc()
@@ -83,7 +82,7 @@ class PredictionLog:
                                                   + CLOSED_SUFFIX))
         self.handle, self.path = None, None
 
-    def _write(self, batch: list[dict]) -> None:
+    def _write(self, batch: list[PredictionRecord]) -> None:
         if self.handle is None:
             self._open()
         data = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"

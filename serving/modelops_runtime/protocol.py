@@ -24,9 +24,9 @@ _JSON = orjson.OPT_SERIALIZE_NUMPY
 class ProtocolError(Exception):
     """A request the protocol does not allow; becomes an HTTP error with {"error": message}."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, headers: dict | None = None):
         super().__init__(message)
-        self.message, self.status = message, status
+        self.message, self.status, self.headers = message, status, headers
 
 
 def datatype_of(array: np.ndarray) -> str:

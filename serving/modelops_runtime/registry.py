@@ -39,7 +39,9 @@ class Loaded:
 
 
 @dataclasses.dataclass
-class Entry:
+class ServedModel:
+    """One model of this server: its config, state and loaded versions."""
+
     config: ModelConfig
     state: str = "loading"  # loading | ready | failed
     error: str = ""
@@ -79,7 +81,7 @@ class Registry:
         self.config = config
         self.shared_root = shared_root
         self.config_dir = config_dir
-        self.models = {m.name: Entry(m) for m in config.models}
+        self.models = {m.name: ServedModel(m) for m in config.models}
         self.loaded_all = False
         self._reload_lock = threading.Lock()
         self.on_change: list = []  # callbacks(name) after a model's versions change
@@ -115,18 +117,18 @@ class Registry:
 
     def load(self, name: str) -> None:
         """Load (or reload) one model; on failure keep what was serving and say why."""
-        entry = self.models[name]
+        served = self.models[name]
         with self._reload_lock:
             try:
-                versions = self._load_versions(entry.config)
+                versions = self._load_versions(served.config)
             except Exception as exc:  # a bad model fails alone, with the reason
-                entry.error = f"{type(exc).__name__}: {exc}"
-                if not entry.versions:
-                    entry.state = "failed"
-                for version in entry.config.versions:
-                    metrics.READY.labels(name, version.name).set(1 if entry.versions else 0)
+                served.error = f"{type(exc).__name__}: {exc}"
+                if not served.versions:
+                    served.state = "failed"
+                for version in served.config.versions:
+                    metrics.READY.labels(name, version.name).set(1 if served.versions else 0)
                 return
-            entry.install(versions)
+            served.install(versions)
             for version in versions:
                 metrics.READY.labels(name, version).set(1)
         for callback in self.on_change:
@@ -157,37 +159,37 @@ class Registry:
         states = [e.state == "ready" for e in self.models.values()]
         return any(states) if self.config.placement != "dedicated" else all(states)
 
-    def entry(self, name: str) -> Entry:
-        entry = self.models.get(name)
-        if entry is None:
+    def served(self, name: str) -> ServedModel:
+        served = self.models.get(name)
+        if served is None:
             raise ProtocolError(f"model {name!r} is not served here; models: "
                                 f"{', '.join(sorted(self.models))}", 404)
-        return entry
+        return served
 
-    def pick(self, name: str, version: str | None) -> tuple[Entry, Loaded]:
-        entry = self.entry(name)
-        if version is not None and version not in {v.name for v in entry.config.versions}:
+    def pick(self, name: str, version: str | None) -> tuple[ServedModel, Loaded]:
+        served = self.served(name)
+        if version is not None and version not in {v.name for v in served.config.versions}:
             raise ProtocolError(f"model {name!r} has no version {version!r}; versions: "
-                                f"{', '.join(v.name for v in entry.config.versions)}", 404)
-        if entry.state != "ready":
-            reason = f": {entry.error}" if entry.error else ""
-            raise ProtocolError(f"model {name!r} is not ready ({entry.state}{reason})", 503)
-        return entry, (entry.versions[version] if version else entry.choose())
+                                f"{', '.join(v.name for v in served.config.versions)}", 404)
+        if served.state != "ready":
+            reason = f": {served.error}" if served.error else ""
+            raise ProtocolError(f"model {name!r} is not ready ({served.state}{reason})", 503)
+        return served, (served.versions[version] if version else served.choose())
 
     def describe(self) -> list[dict]:
         out = []
-        for name, entry in sorted(self.models.items()):
+        for name, served in sorted(self.models.items()):
             out.append({
-                "name": name, "runtime": entry.config.runtime, "state": entry.state,
-                "reason": entry.error, "placement": self.config.placement,
+                "name": name, "runtime": served.config.runtime, "state": served.state,
+                "reason": served.error, "placement": self.config.placement,
                 "server": self.config.server,
                 "versions": [{
                     "name": v.name, "weight": v.weight,
-                    "state": "ready" if v.name in entry.versions else entry.state,
-                    "loadSeconds": round(entry.versions[v.name].load_seconds, 4)
-                    if v.name in entry.versions else None,
-                    "loadedAt": entry.versions[v.name].loaded_at if v.name in entry.versions
+                    "state": "ready" if v.name in served.versions else served.state,
+                    "loadSeconds": round(served.versions[v.name].load_seconds, 4)
+                    if v.name in served.versions else None,
+                    "loadedAt": served.versions[v.name].loaded_at if v.name in served.versions
                     else None,
-                } for v in entry.config.versions],
+                } for v in served.config.versions],
             })
         return out

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import uvicorn
 
-from modelops_runtime.app import create_app
+from modelops_runtime.endpoints import create_app
 from modelops_runtime.config import ServerConfig
-from modelops_runtime.settings import Settings
+from modelops_runtime.options import ServerOptions
 
 
 class _DrainingServer(uvicorn.Server):
     """Stops reporting ready the moment SIGTERM arrives, then lets uvicorn drain."""
 
-    def __init__(self, config: uvicorn.Config, app_state):
+    def __init__(self, config: uvicorn.Config, plane):
         super().__init__(config)
-        self.app_state = app_state
+        self.plane = plane
 
     def handle_exit(self, sig, frame) -> None:
-        self.app_state.draining = True
+        self.plane.draining = True
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
@@ -40,10 +40,10 @@ class _DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def run(config: ServerConfig, settings: Settings, config_dir: Path, registry=None) -> None:
-    app = create_app(config, settings, config_dir, registry)
-    uv = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
+def run(config: ServerConfig, options: ServerOptions, config_dir: Path, registry=None) -> None:
+    app = create_app(config, options, config_dir, registry)
+    uv = uvicorn.Config(app, host=options.host, port=options.port, loop="uvloop",
                         http="httptools", access_log=False, log_level="warning",
-                        timeout_graceful_shutdown=settings.drain_seconds,
+                        timeout_graceful_shutdown=options.drain_seconds,
                         limit_concurrency=None, server_header=False)
     _DrainingServer(uv, app.state.modelops).run()

@@ -8,19 +8,17 @@ from collections import Counter
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from modelops import capacity
+from modelops import capacity, names
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic, format_path
 from modelops.located import closest
 from modelops.settings import Settings
-from modelops.spec import ENVIRONMENTS, Model, ModelSpec
+from modelops.spec import Model, ModelSpec
 from modelops.yamlload import Document, Loc
-
-# Names of the platform's own overlays beside the models' in overlays/<env>/.
-RESERVED = ("catalog", "gateway", "log-compactor", "namespace")
+from modelops_runtime.config import LOADS_ARTIFACT
 
 if TYPE_CHECKING:
-    from modelops.repo import Entry
+    from modelops.repo import SpecFile
 
 _SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)",
                           re.IGNORECASE)
@@ -49,12 +47,12 @@ class _Reporter:
     def __init__(self) -> None:
         self.out: list[Diagnostic] = []
 
-    def at(self, entry: Entry, loc: Loc, message: str, hint: str = "", key: bool = False) -> None:
+    def at(self, entry: SpecFile, loc: Loc, message: str, hint: str = "", key: bool = False) -> None:
         line, col = entry.doc.where(loc, key=key)
         self.out.append(Diagnostic(entry.file, line, col, format_path(loc), message, hint))
 
 
-def _env_loc(entry: Entry, env: str, field: str) -> Loc:
+def _env_loc(entry: SpecFile, env: str, field: str) -> Loc:
     """Where the value of `field` in environment `env` was written."""
     overrides = entry.doc.data["spec"].get("environments") or {}
     if field in (overrides.get(env) or {}):
@@ -62,10 +60,10 @@ def _env_loc(entry: Entry, env: str, field: str) -> Loc:
     return ("spec", field)
 
 
-def cross_file(entries: list[Entry], settings: Settings | None,
+def cross_file(entries: list[SpecFile], settings: Settings | None,
                budget: tuple[CapacityBudget, Document] | None) -> list[Diagnostic]:
     report = _Reporter()
-    names: dict[str, Entry] = {}
+    unique: dict[str, SpecFile] = {}
     for entry in entries:
         kind = "Model" if isinstance(entry.obj, Model) else "Pool"
         path = PurePosixPath(entry.file)
@@ -73,15 +71,13 @@ def cross_file(entries: list[Entry], settings: Settings | None,
         if entry.file != expected:
             report.at(entry, ("metadata", "name"),
                       f"a {kind} named {entry.name!r} must live at {expected}, not {path}")
-        if entry.name in RESERVED:
-            report.at(entry, ("metadata", "name"), f"the name {entry.name!r} is reserved for the "
-                      "platform's own overlays; choose another")
-        if entry.name in names:
+        if entry.name in unique:
             report.at(entry, ("metadata", "name"),
-                      f"name {entry.name!r} is already used by {names[entry.name].file}",
+                      f"name {entry.name!r} is already used by {unique[entry.name].file}",
                       key=False)
         else:
-            names[entry.name] = entry
+            unique[entry.name] = entry
+    _check_object_names(report, [e for e in entries if unique.get(e.name) is e])
 
     pools = {e.name: e for e in entries if not isinstance(e.obj, Model)}
     used_pools: set[str] = set()
@@ -94,16 +90,38 @@ def cross_file(entries: list[Entry], settings: Settings | None,
                       f"pool {name!r} has no models: place a model in it with "
                       f"`placement: {{shared: {name}}}`, or delete it")
 
-    for env in ENVIRONMENTS:
-        if settings is not None and env not in settings.environments:
-            report.out.append(Diagnostic("platform/settings.yaml", 0, 0, "environments",
-                                         f"environment {env!r} is missing"))
+    for env in settings.environments if settings is not None else ():
         if budget is not None:
             _check_budget(report, entries, budget, env)
     return report.out
 
 
-def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
+def _object_names(entry: SpecFile) -> set[tuple[str, str]]:
+    if not isinstance(entry.obj, Model):
+        return names.pool_objects(entry.name)
+    if entry.obj.spec.placement != "dedicated":
+        return set()
+    versions = {v.name for spec in entry.envs.values() for v in spec.versions}
+    return names.dedicated_objects(entry.name, sorted(versions))
+
+
+def _check_object_names(report: _Reporter, entries: list[SpecFile]) -> None:
+    """No spec may make an object (kind and name) that the platform or another spec makes."""
+    owners: dict[tuple[str, str], str] = dict(names.PLATFORM)
+    for entry in sorted(entries, key=lambda e: e.name):
+        kind = "model" if isinstance(entry.obj, Model) else "pool"
+        clashes = sorted(key for key in _object_names(entry) if key in owners)
+        if clashes:
+            (what, name), = clashes[:1]
+            report.at(entry, ("metadata", "name"),
+                      f"the {kind} {entry.name!r} would make the {what} {name!r}, which "
+                      f"{owners[(what, name)]} already makes in the same namespace; choose "
+                      "another name")
+        for key in _object_names(entry):
+            owners.setdefault(key, f"the {kind} {entry.name!r} ({entry.file})")
+
+
+def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
                  used_pools: set[str]) -> None:
     raw_spec = entry.doc.data["spec"]
     found: dict[tuple[Loc, str], list[str]] = {}  # (where, message) -> environments
@@ -122,7 +140,7 @@ def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
         if total != 100:
             weights = " + ".join(f"{v.name} {v.weight}" for v in spec.versions)
             problem(env, where, f"traffic weights must sum to 100, got {total} ({weights})")
-        if spec.runtime in ("sklearn", "onnx"):
+        if spec.runtime in LOADS_ARTIFACT:
             for i, version in enumerate(spec.versions):
                 if not version.artifact:
                     problem(env, where + (i,), f"runtime {spec.runtime!r} needs an artifact "
@@ -162,7 +180,7 @@ def _check_model(report: _Reporter, entry: Entry, pools: dict[str, Entry],
                       f"set them in models/{pool}/pool.yaml", key=True)
 
 
-def _check_budget(report: _Reporter, entries: list[Entry],
+def _check_budget(report: _Reporter, entries: list[SpecFile],
                   loaded: tuple[CapacityBudget, Document], env: str) -> None:
     budget, doc = loaded
 

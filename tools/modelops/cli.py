@@ -10,9 +10,10 @@ from pathlib import Path
 import typer
 
 from modelops import diagnostics as diag
-from modelops import generate as gen
+from modelops.generate import files as gen
 from modelops import render as rend
 from modelops.repo import Repo, load
+from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GitOps for machine-learning models: one YAML file per model.")
@@ -52,11 +53,7 @@ def _loaded(root: Path, output: str) -> Repo:
     return repo
 
 
-class Runtime(str, enum.Enum):
-    sklearn = "sklearn"
-    onnx = "onnx"
-    python = "python"
-    custom = "custom"
+Runtime = enum.Enum("Runtime", {name: name for name in RUNTIMES}, type=str)
 
 
 @app.command()
@@ -82,7 +79,7 @@ def new(name: str = typer.Argument(..., help="The model's name (becomes models/N
         typer.echo(f"created {path.relative_to(root)}")
     steps = ["modelops validate", f"modelops test {name}", "modelops generate",
              "modelops plan   # what the pull request changes in the cluster"]
-    if runtime.value in ("sklearn", "onnx") and artifact is None:
+    if runtime.value in LOADS_ARTIFACT and artifact is None:
         steps.insert(0, f"put the artifact on the shared volume and set its sha256 in "
                         f"models/{name}/model.yaml")
     typer.echo("next:\n" + "\n".join(f"  {step}" for step in steps))
@@ -109,16 +106,16 @@ def generate(root: Path = ROOT,
                                              "is missing, stale or orphaned.")) -> None:
     """Generate overlays/ and schemas/ from the specs (deterministic, byte for byte)."""
     repo = _loaded(root, _output(None))
-    drift, count = gen.sync(root, repo, write=not check)
+    stale, count = gen.sync(root, repo, write=not check)
     if check:
-        if drift:
+        if stale:
             typer.echo("generated files are out of date (run `modelops generate`):", err=True)
-            typer.echo("\n".join("  " + line for line in drift.lines()), err=True)
+            typer.echo("\n".join("  " + line for line in stale.lines()), err=True)
             raise typer.Exit(1)
         typer.echo(f"ok: {count} generated file(s) are current")
         return
-    typer.echo(f"generated {count} file(s): {len(drift.added)} added, "
-               f"{len(drift.changed)} updated, {len(drift.removed)} removed")
+    typer.echo(f"generated {count} file(s): {len(stale.added)} added, "
+               f"{len(stale.changed)} updated, {len(stale.removed)} removed")
 
 
 @app.command()
@@ -233,15 +230,17 @@ def catalog(root: Path = ROOT,
     """The model catalog: every model, its versions, traffic and live readiness."""
     import orjson
 
-    from modelops.catalog import for_local
+    from modelops.generate.contract import catalog_config
 
-    data = for_local(_loaded(root, _output(None)), server.rstrip("/"))
+    repo = _loaded(root, _output(None))
+    assert repo.settings is not None
+    data = catalog_config(repo, repo.settings.local_environment, server.rstrip("/"))
     if not serve_it:
         typer.echo(orjson.dumps(data.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
         return
     import uvicorn
 
-    from modelops_runtime.catalog import create_catalog_app
+    from modelops_catalog.app import create_catalog_app
 
     typer.echo(f"catalog on http://{host}:{port}/catalog (readiness from {server})", err=True)
     uvicorn.run(create_catalog_app(data), host=host, port=port, log_level="warning")
@@ -257,8 +256,8 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
                                       "volume (artifacts/, datasets/, logs/).")) -> None:
     """Serve the models locally with the same server that runs in the cluster."""
     from modelops.serve import SelectionError, local_config, selection
+    from modelops_runtime.options import ServerOptions
     from modelops_runtime.server import run
-    from modelops_runtime.settings import Settings
 
     repo = _loaded(root, _output(None))
     try:
@@ -279,7 +278,7 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
             body = example.request.model_dump_json(exclude_none=True)
             typer.echo(f"  curl -s -H 'content-type: application/json' "
                        f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
-    run(config, Settings(host=host, port=port, shared_root=shared), root)
+    run(config, ServerOptions(host=host, port=port, shared_root=shared), root)
 
 
 logs = typer.Typer(no_args_is_help=True, help="Prediction logs on the shared volume.")
@@ -296,8 +295,8 @@ def logs_compact(root: Path = ROOT,
     (what the CronJob runs in the cluster)."""
     import orjson
 
-    from modelops.manifests import compactor_config
-    from modelops_runtime.compactor import Compactor
+    from modelops.generate.contract import compactor_config
+    from modelops_compactor.compactor import Compactor
 
     config = compactor_config(_loaded(root, _output(None)), None)
     shared = shared if shared.is_absolute() else root / shared

@@ -66,12 +66,11 @@ def test_model(repo: Repo, name: str, shared_root: Path) -> Result:
 
     import httpx
 
-    from modelops_runtime.app import create_app
+    from modelops_runtime.endpoints import create_app
+    from modelops_runtime.options import ServerOptions
     from modelops_runtime.registry import Registry
-    from modelops_runtime.settings import Settings
 
-    entry = repo.models[name]
-    spec = entry.obj.spec
+    spec = repo.models[name].obj.spec
     if spec.runtime == "custom":
         return Result(name, ["runtime 'custom' runs its own image; test it in that image's CI"])
     example = spec.example
@@ -93,7 +92,7 @@ def test_model(repo: Repo, name: str, shared_root: Path) -> Result:
     if example.maxMemory and Decimal(result.memory_bytes) > quantity.parse(example.maxMemory):
         result.problems.append(f"loading grew memory by {quantity.memory(Decimal(result.memory_bytes))}"
                                f", over maxMemory {example.maxMemory}")
-    app = create_app(config, Settings(shared_root=shared_root), repo.root, registry)
+    app = create_app(config, ServerOptions(shared_root=shared_root), repo.root, registry)
     body = example.request.model_dump(exclude_none=True)
 
     async def send(version: str) -> httpx.Response:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from modelops import capacity, generate, quantity, render, yamlemit
+from modelops import capacity, quantity, render, yamlemit
+from modelops.generate import build
 from modelops.repo import Repo, load
-from modelops.spec import ENVIRONMENTS, ModelSpec
+from modelops.spec import ModelSpec
 
 _HASHED = re.compile(r"-[a-z0-9]{10}$")  # kustomize's content-hash suffix
 _TREES = ("models", "platform", "base")
@@ -65,17 +66,30 @@ def _tree_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _app(path: str) -> tuple[str, str, str] | None:
+    """The Argo CD Application a generated file belongs to: (its overlay folder,
+    environment, model or pool name); the environment's platform is named `platform`."""
+    parts = path.split("/")
+    if parts[0] != "overlays" or len(parts) < 4 or parts[1] == "argocd":
+        return None
+    if parts[2] == "models" and len(parts) > 4:
+        return "/".join(parts[:4]), parts[1], parts[3]
+    if parts[2] == "platform":
+        return "/".join(parts[:3]), parts[1], "platform"
+    return None
+
+
 def _apps(files: dict[str, str]) -> dict[str, dict[str, str]]:
-    """overlays/<env>/<name> -> its generated files."""
+    """Each Application's overlay folder -> its generated files."""
     apps: dict[str, dict[str, str]] = {}
     for path, text in files.items():
-        parts = path.split("/")
-        if parts[0] == "overlays" and len(parts) > 3:
-            apps.setdefault("/".join(parts[:3]), {})[path] = text
+        app = _app(path)
+        if app:
+            apps.setdefault(app[0], {})[path] = text
     return apps
 
 
-def _render(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[str, dict]:
+def _objects(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[str, dict]:
     """Objects of one app by 'Kind/name', with generated names stripped of their hash."""
     if not files:
         return {}
@@ -140,7 +154,7 @@ class Plan:
 
 def _totals(repo: Repo, env: str) -> dict[str, Decimal]:
     used = [u for e in [*repo.models.values(), *repo.pools.values()]
-            if (u := capacity.usage(e.name, e.team, e.file, e.envs[env])) is not None]
+            if env in e.envs and (u := capacity.usage(e.name, e.team, e.file, e.envs[env]))]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
             for f in ("cpu_min", "cpu_max", "memory_min", "memory_max", "gpu_min", "gpu_max")}
 
@@ -157,6 +171,8 @@ def make_plan(root: Path, base_ref: str) -> Plan:
     head = load(root)
     if not head.ok:
         raise PlanError("the working tree does not validate; run `modelops validate`")
+    assert head.settings is not None
+    environments = list(head.settings.environments)
     with tempfile.TemporaryDirectory(prefix="modelops-plan-") as tmp:
         base_root = Path(tmp) / "base-ref"
         base_root.mkdir()
@@ -164,16 +180,16 @@ def make_plan(root: Path, base_ref: str) -> Plan:
         base = load(base_root)
         if not base.ok:
             raise PlanError(f"{base_ref} does not validate, so there is nothing to compare with")
-        old_apps = _apps(generate.build(base))
-        new_apps = _apps(generate.build(head))
+        old_apps = _apps(build(base))
+        new_apps = _apps(build(head))
         bases_changed = _tree_digest(base_root / "base") != _tree_digest(root / "base")
         changes = []
         for app in sorted(set(old_apps) | set(new_apps)):
             old_files, new_files = old_apps.get(app, {}), new_apps.get(app, {})
             if old_files == new_files and not bases_changed:
                 continue
-            old = _render(Path(tmp) / "old", base_root / "base", app, old_files)
-            new = _render(Path(tmp) / "new", root / "base", app, new_files)
+            old = _objects(Path(tmp) / "old", base_root / "base", app, old_files)
+            new = _objects(Path(tmp) / "new", root / "base", app, new_files)
             diffs = {}
             for key in sorted(set(old) & set(new)):
                 # A new ConfigMap hash in a Deployment stays visible: it means a rollout.
@@ -181,31 +197,32 @@ def make_plan(root: Path, base_ref: str) -> Plan:
                 if a != b:
                     diffs[key] = "\n".join(difflib.unified_diff(a, b, "before", "after",
                                                                 lineterm="", n=2))
-            _, env, name = app.split("/")
+            _, env, name = _app(app + "/kustomization.yaml")
             entries = (base.models.get(name) or base.pools.get(name),
                        head.models.get(name) or head.pools.get(name))
-            facts = _spec_facts(env, *(e.envs[env] if e else None for e in entries))
+            facts = _spec_facts(env, *(e.envs.get(env) if e else None for e in entries))
             added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
             if added or removed or diffs or facts:
                 changes.append(AppChange(env, name, added, removed, diffs, facts))
         # Models whose spec changed without changing any object (e.g. weights of a
         # dedicated model, which only routing reads) are still worth a line.
         for name in sorted(set(base.models) & set(head.models)):
-            for env in ENVIRONMENTS:
+            for env in environments:
                 if any(c.env == env and c.name == name for c in changes):
                     continue
-                facts = _spec_facts(env, base.models[name].envs[env], head.models[name].envs[env])
+                facts = _spec_facts(env, base.models[name].envs.get(env),
+                                    head.models[name].envs[env])
                 if facts:
                     changes.append(AppChange(env, name, [], [], {}, facts))
     totals = {}
-    for env in ENVIRONMENTS:
+    for env in environments:
         before, after = _totals(base, env), _totals(head, env)
         budget = head.budget.environments.get(env) if head.budget else None
         totals[env] = {
             "before": {k: _fmt(k, v) for k, v in before.items()},
             "after": {k: _fmt(k, v) for k, v in after.items()},
             "budget": budget.model_dump() if budget else {}}
-    changes.sort(key=lambda c: (ENVIRONMENTS.index(c.env), c.name))
+    changes.sort(key=lambda c: (environments.index(c.env), c.name))
     return Plan(base_ref, changes, totals)
 
 
@@ -213,7 +230,7 @@ def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
     if not plan.changes:
         lines += ["No change to any model or pool.", ""]
-    for env in ENVIRONMENTS:
+    for env in plan.capacity:  # every environment, in the order settings declare them
         changes = [c for c in plan.changes if c.env == env]
         if not changes:
             continue

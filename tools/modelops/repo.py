@@ -6,10 +6,12 @@ a diagnostic for every problem in every file, including the cross-file checks.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
 
+from deepmerge import Merger
 from pydantic import BaseModel, ValidationError
 
 from modelops import checks
@@ -18,15 +20,14 @@ from modelops.diagnostics import Diagnostic
 from modelops.gcpause import paused
 from modelops.located import closest, diagnose
 from modelops.settings import Settings
-from modelops.spec import (ENVIRONMENTS, KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec,
-                           Resources)
+from modelops.spec import KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec, Resources
 from modelops.yamlload import Document, Loc, load_text
 
 SPEC_FILES = {"Model": "model.yaml", "Pool": "pool.yaml"}
 
 
 @dataclasses.dataclass
-class Entry:
+class SpecFile:
     """One valid spec file, with its spec resolved for every environment."""
 
     file: str  # relative to the repo root, e.g. models/iris/model.yaml
@@ -46,8 +47,8 @@ class Entry:
 @dataclasses.dataclass
 class Repo:
     root: Path
-    models: dict[str, Entry]
-    pools: dict[str, Entry]
+    models: dict[str, SpecFile]
+    pools: dict[str, SpecFile]
     settings: Settings | None
     budget: CapacityBudget | None
     diagnostics: list[Diagnostic]
@@ -59,15 +60,8 @@ class Repo:
         return not self.diagnostics
 
 
-def _merge(base: dict, override: dict) -> dict:
-    """Mappings merge key by key; anything else (lists, scalars) is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+_OVERRIDE = Merger([(dict, ["merge"])], ["override"], ["override"])
+"""An environment's overrides: mappings merge key by key; lists and scalars are replaced."""
 
 
 def _exists(data: Any, loc: Loc) -> bool:
@@ -81,19 +75,27 @@ def _exists(data: Any, loc: Loc) -> bool:
     return True
 
 
-def _resolve(doc: Document, obj: Model | Pool) -> tuple[dict, list[Diagnostic]]:
+def _resolve(doc: Document, obj: Model | Pool,
+             environments: tuple[str, ...]) -> tuple[dict, list[Diagnostic]]:
     """The spec of each environment: overrides merged over the defaults, then validated."""
     is_model = isinstance(obj, Model)
     target = ModelSpec if is_model else PoolSpec
     raw_spec = {k: v for k, v in doc.data["spec"].items() if k != "environments"}
     overrides = doc.data["spec"].get("environments") or {}
     envs, problems = {}, []
-    for env in ENVIRONMENTS:
+    for env in overrides:
+        if environments and env not in environments:
+            line, col = doc.where(("spec", "environments", env), key=True)
+            problems.append(Diagnostic(
+                doc.file, line, col, f"spec.environments.{env}",
+                f"unknown environment {env!r}: platform/settings.yaml declares "
+                f"{', '.join(environments) or 'none'}", closest(env, list(environments))))
+    for env in environments:
         override = overrides.get(env) or {}
         if not override:  # nothing to merge: the spec validated above is this environment's
             spec = obj.spec
         else:
-            merged = _merge(raw_spec, override)
+            merged = _OVERRIDE.merge(copy.deepcopy(raw_spec), override)
 
             def remap(rel: Loc, env: str = env, override: dict = override) -> Loc:
                 if rel and _exists(override, rel):
@@ -113,8 +115,10 @@ def _resolve(doc: Document, obj: Model | Pool) -> tuple[dict, list[Diagnostic]]:
     return envs, problems
 
 
-def load_spec(file: str, raw: bytes) -> tuple[Entry | None, list[Diagnostic]]:
-    """Parse and validate one spec file of any kind."""
+def load_spec(file: str, raw: bytes, environments: tuple[str, ...] = ()
+              ) -> tuple[SpecFile | None, list[Diagnostic]]:
+    """Parse and validate one spec file of any kind, and resolve it for each environment
+    of platform/settings.yaml (none given: the spec as written, overrides unchecked)."""
     doc, problems = load_text(file, raw)
     if doc is None:
         return None, problems
@@ -130,10 +134,10 @@ def load_spec(file: str, raw: bytes) -> tuple[Entry | None, list[Diagnostic]]:
         obj = cls.model_validate(doc.data)
     except ValidationError as exc:
         return None, diagnose(exc, doc, cls, doc.data)
-    envs, problems = _resolve(doc, obj)
+    envs, problems = _resolve(doc, obj, environments)
     if problems:
         return None, problems
-    return Entry(file, doc, obj, envs), []
+    return SpecFile(file, doc, obj, envs), []
 
 
 def _load_config(root: Path, rel: str, cls: type[BaseModel]) -> tuple[Any, list[Diagnostic]]:
@@ -167,10 +171,11 @@ def load(root: Path) -> Repo:
     budget, problems = _load_config(root, "platform/capacity.yaml", CapacityBudget)
     diagnostics += problems
     settings = settings[0] if settings else None
-    entries: list[Entry] = []
+    entries: list[SpecFile] = []
+    environments = tuple(settings.environments) if settings else ()
     for path in spec_files(root):
         rel = path.relative_to(root).as_posix()
-        entry, problems = load_spec(rel, path.read_bytes())
+        entry, problems = load_spec(rel, path.read_bytes(), environments)
         diagnostics += problems
         if entry is not None:
             entries.append(entry)

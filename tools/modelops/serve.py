@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelops.manifests import server_model
+from modelops.generate.contract import server_model
 from modelops.repo import Repo
 from modelops_runtime.config import ServerConfig
 
 
 def local_config(repo: Repo, names: list[str] | None = None) -> ServerConfig:
     """All versions of the chosen models, unversioned traffic split by their weights."""
+    assert repo.settings is not None
+    env = repo.settings.local_environment
     models = []
-    for name, entry in sorted(repo.models.items()):
+    for name, spec_file in sorted(repo.models.items()):
         if names and name not in names:
             continue
-        spec = entry.envs["staging"]
+        spec = spec_file.envs[env]
         if spec.runtime == "custom":
             continue  # its own image implements the protocol; nothing to load here
         code = str((repo.root / "models" / name / "model.py").resolve()) \
             if spec.runtime == "python" else None
-        models.append(server_model(entry, spec, sorted(spec.versions, key=lambda v: v.name), code))
+        models.append(server_model(spec_file, spec, sorted(spec.versions, key=lambda v: v.name), code))
     return ServerConfig(server="local", placement="local", models=models)
 
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from modelops.spec import IMAGE, LABEL_VALUE, Strict
+
+
+class GatewayProxies(Strict):
+    """Where the Gateway implementation's proxies run: the only pods the model servers take
+    traffic from. Envoy Gateway: namespace `envoy-gateway-system`, podLabels
+    `{app.kubernetes.io/managed-by: envoy-gateway}`; Istio and most cloud gateways: the
+    Gateway's own namespace (the default) with `{gateway.networking.k8s.io/gateway-name:
+    <gateway>}`; NGINX Gateway Fabric: namespace `nginx-gateway`."""
+
+    namespace: str | None = Field(default=None, pattern=LABEL_VALUE)
+    """Namespace of the proxy pods; default: the Gateway's namespace (`gatewayNamespace`)."""
+    podLabels: dict[str, str] = Field(default_factory=dict)
+    """Labels of the proxy pods; empty: every pod of that namespace."""
 
 
 class EnvironmentSettings(Strict):
@@ -16,6 +31,8 @@ class EnvironmentSettings(Strict):
     gatewayClass: str | None = Field(default=None, pattern=LABEL_VALUE)
     """GatewayClass of your Gateway API implementation: the Gateway is generated with it
     (overlays/<env>/gateway/). Unset: the Gateway is managed elsewhere."""
+    gatewayProxies: GatewayProxies = Field(default_factory=GatewayProxies)
+    """Which pods may send traffic to the model servers (a NetworkPolicy)."""
     storageClass: str = Field(default="standard-rwx", pattern=LABEL_VALUE)
     """StorageClass of the shared ReadWriteMany volume."""
     storageSize: str = "100Gi"
@@ -30,6 +47,9 @@ class EnvironmentSettings(Strict):
     def docs_url(self, model: str) -> str | None:
         """A model's API docs, served by its server under its own path on the gateway."""
         return f"{self.publicUrl}/v2/models/{model}/docs" if self.publicUrl else None
+
+    def catalog_url(self) -> str | None:
+        return f"{self.publicUrl}/catalog" if self.publicUrl else None
 
     def dashboard_url(self, model: str | None) -> str | None:
         """The models dashboard, narrowed to one model when given."""
@@ -52,7 +72,20 @@ class Settings(Strict):
     """The model-server image (serving/Dockerfile), pinned by tag or digest."""
     kubernetesVersion: str = Field(pattern=r"^1\.[0-9]+$")
     """Kubernetes minor version that rendered manifests are validated against, e.g. "1.34"."""
-    environments: dict[str, EnvironmentSettings]
+    environments: dict[Annotated[str, Field(pattern=LABEL_VALUE)], EnvironmentSettings] = Field(
+        min_length=1)
+    """Every environment, declared once here: specs override fields per environment by
+    these names, and each gets its namespace, Gateway, platform and model Applications.
+    The first is the one `modelops serve` and `modelops test` run locally."""
+    monitoringLabels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"})
+    """Labels the Prometheus Operator selects ServiceMonitors and PrometheusRules by (the
+    kube-prometheus-stack chart's default is `release: <its release name>`)."""
+
+    @property
+    def local_environment(self) -> str:
+        """The environment whose specs run locally (`modelops serve`, `modelops test`)."""
+        return next(iter(self.environments))
 
     @model_validator(mode="after")
     def _one_gateway_each(self) -> "Settings":

@@ -12,10 +12,9 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_va
                       model_validator)
 
 from modelops import quantity
+from modelops_runtime.config import Runtime
 
 API_VERSION = "modelops/v1"
-ENVIRONMENTS = ("staging", "production")
-RUNTIMES = ("sklearn", "onnx", "python", "custom")
 
 # Model names become Service names (DNS-1035: start with a letter) with "-<version>"
 # appended, so they are kept short enough for the 63-character limit.
@@ -255,18 +254,12 @@ class PoolOverrides(Strict):
     autoscaling: dict[str, Any] | None = None
 
 
-class Environments(Strict):
-    staging: ModelOverrides | None = None
-    production: ModelOverrides | None = None
-
-
-class PoolEnvironments(Strict):
-    staging: PoolOverrides | None = None
-    production: PoolOverrides | None = None
+EnvironmentName = Annotated[str, Field(pattern=LABEL_VALUE)]
+"""An environment of platform/settings.yaml (checked against it when the repo loads)."""
 
 
 class ModelSpec(Strict):
-    runtime: Literal["sklearn", "onnx", "python", "custom"]
+    runtime: Runtime
     """`sklearn` (joblib file), `onnx`, `python` (class in model.py beside this file), or
     `custom` (your own image that implements the same HTTP contract)."""
     image: str | None = Field(default=None, pattern=IMAGE)
@@ -289,8 +282,9 @@ class ModelSpec(Strict):
     """Environment variables; secrets only through valueFrom.secretKeyRef."""
     example: Example | None = None
     """A request and the response it must give; `modelops test` checks it."""
-    environments: Environments = Field(default_factory=Environments)
-    """Per-environment overrides merged over the fields above."""
+    environments: dict[EnvironmentName, ModelOverrides | None] = Field(default_factory=dict)
+    """Per-environment overrides merged over the fields above, by the environment names
+    of platform/settings.yaml."""
 
     @field_validator("image")
     @classmethod
@@ -315,7 +309,7 @@ class PoolSpec(Strict):
     """Per replica of the pool's server, shared by all its models."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """HPA bounds of the pool's server."""
-    environments: PoolEnvironments = Field(default_factory=PoolEnvironments)
+    environments: dict[EnvironmentName, PoolOverrides | None] = Field(default_factory=dict)
     """Per-environment overrides of resources and autoscaling."""
 
 

@@ -4,8 +4,10 @@ Why not yaml.dump: PyYAML's representer costs ~150 us a document even with the
 C emitter, which alone would spend most of the 2 s budget for 1,000 specs
 (benchmarks/generate.py). This emitter only writes; PyYAML stays the reader,
 and tests/test_yamlemit.py checks with hypothesis that PyYAML reads back
-exactly what was written. Keys are sorted; indent is two spaces; sequences are
-written the way kubectl writes them (not indented under their key).
+exactly what was written. Keys come in the order people read Kubernetes objects
+(`apiVersion, kind, metadata, spec`, a container's `name` and `image` first), the
+rest sorted; indent is two spaces; sequences are written the way kubectl writes
+them (not indented under their key).
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ _STR = "tag:yaml.org,2002:str"
 # Characters a YAML reader refuses or treats as line breaks inside a quoted scalar.
 _UNSAFE = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
                      "|[\u2028\u2029\ufeff]")
+
+
+# Keys that lead, in this order, wherever they appear; every other key follows, sorted.
+_FIRST = ("apiVersion", "kind", "metadata", "name", "namespace", "namePrefix", "image",
+          "labels", "annotations", "matches", "spec", "data", "resources")
+_RANK = {key: rank for rank, key in enumerate(_FIRST)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _ordered(keys: tuple) -> tuple:
+    """The keys of a mapping in reading order (cached: mappings of one shape repeat)."""
+    return tuple(sorted(keys, key=lambda k: (_RANK.get(k, len(_FIRST)), k)))
 
 
 def _escape(match: re.Match) -> str:
@@ -66,7 +80,7 @@ def _lines(value: object, indent: str, out: list[str]) -> None:
     """Append the lines of a non-empty mapping or sequence, each prefixed by `indent`."""
     if type(value) is dict:
         deeper = indent + "  "
-        for key in sorted(value):
+        for key in _ordered(tuple(value)):
             item = value[key]
             kind = type(item)
             head = f"{indent}{scalar_str(key if type(key) is str else str(key))}:"

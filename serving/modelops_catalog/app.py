@@ -1,0 +1,122 @@
+"""The model catalog: one page (and a JSON API) listing every model, its versions and
+their live readiness, with links to each model's API docs and dashboard.
+
+`python -m modelops_catalog` serves the catalog.yaml that `modelops generate`
+writes (MODELOPS_CATALOG); `modelops catalog --serve` serves one built from the specs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import sys
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions
+
+
+async def _ready(client: httpx.AsyncClient, url: str) -> str:
+    try:
+        response = await client.get(url)
+    except httpx.HTTPError:
+        return "unreachable"
+    try:
+        return "ready" if response.status_code == 200 and response.json().get("ready") \
+            else "not ready"
+    except ValueError:
+        return "not ready"
+
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Model catalog: {env}</title>
+<style>
+ body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem; color: #1d2330; background: #f6f7fb }}
+ h1 {{ font-size: 1.5rem; margin: 0 0 1rem }} .model {{ background: #fff; border-radius: 10px;
+ padding: 1rem 1.25rem; margin: 0 0 1rem; box-shadow: 0 1px 3px #0002 }}
+ .model h2 {{ margin: 0; font-size: 1.15rem }} .meta {{ color: #5a6273; font-size: .9rem }}
+ table {{ border-collapse: collapse; margin: .5rem 0 }} td, th {{ padding: .2rem .8rem .2rem 0;
+ text-align: left }} .state {{ border-radius: 999px; padding: .05rem .6rem; font-size: .85rem;
+ background: #e4e6eb }} .state.ready {{ background: #d3f5dc; color: #11612b }}
+ .state.not-ready, .state.unreachable {{ background: #fde0e0; color: #8a1c1c }}
+ a {{ color: #2458d6 }}
+</style></head>
+<body><h1>Model catalog <span class="meta">({env}, {count} models)</span></h1>
+{models}
+<script>
+async function refresh() {{
+  const response = await fetch(location.pathname.replace(/\/$/, "") + "/api/models");
+  for (const model of await response.json()) {{
+    for (const version of model.versions) {{
+      const cell = document.getElementById(`state-${{model.name}}-${{version.name}}`);
+      if (cell) {{ cell.textContent = version.state;
+                  cell.className = "state " + version.state.replace(" ", "-"); }}
+    }}
+  }}
+  document.body.dataset.refreshed = "true";
+}}
+refresh(); setInterval(refresh, 10000);
+</script></body></html>"""
+
+
+def _model_html(model: CatalogModel) -> str:
+    e = html.escape
+    rows = "".join(
+        f'<tr><td>{e(v.name)}</td><td>{v.weight}%</td><td><span class="state" '
+        f'id="state-{e(model.name)}-{e(v.name)}">checking</span></td></tr>'
+        for v in model.versions)
+    links = " · ".join(f'<a href="{e(url)}">{label}</a>' for label, url in
+                       (("API docs", model.docsUrl), ("dashboard", model.dashboardUrl)) if url)
+    return (f'<section class="model" id="model-{e(model.name)}"><h2>{e(model.name)}</h2>'
+            f'<div class="meta">team {e(model.team)} · {e(model.runtime)} · {e(model.placement)}'
+            f' · {model.minReplicas}-{model.maxReplicas} replicas</div>'
+            f'<p>{e(model.description)}</p><table><tr><th>version</th><th>traffic</th>'
+            f'<th>state</th></tr>{rows}</table>{links}</section>')
+
+
+def create_catalog_app(config: CatalogConfig) -> FastAPI:
+    app = FastAPI(title="modelops catalog", docs_url="/catalog/docs", redoc_url=None,
+                  openapi_url="/catalog/openapi.json")
+
+    @app.get("/catalog/api/models")
+    async def models() -> JSONResponse:
+        """Every model with its versions' live readiness."""
+        urls = [v.readyUrl for m in config.models for v in m.versions]
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            states = iter(await asyncio.gather(*(_ready(client, u) for u in urls)))
+        out = []
+        for model in config.models:
+            data = model.model_dump(exclude={"versions"})
+            data["versions"] = [{**v.model_dump(exclude={"readyUrl"}), "state": next(states)}
+                                for v in model.versions]
+            out.append(data)
+        return JSONResponse(out)
+
+    @app.get("/catalog", response_class=HTMLResponse)
+    @app.get("/catalog/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.format(env=html.escape(config.environment),
+                                        count=len(config.models),
+                                        models="\n".join(map(_model_html, config.models))))
+
+    @app.get("/v2/health/live", include_in_schema=False)
+    @app.get("/v2/health/ready", include_in_schema=False)
+    async def health() -> dict:
+        return {"live": True}
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    options = CatalogOptions()
+    try:
+        config = CatalogConfig.read(options.catalog)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"modelops catalog: cannot start: {exc}")
+    uvicorn.run(create_catalog_app(config), host=options.host, port=options.port,
+                access_log=False, log_level="warning")
+

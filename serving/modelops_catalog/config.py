@@ -1,0 +1,57 @@
+"""catalog.yaml: what the catalog page lists (the generator writes it per environment),
+and the catalog server's own knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatalogVersion(_Strict):
+    name: str
+    weight: int
+    readyUrl: str  # the serving version's v2 readiness endpoint
+
+
+class CatalogModel(_Strict):
+    name: str
+    team: str
+    description: str
+    runtime: str
+    placement: str
+    minReplicas: int
+    maxReplicas: int
+    versions: list[CatalogVersion]
+    docsUrl: str | None = None
+    dashboardUrl: str | None = None
+
+
+class CatalogConfig(_Strict):
+    """catalog.yaml: what the catalog page lists (the generator writes it per environment)."""
+
+    apiVersion: str = "modelops/v1"
+    kind: str = "Catalog"
+    environment: str
+    models: list[CatalogModel]
+
+    @classmethod
+    def read(cls, path: Path) -> "CatalogConfig":
+        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+
+
+class CatalogOptions(BaseSettings):
+    """The catalog server's knobs (MODELOPS_* environment variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_")
+
+    catalog: Path = Path("/etc/modelops/catalog.yaml")
+    """The catalog's data (written by `modelops generate`)."""
+    host: str = "0.0.0.0"
+    port: int = 8080

@@ -1,0 +1,1 @@
+"""The log compactor: closed prediction logs into Parquet datasets (a CronJob)."""

@@ -1,0 +1,281 @@
+"""The log compactor: closed prediction-log files into Parquet datasets, exactly once.
+
+On the shared volume:
+  logs/<server>/<date>/*.jsonl                 closed log files (the input; `.open` ones are skipped)
+  logs/_compactor/runs/<run>.json              each run's record: files consumed, parts written
+  logs/_compactor/staging/<run>/...            a run's parts before they are published
+  logs/_compactor/rejected/<server>/<date>/    files that could not be read, kept with the error
+  datasets/<dataset>/model=<m>/version=<v>/date=<d>/part-<run>-<i>.parquet
+  datasets/<dataset>/model=<m>/version=<v>/date=<d>/_drift.json
+
+A run takes a batch of closed files, writes its parts to staging, syncs them, then
+writes its record: that rename is the commit. Only then are the parts moved into
+the datasets, the consumed logs deleted, the drift summaries updated, and the run
+marked done. A crash before the commit leaves the logs where they were, so the
+batch is simply redone (its staging is dropped); a crash after it is finished by
+the next start from the record. A run is marked done only once its logs are gone,
+so no file is ever read twice and none is lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from modelops_compactor import drift, logtables
+from modelops_compactor.config import CompactorConfig, CompactorOptions
+from modelops_runtime.records import CLOSED_SUFFIX
+
+STATE = "_compactor"
+
+
+def _crash_point(name: str) -> None:
+    """Fault injection for the crash tests: die here when told to (never set in production)."""
+    if os.environ.get("MODELOPS_COMPACTOR_CRASH_AT") == name:
+        os._exit(137)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+@dataclass
+class Summary:
+    runs: int = 0
+    recovered: int = 0
+    files: int = 0
+    records: int = 0
+    rows: int = 0
+    partitions: set[str] = field(default_factory=set)
+    drift: dict[str, dict] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)  # log file -> why
+
+    def as_dict(self) -> dict:
+        return {"runs": self.runs, "recovered": self.recovered, "files": self.files,
+                "records": self.records, "rows": self.rows,
+                "partitions": sorted(self.partitions), "drift": self.drift,
+                "rejected": self.rejected}
+
+
+class Compactor:
+    def __init__(self, shared_root: Path, config: CompactorConfig,
+                 batch_bytes: int = 256 * 1024 * 1024, memory_limit: str = "512MB"):
+        self.root = shared_root
+        self.logs = shared_root / "logs"
+        self.datasets = shared_root / "datasets"
+        self.state = self.logs / STATE
+        self.references = config.references()
+        self.batch_bytes = batch_bytes
+        self.memory_limit = memory_limit
+        self.summary = Summary()
+
+    # -- the whole job ----------------------------------------------------------------
+
+    def run(self) -> Summary:
+        for folder in (self.state / "runs", self.state / "staging", self.datasets):
+            folder.mkdir(parents=True, exist_ok=True)
+        with self._lock(), self._connection() as con:
+            self.con = con
+            self.loaded_references: dict[str, drift.Reference] = {}
+            self._recover()
+            while batch := self._next_batch():
+                self._compact(batch)
+            self._remove_empty_days()
+        return self.summary
+
+    def _remove_empty_days(self) -> None:
+        """Drop emptied log folders of past days (never today's: a server may be opening
+        a file in it)."""
+        yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        for folder in self.logs.glob("[!_]*/*"):
+            if folder.is_dir() and folder.name < yesterday and not any(folder.iterdir()):
+                folder.rmdir()
+
+    @contextmanager
+    def _lock(self):
+        """One compactor at a time per volume (the CronJob also forbids overlaps)."""
+        with open(self.state / "lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(f"another compaction holds {self.state / 'lock'}") from None
+            yield
+
+    @contextmanager
+    def _connection(self):
+        scratch = self.state / "scratch"
+        con = duckdb.connect(config={"memory_limit": self.memory_limit,
+                                     "temp_directory": str(scratch),
+                                     "preserve_insertion_order": False})
+        try:
+            yield con
+        finally:
+            con.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    # -- one batch --------------------------------------------------------------------
+
+    def _next_batch(self) -> list[Path]:
+        """Closed files, oldest first, up to about batch_bytes (at least one file)."""
+        batch, size = [], 0
+        for path in sorted(self.logs.glob(f"[!_]*/*/*{CLOSED_SUFFIX}")):
+            length = path.stat().st_size
+            if batch and size + length > self.batch_bytes:
+                break
+            batch.append(path)
+            size += length
+        return batch
+
+    def _compact(self, files: list[Path]) -> None:
+        run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+        staging = self.state / "staging" / run
+        staging.mkdir()
+        con = self.con
+        try:
+            con.execute(logtables.load_sql(), [[str(f) for f in files]])
+        except duckdb.Error:  # some file is not JSON lines: set it aside, keep the rest
+            files = self._reject_unreadable(files)
+            if not files:
+                shutil.rmtree(staging)
+                return
+            con.execute(logtables.load_sql(), [[str(f) for f in files]])
+        records, expected = con.execute(logtables.ROWS_SQL).fetchone()
+        layouts: dict[str, list[tuple]] = {}
+        for row in con.execute(logtables.LAYOUTS_SQL).fetchall():
+            layouts.setdefault(row[1], []).append(row)
+        rows = 0
+        for dataset, members in layouts.items():
+            select = logtables.plan_dataset(members)
+            rows += con.execute(logtables.copy_sql(select, str(staging / dataset), run)).fetchone()[0]
+        con.execute("DROP TABLE records")
+        if rows != expected:
+            raise RuntimeError(f"wrote {rows} rows for {expected} instances; nothing committed")
+        parts = sorted(str(p.relative_to(staging)) for p in staging.rglob("*.parquet"))
+        for part in parts:
+            with open(staging / part, "rb") as handle:
+                os.fsync(handle.fileno())
+        _crash_point("staged")
+        record = {"run": run, "status": "committed",
+                  "files": [str(f.relative_to(self.logs)) for f in files],
+                  "parts": parts, "records": records, "rows": rows}
+        _write_atomic(self.state / "runs" / f"{run}.json", orjson.dumps(record))  # the commit
+        _crash_point("committed")
+        self._publish(record)
+        self.summary.runs += 1
+        self.summary.files += len(files)
+        self.summary.records += records
+        self.summary.rows += rows
+
+    def _reject_unreadable(self, files: list[Path]) -> list[Path]:
+        """Move files DuckDB cannot read to rejected/ with the reason beside them."""
+        readable = []
+        for path in files:
+            try:
+                self.con.execute(logtables.load_sql(), [[str(path)]])
+                readable.append(path)
+            except duckdb.Error as exc:
+                name = str(path.relative_to(self.logs))
+                target = self.state / "rejected" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.with_name(target.name + ".error").write_text(f"{exc}\n")
+                os.replace(path, target)
+                self.summary.rejected[name] = str(exc).splitlines()[0]
+        return readable
+
+    # -- after the commit (also how a crashed run is finished) ---------------------------
+
+    def _publish(self, record: dict) -> None:
+        run = record["run"]
+        staging = self.state / "staging" / run
+        touched = set()
+        for part in record["parts"]:
+            source, target = staging / part, self.datasets / part
+            if source.exists():  # not yet moved before a crash
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+                _fsync_dir(target.parent)
+                _crash_point("moved-one")
+            touched.add(str(Path(part).parent))
+        for name in record["files"]:
+            (self.logs / name).unlink(missing_ok=True)
+            _crash_point("deleted-one")
+        for partition in sorted(touched):
+            self._update_drift(partition)
+        self.summary.partitions |= touched
+        record["status"] = "done"
+        _write_atomic(self.state / "runs" / f"{run}.json", orjson.dumps(record))
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _recover(self) -> None:
+        """Finish runs that committed; drop the staging of runs that never did."""
+        for path in sorted((self.state / "runs").glob("*.json")):
+            record = orjson.loads(path.read_bytes())
+            if record["status"] == "committed":
+                self._publish(record)
+                self.summary.recovered += 1
+        for staging in (self.state / "staging").iterdir():  # now only uncommitted or done
+            shutil.rmtree(staging)
+        for leftover in (self.state / "runs").glob("*.tmp"):
+            leftover.unlink()
+
+    def _update_drift(self, partition: str) -> None:
+        dataset, model = partition.split("/")[:2]  # <dataset>/model=<m>/version=<v>/date=<d>
+        reference = self.references.get((dataset, model.removeprefix("model=")))
+        if not reference:
+            return
+        if reference not in self.loaded_references:
+            self.loaded_references[reference] = drift.Reference(self.con, self.root / reference,
+                                                                reference)
+        report = drift.summarize(self.con, self.datasets / partition,
+                                 self.loaded_references[reference])
+        _write_atomic(self.datasets / partition / "_drift.json",
+                      orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        self.summary.drift[partition] = report
+
+
+def main() -> None:
+    """`python -m modelops_compactor`: what the CronJob runs."""
+    from pydantic import ValidationError
+
+    try:
+        options = CompactorOptions()
+        config = (CompactorConfig.read(options.compactor_config)
+                  if options.compactor_config.exists() else CompactorConfig())
+    except (OSError, ValidationError, ValueError) as exc:
+        sys.exit(f"log compactor: cannot start: {exc}")
+    started = time.perf_counter()
+    try:
+        summary = Compactor(options.shared_root, config, options.batch_bytes,
+                            options.memory_limit).run()
+    except Exception as exc:  # the Job fails (and alerts); logs stay for the next run
+        sys.exit(f"log compactor: {type(exc).__name__}: {exc}")
+    result = summary.as_dict() | {"seconds": round(time.perf_counter() - started, 3)}
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    if summary.rejected:  # fail the Job so the alert fires; the files wait in rejected/
+        sys.exit(f"log compactor: {len(summary.rejected)} unreadable file(s) set aside in "
+                 f"{STATE}/rejected: {', '.join(sorted(summary.rejected))}")
+

@@ -1,0 +1,55 @@
+"""compactor.yaml: which models' prediction logs feed which dataset (the generator writes
+it per environment), and the compactor's own knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompactedModel(_Strict):
+    model: str
+    dataset: str  # the dataset its prediction logs feed
+    reference: str | None = None  # path on the shared volume the drift is measured against
+
+
+class CompactorConfig(_Strict):
+    """compactor.yaml: the models whose logs the compactor turns into datasets.
+
+    Records of a model not listed are compacted all the same (nothing is dropped),
+    without a drift summary.
+    """
+
+    apiVersion: Literal["modelops/v1"] = "modelops/v1"
+    kind: Literal["CompactorConfig"] = "CompactorConfig"
+    models: list[CompactedModel] = Field(default_factory=list)
+
+    @classmethod
+    def read(cls, path: Path) -> "CompactorConfig":
+        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+
+    def references(self) -> dict[tuple[str, str], str]:
+        """(dataset, model) -> reference path."""
+        return {(m.dataset, m.model): m.reference for m in self.models if m.reference}
+
+
+class CompactorOptions(BaseSettings):
+    """The log compactor's knobs (the CronJob sets them; `modelops logs compact` too)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_")
+
+    shared_root: Path = Path("/mnt/shared")
+    """Logs are read from <shared_root>/logs, datasets written to <shared_root>/datasets."""
+    compactor_config: Path = Path("/etc/modelops/compactor.yaml")
+    batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """Closed log files are compacted in batches of about this many bytes, one commit each."""
+    memory_limit: str = "512MB"
+    """DuckDB's memory limit; past it, it spills to its temporary directory."""

@@ -1,0 +1,150 @@
+"""Prediction-log records as table rows: the SQL DuckDB runs over closed log files.
+
+A record holds v2 tensors (`inputs`, `outputs`) whose first dimension counts the
+instances in the request. Each instance becomes one row: request id, row index,
+time, latency, status, and one column per feature: `in_<tensor>` when the tensor
+has one value per instance, `in_<tensor>_<j>` for the j-th of several (outputs
+alike, with `out_`). A tensor wider than WIDE values per instance stays one list
+column, and a tensor whose first dimension is not the batch is repeated on every row.
+
+Records are grouped by layout (tensor names, datatypes and shapes) so each group
+gets SQL that knows its columns; a dataset's groups are unioned by column name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from modelops_runtime.records import SQL_COLUMNS
+
+WIDE = 256
+MAX_RECORD_BYTES = 64 * 1024 * 1024  # a request body is capped at 8 MiB by default
+NAME = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # dataset names as the spec allows them
+
+_SQL_TYPES = {"BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32": "INTEGER",
+              "INT64": "BIGINT", "UINT8": "UTINYINT", "UINT16": "USMALLINT",
+              "UINT32": "UINTEGER", "UINT64": "UBIGINT", "FP16": "FLOAT", "FP32": "FLOAT",
+              "FP64": "DOUBLE", "BYTES": "VARCHAR"}
+_PREFIX = {"inputs": "in_", "outputs": "out_"}
+
+
+_TENSORS = """'[{"name": "VARCHAR", "datatype": "VARCHAR", "shape": "BIGINT[]", "data": "JSON"}]'"""
+_ROWS = ("CASE WHEN len(inputs[1].shape) > 0 THEN inputs[1].shape[1] "
+         "ELSE 1 END")  # instances in a record: the first input's first dimension
+
+
+def _layout(side: str) -> str:
+    return (f"list_transform({side}, lambda t: {{'name': t.name, 'datatype': t.datatype, "
+            f"'shape': t.shape}})")
+
+
+def load_sql() -> str:
+    """Read the files given as the one parameter into the temporary table `records`.
+
+    Each record's tensors are parsed once, into name, datatype, shape and the data still
+    as JSON (cast later, when its type is known), and the record gets the digest of its
+    layout."""
+    columns = "{" + ", ".join(f"{k}: '{v}'" for k, v in SQL_COLUMNS.items()) + "}"
+    return f"""
+        CREATE OR REPLACE TEMP TABLE records AS
+        SELECT *, md5(concat_ws('|', dataset, CAST({_layout('inputs')} AS VARCHAR),
+                                CAST({_layout('outputs')} AS VARCHAR))) AS layout FROM (
+            SELECT * REPLACE (
+                CASE WHEN regexp_full_match(coalesce(dataset, model, ''), '{NAME}')
+                     THEN coalesce(dataset, model) ELSE 'unnamed' END AS dataset,
+                coalesce(model, 'unknown') AS model, coalesce(version, 'unknown') AS version,
+                json_transform(inputs, {_TENSORS}) AS inputs,
+                json_transform(outputs, {_TENSORS}) AS outputs)
+            FROM read_json(?, format = 'newline_delimited', columns = {columns},
+                           maximum_object_size = {MAX_RECORD_BYTES}))"""
+
+
+ROWS_SQL = f"SELECT count(*), coalesce(sum({_ROWS}), 0) FROM records"
+
+LAYOUTS_SQL = f"""
+    SELECT DISTINCT layout, dataset, {_layout('inputs')}, {_layout('outputs')}
+    FROM records ORDER BY dataset, layout"""
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Tensor:
+    side: str
+    index: int
+    name: str
+    datatype: str
+    rank: int
+    width: int  # values per row
+    per_row: bool  # False: the whole tensor repeats on every row
+
+    def flat_sql(self) -> str:
+        """The tensor's data as one flat list, whether the client sent it nested or flat."""
+        data = f"{self.side}[{self.index + 1}].data"
+        sql_type = _SQL_TYPES[self.datatype]
+        flat = f"CAST({data} AS {sql_type}[])"
+        if self.rank < 2:
+            return flat
+        nested = f"CAST({data} AS {sql_type}{'[]' * self.rank})"
+        for _ in range(self.rank - 1):
+            nested = f"flatten({nested})"
+        return f"CASE WHEN json_type({data}, '$[0]') = 'ARRAY' THEN {nested} ELSE {flat} END"
+
+    def columns(self, alias: str) -> list[str]:
+        offset = f"r * {self.width}" if self.per_row else "0"
+        name = _PREFIX[self.side] + self.name
+        if self.width > WIDE:
+            return [f"{alias}[{offset} + 1 : {offset} + {self.width}] AS {quote(name)}"]
+        if self.width == 1:
+            return [f"{alias}[{offset} + 1] AS {quote(name)}"]
+        return [f"{alias}[{offset} + {j + 1}] AS {quote(f'{name}_{j}')}"
+                for j in range(self.width)]
+
+
+def _tensors(side: str, layout: list[dict] | None, rows: int) -> tuple[Tensor, ...]:
+    out = []
+    for index, tensor in enumerate(layout or []):
+        name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
+        if datatype not in _SQL_TYPES or shape is None:
+            raise ValueError(f"{side} tensor {name!r}: unknown datatype {datatype!r}")
+        per_row = len(shape) >= 1 and shape[0] == rows
+        width = math.prod(shape[1:]) if per_row else math.prod(shape)
+        if width:
+            out.append(Tensor(side, index, str(name), datatype, len(shape), width, per_row))
+    return tuple(out)
+
+
+def plan_dataset(layouts: list[tuple]) -> str:
+    """One SELECT per group of layouts with the same columns, unioned by name.
+
+    `layouts` are rows of LAYOUTS_SQL for one dataset.
+    """
+    groups: dict[tuple[Tensor, ...], list[str]] = {}
+    for layout, _, inputs, outputs in layouts:
+        first = ((inputs or [{}])[0] or {}).get("shape") or []
+        rows = first[0] if first else 1
+        tensors = _tensors("inputs", inputs, rows) + _tensors("outputs", outputs, rows)
+        groups.setdefault(tensors, []).append(layout)
+    selects = []
+    for tensors, members in groups.items():
+        flats = "".join(f", {t.flat_sql()} AS t{i}" for i, t in enumerate(tensors))
+        features = "".join(", " + c for i, t in enumerate(tensors) for c in t.columns(f"t{i}"))
+        wanted = ", ".join(f"'{m}'" for m in members)  # md5 hex digests: safe literals
+        selects.append(f"""
+            SELECT model, version,
+                   strftime(make_timestamp(CAST(ts * 1000000 AS BIGINT)), '%Y-%m-%d') AS date,
+                   id AS request_id, CAST(r AS INTEGER) AS "row", to_timestamp(ts) AS ts,
+                   latency_ms, status{features}
+            FROM (SELECT *, {_ROWS} AS n{flats}
+                  FROM records WHERE layout IN ({wanted})), range(n) AS instances(r)""")
+    return "\nUNION ALL BY NAME\n".join(selects)
+
+
+def copy_sql(select: str, target: str, run: str) -> str:
+    """Write the rows as Parquet partitioned model=/version=/date=, files named after the run."""
+    path = target.replace("'", "''")
+    return f"""COPY ({select}) TO '{path}' (FORMAT parquet, COMPRESSION zstd,
+        PARTITION_BY (model, version, date), FILENAME_PATTERN 'part-{run}-{{i}}')"""

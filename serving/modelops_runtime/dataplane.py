@@ -1,0 +1,147 @@
+"""The data plane: what serving a request means, whatever transport carried it.
+
+Admission (the model's concurrency limit), scheduling (inline on the event loop for a
+model whose calls take under 2 ms on average, where a thread hop would cost more than
+the prediction; a worker thread otherwise, so a slow model never blocks health checks
+or the other models of a pool), metrics and the prediction record all live here. A
+transport (endpoints.py for HTTP) parses its own framing, calls these methods and
+turns a ProtocolError into its own error reply, so every transport behaves alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from modelops_runtime import __version__, metrics
+from modelops_runtime.config import ServerConfig
+from modelops_runtime.options import ServerOptions
+from modelops_runtime.predlog import PredictionLog
+from modelops_runtime.protocol import ProtocolError, decode_request, dumps, encode_tensor, \
+    requested_outputs
+from modelops_runtime.records import PredictionRecord
+from modelops_runtime.registry import Loaded, Registry
+from modelops_runtime.watch import DatasetWatcher
+
+SERVER_NAME = "modelops"
+EXTENSIONS = ["model_repository"]
+
+
+class DataPlane:
+    """One per server process: the registry of models and everything around a prediction."""
+
+    def __init__(self, config: ServerConfig, options: ServerOptions, registry: Registry):
+        self.config = config
+        self.options = options
+        self.registry = registry
+        logging_on = any(m.logging.enabled for m in config.models)
+        self.log = PredictionLog(options.logs, config.server, options.log_rotate_bytes,
+                                 options.log_rotate_seconds, options.log_queue_size) \
+            if logging_on else None
+        self.watcher = DatasetWatcher(registry, options.dataset_poll_seconds)
+        self.draining = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        if self.log:
+            self.log.start()
+        self.registry.start_loading()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        """Stop taking traffic, and flush the prediction logs."""
+        self.draining = True
+        self.watcher.stop()
+        if self.log:
+            self.log.close()
+
+    # -- health and metadata ------------------------------------------------------------
+    def ready(self) -> bool:
+        return self.registry.ready() and not self.draining
+
+    def server_metadata(self) -> dict:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+
+    def model_metadata(self, name: str, version: str | None) -> dict:
+        served, loaded = self.registry.pick(name, version)
+        return {"name": name, "versions": [v.name for v in served.config.versions],
+                "platform": served.config.runtime, **loaded.model.metadata()}
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        served = self.registry.served(name)
+        if version is not None and version not in {v.name for v in served.config.versions}:
+            raise ProtocolError(f"model {name!r} has no version {version!r}", 404)
+        return version in served.versions if version else served.state == "ready"
+
+    # -- inference -----------------------------------------------------------------------
+    async def infer(self, name: str, version: str | None, request_id: str,
+                    read_body: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The encoded response of one infer request. The body is read only once the
+        model has admitted the request."""
+        started = time.perf_counter()
+        served, loaded = self.registry.pick(name, version)
+        config = served.config
+        model_version = loaded.config.name
+        if served.in_flight >= config.concurrency:
+            metrics.requests(name, model_version, "503").inc()
+            raise ProtocolError(f"model {name!r} is at its concurrency limit "
+                                f"({config.concurrency}); retry shortly", 503, {"Retry-After": "1"})
+        body = await read_body()
+        served.in_flight += 1
+        gauge = metrics.in_flight(name)
+        gauge.inc()
+        try:
+            if loaded.fast:  # a thread hop costs more than a fast model's whole predict
+                payload, outputs = _predict(loaded, body)
+            else:
+                payload, outputs = await run_in_threadpool(_predict, loaded, body)
+        except ProtocolError as exc:
+            metrics.requests(name, model_version, str(exc.status)).inc()
+            raise
+        finally:
+            served.in_flight -= 1
+            gauge.dec()
+        response = {"model_name": name, "model_version": model_version,
+                    "id": payload.get("id") or request_id, "outputs": outputs}
+        if isinstance(payload.get("parameters"), dict):
+            response["parameters"] = payload["parameters"]
+        encoded = dumps(response)
+        elapsed = time.perf_counter() - started
+        metrics.requests(name, model_version, "200").inc()
+        metrics.latency(name, model_version).observe(elapsed)
+        log = config.logging
+        if self.log and log.enabled and (log.sampleRate >= 1 or random.random() < log.sampleRate):
+            self.log.submit(PredictionRecord(
+                id=request_id, model=name, version=model_version, dataset=log.dataset,
+                ts=time.time(), inputs=payload["inputs"], outputs=outputs,
+                latency_ms=round(elapsed * 1000, 3), status=200))
+        return encoded
+
+    # -- model repository (management) ------------------------------------------------------
+    def repository_index(self) -> list[dict]:
+        return self.registry.describe()
+
+    async def reload(self, name: str) -> dict:
+        """Reload one model atomically; a failed reload keeps the old versions (409)."""
+        served = self.registry.served(name)
+        await asyncio.to_thread(self.registry.load, name)
+        if served.error:
+            serving = served.state == "ready"
+            what = "still serving the previous versions" if serving else "not serving"
+            raise ProtocolError(f"reload of {name!r} failed, {what}: {served.error}",
+                                409 if serving else 503)
+        return {"name": name, "state": served.state, "versions": sorted(served.versions)}
+
+
+def _predict(loaded: Loaded, body: bytes) -> tuple[dict, list[dict[str, Any]]]:
+    """Decode, predict, encode: the whole CPU-bound part, timed to choose where it runs."""
+    started = time.perf_counter()
+    payload, inputs = decode_request(body)
+    results = loaded.model.infer(inputs, requested_outputs(payload))
+    encoded = [encode_tensor(name, array) for name, array in results.items()]
+    loaded.observe(time.perf_counter() - started)
+    return payload, encoded

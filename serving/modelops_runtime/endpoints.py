@@ -1,0 +1,167 @@
+"""The HTTP transport: Open Inference Protocol v2 routes, the management API and metrics.
+
+Plain Starlette and thin: each handler reads what HTTP carries (path parameters, the
+body, the request id), asks the data plane, and writes the answer with a status code.
+Every path these routes do not know falls through to the FastAPI app of docs.py: the
+OpenAPI docs and the extra endpoints that model classes declare. Importing FastAPI and
+building that app took a sixth of the time to ready, so it is built once the models are
+loaded (or by the first request that needs it), not before the server can serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelops_runtime import errors, metrics
+from modelops_runtime.config import ServerConfig
+from modelops_runtime.dataplane import DataPlane
+from modelops_runtime.middleware import ServerMiddleware
+from modelops_runtime.options import ServerOptions
+from modelops_runtime.protocol import ProtocolError
+from modelops_runtime.registry import Registry
+
+
+class Endpoint(NamedTuple):
+    """One route of the server, and what the docs say of it (no tag: undocumented)."""
+
+    method: str
+    path: str
+    handler: Callable
+    tag: str | None
+    summary: str
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(f"request body over {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _name_and_version(request: Request) -> tuple[str, str | None]:
+    return request.path_params["name"], request.path_params.get("version")
+
+
+def endpoints(plane: DataPlane) -> list[Endpoint]:
+    """The protocol and management routes, over one data plane."""
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        ok = plane.ready()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse(plane.server_metadata())
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def model_metadata(request: Request) -> Response:
+        return JSONResponse(plane.model_metadata(*_name_and_version(request)))
+
+    async def model_ready(request: Request) -> Response:
+        name, version = _name_and_version(request)
+        ok = plane.model_ready(name, version)
+        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+
+    async def infer(request: Request) -> Response:
+        name, version = _name_and_version(request)
+        body = await plane.infer(name, version, request.scope["state"]["request_id"],
+                                 lambda: _read_body(request, plane.options.max_body_bytes))
+        return Response(body, media_type="application/json")
+
+    async def repository_index(request: Request) -> Response:
+        return JSONResponse(plane.repository_index())
+
+    async def reload(request: Request) -> Response:
+        return JSONResponse(await plane.reload(request.path_params["name"]))
+
+    model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
+    index = "Every model with its versions, placement, state and load time"
+    return [
+        Endpoint("GET", "/v2/health/live", live, "health", "Live: the process answers"),
+        Endpoint("GET", "/v2/health/ready", ready, "health",
+                 "Ready: the models are loaded and the server is not draining"),
+        Endpoint("GET", "/v2", server_metadata, "server", "Server metadata"),
+        Endpoint("GET", "/metrics", prometheus, None, "Prometheus metrics"),
+        Endpoint("GET", model, model_metadata, "models", "Model metadata"),
+        Endpoint("GET", version, model_metadata, "models", "Model version metadata"),
+        Endpoint("GET", f"{model}/ready", model_ready, "models", "Model ready"),
+        Endpoint("GET", f"{version}/ready", model_ready, "models", "Model version ready"),
+        Endpoint("POST", f"{model}/infer", infer, "models",
+                 "Infer (Open Inference Protocol v2), split by the version weights"),
+        Endpoint("POST", f"{version}/infer", infer, "models",
+                 "Infer (Open Inference Protocol v2) with one version"),
+        Endpoint("GET", "/v2/repository/index", repository_index, "management", index),
+        Endpoint("POST", "/v2/repository/index", repository_index, "management", index),
+        Endpoint("POST", "/v2/repository/models/{name}/load", reload, "management",
+                 "Reload atomically: the old versions serve until the new ones are loaded"),
+    ]
+
+
+class Extras:
+    """The app every unmatched path goes to: docs.py's, built once, after the models load
+    or by the first request that needs it, whichever comes first."""
+
+    def __init__(self, plane: DataPlane, table: list[Endpoint]):
+        self.plane, self.table = plane, table
+        self._app = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        with self._lock:
+            if self._app is None:
+                from modelops_runtime.docs import create_docs_app  # FastAPI: imported late
+
+                self._app = create_docs_app(self.plane, self.table)
+        return self._app
+
+    def build_when_loaded(self) -> None:
+        self.plane.registry.wait_loaded()
+        self.get()
+
+    async def __call__(self, scope, receive, send) -> None:
+        app = self._app or await asyncio.to_thread(self.get)
+        await app(scope, receive, send)
+
+
+def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
+               registry: Registry | None = None) -> Starlette:
+    """The app; pass a registry that is already loading to overlap loading with start-up."""
+    plane = DataPlane(config, options,
+                      registry or Registry(config, options.shared_root, config_dir))
+    table = endpoints(plane)
+    extras = Extras(plane, table)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        plane.start()
+        threading.Thread(target=extras.build_when_loaded, name="docs-after-load",
+                         daemon=True).start()
+        yield
+        plane.stop()
+
+    token = options.auth_token.get_secret_value() if options.auth_token else None
+    app = Starlette(routes=[Route(e.path, e.handler, methods=[e.method]) for e in table],
+                    middleware=[Middleware(ServerMiddleware, token=token,
+                                           max_body=options.max_body_bytes)],
+                    exception_handlers=errors.HANDLERS, lifespan=lifespan)
+    app.router.default = extras
+    app.state.modelops = plane
+    return app

@@ -1,0 +1,98 @@
+"""The runtime contract: what the generator tells each deployable, from the specs.
+
+Each config is written with the deployable's own pydantic classes (the server's
+server.yaml, the compactor's compactor.yaml, the catalog's catalog.yaml), and the
+deployable reads it with the same classes, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from modelops.names import server_name
+from modelops.repo import Repo, SpecFile
+from modelops.spec import ModelSpec, PoolSpec, Version
+from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
+from modelops_compactor.config import CompactedModel, CompactorConfig
+from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
+                                     VersionConfig)
+
+CODE_FILE = "{name}.py"  # a python model's class, beside the server.yaml that names it
+
+
+def dataset(spec_file: SpecFile, spec: ModelSpec) -> str:
+    """The dataset a model's prediction logs feed."""
+    return spec.logging.dataset or spec_file.name
+
+
+def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
+                 code: str | None = None) -> ModelConfig:
+    """One model as a server's config lists it."""
+    return ModelConfig(
+        name=spec_file.name, runtime=spec.runtime, concurrency=spec.concurrency,
+        versions=[VersionConfig(**v.model_dump(exclude_none=True)) for v in versions],
+        logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
+                              dataset=dataset(spec_file, spec)),
+        datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
+        code=code or (CODE_FILE.format(name=spec_file.name) if spec.runtime == "python" else None))
+
+
+def server_config(server: str, placement: str, models: list[ModelConfig]) -> dict:
+    return ServerConfig(server=server, placement=placement, models=models).model_dump(
+        mode="json", exclude_none=True)
+
+
+def compactor_config(repo: Repo, env: str | None) -> CompactorConfig:
+    """Which models' logs feed which dataset, and the reference each drifts against
+    (env None: the specs as written, for a local run)."""
+    models = []
+    for name, spec_file in sorted(repo.models.items()):
+        spec = spec_file.envs[env] if env else spec_file.obj.spec
+        assert isinstance(spec, ModelSpec)
+        if spec.logging.enabled:
+            paths = {d.name: d.path for d in spec.datasets}
+            models.append(CompactedModel(model=name, dataset=dataset(spec_file, spec),
+                                         reference=paths.get(spec.logging.reference or "")))
+    return CompactorConfig(models=models)
+
+
+def _catalog_model(spec_file: SpecFile, spec: ModelSpec, pool_spec: PoolSpec | None,
+                   ready_url: Callable[[str], str], docs_url: str | None,
+                   dashboard_url: str | None) -> CatalogModel:
+    hpa = (pool_spec or spec).autoscaling
+    assert hpa is not None
+    placement = "dedicated" if spec.placement == "dedicated" else f"pool {spec.placement.shared}"
+    return CatalogModel(
+        name=spec_file.name, team=spec_file.team, description=spec_file.obj.metadata.description,
+        runtime=spec.runtime, placement=placement, minReplicas=hpa.minReplicas,
+        maxReplicas=hpa.maxReplicas, docsUrl=docs_url, dashboardUrl=dashboard_url,
+        versions=[CatalogVersion(name=v.name, weight=v.weight, readyUrl=ready_url(v.name))
+                  for v in sorted(spec.versions, key=lambda v: v.name)])
+
+
+def catalog_config(repo: Repo, env: str, server: str | None = None) -> CatalogConfig:
+    """What the catalog lists. In the cluster, readiness comes from each serving Service
+    inside the namespace and links go through the gateway; with `server` (a local
+    `modelops serve`), everything comes from that one process."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    models = []
+    for name, spec_file in sorted(repo.models.items()):
+        spec = spec_file.envs[env]
+        assert isinstance(spec, ModelSpec)
+        pool = None if spec.placement == "dedicated" else spec.placement.shared
+        pool_spec = repo.pools[pool].envs[env] if pool else None
+        assert pool_spec is None or isinstance(pool_spec, PoolSpec)
+
+        def ready(version: str, name: str = name, pool: str | None = pool) -> str:
+            if server:
+                return f"{server}/v2/models/{name}/versions/{version}/ready"
+            service = server_name(pool) if pool else server_name(name, version)
+            return (f"http://{service}.{settings.namespace}.svc/v2/models/{name}/versions/"
+                    f"{version}/ready")
+
+        docs = f"{server}/docs" if server else settings.docs_url(name)
+        dashboard = None if server else settings.dashboard_url(name)
+        models.append(_catalog_model(spec_file, spec, pool_spec, ready, docs, dashboard))
+    return CatalogConfig(environment="local" if server else env, models=models)
+

@@ -1,0 +1,170 @@
+"""Generated files on disk: compare each with the tree, write, and remove the stale.
+
+Generated files are overlays/**, schemas/*.schema.json and docs/spec.md. Everything under
+overlays/ that the specs no longer produce is removed, so a deleted spec leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+
+import orjson
+
+from modelops import generate, reference, yamlemit
+from modelops.gcpause import paused
+from modelops.generate import split
+from modelops.generate.objects import header
+from modelops.repo import Repo
+from modelops.schemas import exported
+
+OVERLAYS = "overlays"
+
+
+@dataclasses.dataclass
+class Stale:
+    """Generated files that differ from what the specs make now."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def lines(self) -> list[str]:
+        return ([f"missing  {p}" for p in self.added] + [f"stale    {p}" for p in self.changed]
+                + [f"orphaned {p}" for p in self.removed])
+
+
+def _python_header(source: str) -> str:
+    return "".join(f"# {line}\n" for line in header(source).splitlines())
+
+
+def _text(path: str, data: object, source: str) -> str:
+    if path.endswith(".json"):  # JSON has no comments: the header is a field
+        data = {**data, "generated": header(source).replace("\n", " ")}
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    if isinstance(data, str):  # a model class copied next to its kustomization
+        return _python_header(source.replace("model.yaml", "model.py")) + data
+    if isinstance(data, list):  # several objects in one file
+        return yamlemit.dump_all(data, header(source))
+    return yamlemit.dump(data, header(source))
+
+
+def _texts(units: list[generate.Unit]) -> dict[str, str]:
+    """Make the units one at a time, keeping only their text (their data goes at once)."""
+    return {path: _text(path, data, source)
+            for make, source in units for path, data in make().items()}
+
+
+def _documents() -> dict[str, str]:
+    """The generated files that come from the spec's classes, not from the specs."""
+    out = {"docs/spec.md": reference.markdown()}
+    for name, schema in exported().items():
+        out[f"schemas/{name}"] = orjson.dumps(
+            schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    return out
+
+
+@paused
+def build(repo: Repo) -> dict[str, str]:
+    """Relative path -> exact file text, for every generated file."""
+    return _texts(generate.units(repo)) | _documents()
+
+
+def _read(path: str, most: int) -> bytes | None:
+    """Up to `most` bytes of a file, None if there is none: a bare os.read costs half of
+    open() and read()."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return os.read(fd, most)
+    except IsADirectoryError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _apply(root: Path, wanted: dict[str, str], write: bool) -> tuple[list[str], list[str]]:
+    """Compare each wanted file with the tree (and rewrite it when `write` and it differs):
+    the paths that were missing, and those whose bytes differed."""
+    added, changed, made = [], [], set()
+    for path, text in wanted.items():
+        full = os.path.join(root, path)
+        expected = text.encode()
+        found = _read(full, len(expected) + 1)
+        if found == expected:
+            continue
+        (added if found is None else changed).append(path)
+        if write:
+            parent = os.path.dirname(full)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with open(full, "wb") as handle:
+                handle.write(expected)
+    return added, changed
+
+
+def _unclaimed(root: Path, wanted: dict[str, str]) -> list[str]:
+    """Files under overlays/ that are not among `wanted`."""
+    files = set()
+    for top, _, names in os.walk(root / OVERLAYS):
+        rel = os.path.relpath(top, root).replace(os.sep, "/")
+        files.update(f"{rel}/{name}" for name in names)
+    return sorted(files.difference(wanted))
+
+
+def _remove(root: Path, paths: list[str]) -> None:
+    """Delete orphaned files, then the directories that left empty, deepest first."""
+    for path in paths:
+        os.unlink(os.path.join(root, path))
+    for top, _, _ in sorted(os.walk(root / OVERLAYS), reverse=True):
+        if not os.listdir(top):
+            os.rmdir(top)
+
+
+@paused
+def sync(root: Path, repo: Repo, write: bool, parallel: bool = True) -> tuple[Stale, int]:
+    """Compare every generated file with the tree (and bring the tree in line when `write`):
+    what was stale, and how many files are generated. Overlays are independent, so on two
+    cores a forked child makes, compares and writes every other one, and lists the tree."""
+    units = generate.units(repo)
+    child = None
+    if parallel and split.may_fork():
+        theirs, units = units[1::2], units[::2]
+
+        def share() -> dict:
+            wanted = _texts(theirs)
+            added, changed = _apply(root, wanted, write)
+            return {"count": len(wanted), "added": added, "changed": changed,
+                    "unclaimed": _unclaimed(root, wanted)}
+
+        child = split.in_child(share)
+    try:
+        wanted = _texts(units) | _documents()
+        added, changed = _apply(root, wanted, write)
+    except BaseException:
+        if child is not None:  # reap it before reporting; our own error is the one to show
+            with contextlib.suppress(Exception):
+                child()
+        raise
+    count = len(wanted)
+    if child is None:
+        unclaimed = _unclaimed(root, wanted)
+    else:
+        done = child()
+        count += done["count"]
+        added += done["added"]
+        changed += done["changed"]
+        unclaimed = done["unclaimed"]
+    removed = [path for path in unclaimed if path not in wanted]
+    if write and removed:
+        _remove(root, removed)
+    return Stale(sorted(added), sorted(changed), removed), count

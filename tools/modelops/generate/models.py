@@ -1,0 +1,213 @@
+"""Model overlays: one Argo CD Application per dedicated model or pool and environment.
+
+  overlays/<env>/models/<model>/             a dedicated model: its ServiceAccount, its
+      kustomization.yaml, resources.yaml    HTTPRoute, and the patches every version shares
+      route.yaml, deployment.yaml, hpa.yaml
+      <version>/                             one server per version over base/model-server,
+          kustomization.yaml, server.yaml    named <model>-<version>-server, with the config
+          [pdb.yaml] [<model>.py]            it reads (a ConfigMap named by content hash, so
+                                             a change rolls the pods)
+  overlays/<env>/models/<pool>/              a pool: one server over base/model-pool whose
+                                             server.yaml lists its member models
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from modelops import quantity
+from modelops.generate import contract
+from modelops.generate.argocd import app_params
+from modelops.generate.objects import (backend, image, kustomization, prefix, route,
+                                       service_account, up)
+from modelops.names import server_name
+from modelops.repo import Repo, SpecFile
+from modelops.spec import ModelSpec, PoolSpec, Resources
+
+Files = dict[str, Any]  # relative path -> data to write as YAML (or str for copied code)
+
+BASE_SERVER = "base/model-server"
+BASE_POOL = "base/model-pool"
+BASE_NAME = "server"  # name of the base objects; overlays prefix it
+CONFIG_FILE = "server.yaml"
+RESOURCES = "resources.yaml"  # a model's or pool's own objects, not of one server
+SHARED_ROOT = "/mnt/shared"
+LOGS_SUBPATH = "logs"
+
+
+def root(env: str, name: str) -> str:
+    """Where a model's or pool's overlay lives."""
+    return f"overlays/{env}/models/{name}"
+
+
+def labels(spec_file: SpecFile) -> dict[str, str]:
+    return {"app.kubernetes.io/name": spec_file.name, "app.kubernetes.io/part-of": "modelops",
+            "modelops/team": spec_file.team}
+
+
+def _resources(res: Resources) -> dict:
+    cpu, memory = quantity.parse(res.cpu), quantity.parse(res.memory)
+    limit_cpu = quantity.parse(res.limits.cpu) if res.limits.cpu else cpu
+    limit_memory = quantity.parse(res.limits.memory) if res.limits.memory else memory
+    out = {"requests": {"cpu": quantity.cpu(cpu), "memory": quantity.memory(memory)},
+           "limits": {"cpu": quantity.cpu(limit_cpu), "memory": quantity.memory(limit_memory)}}
+    if res.gpu:
+        for part in out.values():
+            part[res.gpu.resource] = str(res.gpu.count)
+    return out
+
+
+def _deployment_patch(service_account: str, spec: ModelSpec | PoolSpec,
+                      models: list[ModelSpec]) -> dict:
+    """Everything the spec decides about the pod; the base decides the rest."""
+    assert spec.resources is not None
+    container: dict[str, Any] = {"name": "server", "resources": _resources(spec.resources)}
+    env = [var.model_dump(exclude_none=True) for m in models for var in m.env]
+    if env:
+        container["env"] = env
+    if any(m.logging.enabled for m in models):
+        container["volumeMounts"] = [{"name": "shared", "mountPath": f"{SHARED_ROOT}/{LOGS_SUBPATH}",
+                                      "subPath": LOGS_SUBPATH}]
+    pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
+    gpu = spec.resources.gpu
+    if gpu:
+        if gpu.nodeSelector:
+            pod["nodeSelector"] = dict(sorted(gpu.nodeSelector.items()))
+        if gpu.tolerations:
+            pod["tolerations"] = [t.model_dump(exclude_none=True) for t in gpu.tolerations]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME},
+            "spec": {"template": {"spec": pod}}}
+
+
+def _hpa_patch(spec: ModelSpec | PoolSpec) -> dict:
+    hpa = spec.autoscaling
+    assert hpa is not None
+    metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": hpa.targetCPUUtilization}}}]
+    if hpa.targetMemoryUtilization:
+        metrics.append({"type": "Resource", "resource": {"name": "memory", "target": {
+            "type": "Utilization", "averageUtilization": hpa.targetMemoryUtilization}}})
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": BASE_NAME},
+            "spec": {"minReplicas": hpa.minReplicas, "maxReplicas": hpa.maxReplicas,
+                     "metrics": metrics,
+                     "behavior": {"scaleDown": {"stabilizationWindowSeconds":
+                                                hpa.scaleDownStabilizationSeconds}}}}
+
+
+def _pdb(selector: dict[str, str]) -> dict:
+    """At most one replica of a server down at a time."""
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": BASE_NAME},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}}
+
+
+PATCHES = [{"path": "deployment.yaml", "target": {"kind": "Deployment"}},
+           {"path": "hpa.yaml", "target": {"kind": "HorizontalPodAutoscaler"}}]
+"""The patches of every server in an overlay: one per model or pool, shared by its versions."""
+
+
+@dataclasses.dataclass
+class ServerUnit:
+    """One server (Deployment, Service, HPA, maybe a PDB) over a base: what its own
+    directory holds."""
+
+    directory: str
+    base: str
+    name_prefix: str
+    config: dict  # its server.yaml
+    code: dict[str, str]  # python model classes, by file name
+    selector: dict[str, str]  # the labels that tell this server's pods from the others'
+    always_two: bool  # minReplicas >= 2: a PodDisruptionBudget keeps one serving
+
+    def files(self, namespace: str, extra_resources: tuple[str, ...] = (),
+              labels: dict[str, str] | None = None, **rest: Any) -> Files:
+        """Its files; a pool's directory also holds the pool's own objects and patches."""
+        depth = self.directory.count("/") + 1
+        resources = [up(depth) + self.base, *extra_resources]
+        out: Files = {f"{self.directory}/{CONFIG_FILE}": self.config}
+        if self.always_two:
+            out[f"{self.directory}/pdb.yaml"] = _pdb(self.selector)
+            resources.append("pdb.yaml")
+        for file, text in self.code.items():
+            out[f"{self.directory}/{file}"] = text
+        out[f"{self.directory}/kustomization.yaml"] = kustomization(
+            namespace, resources, selector_labels=self.selector, labels=labels,
+            namePrefix=self.name_prefix,
+            configMapGenerator=[{"name": "config", "files": [CONFIG_FILE, *sorted(self.code)]}],
+            **rest)
+        return out
+
+
+def _code(spec_file: SpecFile, spec: ModelSpec, sources: dict[str, str]) -> dict[str, str]:
+    if spec.runtime != "python":
+        return {}
+    return {contract.CODE_FILE.format(name=spec_file.name): sources[spec_file.name]}
+
+
+def _versions(spec: ModelSpec):
+    return sorted(spec.versions, key=lambda v: v.name)
+
+
+def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
+    spec = spec_file.envs[env]
+    assert isinstance(spec, ModelSpec) and repo.settings
+    settings = repo.settings.environments[env]
+    name, top = spec_file.name, root(env, spec_file.name)
+    versions = _versions(spec)
+    out: Files = {f"{top}/{RESOURCES}": [service_account(name)],
+                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec]),
+                  f"{top}/hpa.yaml": _hpa_patch(spec)}
+    for version in versions:
+        server = server_name(name, version.name)
+        config = contract.server_config(server, "dedicated", [contract.server_model(
+            spec_file, spec, [version.model_copy(update={"weight": 100})])])
+        unit = ServerUnit(f"{top}/{version.name}", BASE_SERVER, f"{name}-{version.name}-",
+                          config, _code(spec_file, spec, repo.sources),
+                          {"modelops/version": version.name},
+                          spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
+        out |= unit.files(settings.namespace)
+    path = f"/v2/models/{name}"
+    out[f"{top}/route.yaml"] = route(name, settings.gateway, settings.gatewayNamespace, [
+        *({"matches": [prefix(f"{path}/versions/{v.name}")],
+           "backendRefs": [backend(server_name(name, v.name))]} for v in versions),
+        {"matches": [prefix(path)],
+         "backendRefs": [backend(server_name(name, v.name), v.weight)
+                         for v in versions]}])
+    out[f"{top}/kustomization.yaml"] = kustomization(
+        settings.namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions],
+        selector_labels={"modelops/model": name}, labels=labels(spec_file),
+        images=[image(spec.image or repo.settings.serverImage)], patches=PATCHES)
+    out[f"{top}/app.json"] = app_params(repo, env, name, spec_file.team,
+                                        ".".join(v.name for v in versions), [name])
+    return out
+
+
+def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Files:
+    spec = pool.envs[env]
+    assert isinstance(spec, PoolSpec) and repo.settings
+    settings = repo.settings.environments[env]
+    top = root(env, pool.name)
+    models = [m.envs[env] for m in members]
+    assert all(isinstance(m, ModelSpec) for m in models)
+    config = contract.server_config(server_name(pool.name), "shared", [
+        contract.server_model(m, m.envs[env], _versions(m.envs[env])) for m in members])
+    code = {f: t for m in members for f, t in _code(m, m.envs[env], repo.sources).items()}
+    out: Files = {
+        f"{top}/{RESOURCES}": [service_account(BASE_NAME)],  # prefixed: <pool>-server
+        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models),
+        f"{top}/hpa.yaml": _hpa_patch(spec),
+        # One rule: each member's path goes to the pool's server.
+        f"{top}/route.yaml": route("route", settings.gateway, settings.gatewayNamespace, [{
+            "matches": [prefix(f"/v2/models/{m.name}") for m in members],
+            "backendRefs": [backend(server_name(pool.name))]}])}
+    unit = ServerUnit(top, BASE_POOL, f"{pool.name}-", config, code, {"modelops/pool": pool.name},
+                      spec.autoscaling.minReplicas >= 2)
+    out |= unit.files(settings.namespace, (RESOURCES, "route.yaml"), labels(pool),
+                      images=[image(repo.settings.serverImage)], patches=PATCHES)
+    out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team,
+                                        ".".join(m.name for m in members),
+                                        [m.name for m in members])
+    return out
+

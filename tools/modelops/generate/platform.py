@@ -1,0 +1,164 @@
+"""Platform overlays: what each environment needs before and beside its models.
+
+  overlays/<env>/platform/                one Argo CD Application per environment
+      kustomization.yaml                  (synced before any model: see argocd.py)
+      namespace/    quota from the capacity budget, container defaults, the shared
+                    volume, default-deny NetworkPolicies with only the needed paths open
+      gateway/      the environment's Gateway (when settings name a GatewayClass)
+      catalog/      the model catalog page, with its generated catalog.yaml
+      log-compactor/  the CronJob that turns prediction logs into datasets
+
+These live apart from models/ in the tree, so no model name is taken by the layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelops import quantity
+from modelops.generate import contract
+from modelops.generate.argocd import KEEP
+from modelops.generate.objects import (GATEWAY_API, PART_OF, SERVER_PORT, backend, image,
+                                       kustomization, namespace_selector, network_policy,
+                                       prefix, route, up)
+from modelops.names import CATALOG, LOG_COMPACTOR, SHARED_VOLUME
+from modelops.repo import Repo
+
+Files = dict[str, Any]
+
+SOURCE = "platform/settings.yaml and platform/capacity.yaml"
+"""What the platform overlays are generated from (the catalog and compactor also read
+every spec: their header says so)."""
+
+
+def root(env: str) -> str:
+    return f"overlays/{env}/platform"
+
+
+def _server_pods() -> dict[str, str]:
+    return dict(PART_OF)
+
+
+def namespace(repo: Repo, env: str) -> Files:
+    """The environment namespace's guardrails: a quota from the capacity budget, defaults
+    for containers, the shared volume, and default-deny networking with only the paths
+    the platform needs opened. (The Namespace itself is made before this, by argocd.py.)"""
+    assert repo.settings is not None and repo.budget is not None
+    settings = repo.settings.environments[env]
+    budget = repo.budget.environments[env]
+    cpu, memory = quantity.parse(budget.cpu), quantity.parse(budget.memory)
+    hard = {"requests.cpu": quantity.cpu(cpu), "requests.memory": quantity.memory(memory),
+            "persistentvolumeclaims": "2"}
+    if budget.gpu:
+        hard["requests.nvidia.com/gpu"] = str(budget.gpu)
+    servers = _server_pods()
+    catalog_pods = {"app.kubernetes.io/component": CATALOG}
+    to_servers = [{"protocol": "TCP", "port": SERVER_PORT}]
+    proxies = settings.gatewayProxies
+    gateway_source = namespace_selector(proxies.namespace or settings.gatewayNamespace)
+    if proxies.podLabels:
+        gateway_source["podSelector"] = {"matchLabels": dict(sorted(proxies.podLabels.items()))}
+    objects = [
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "capacity-budget"},
+         "spec": {"hard": hard}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "container-defaults"},
+         "spec": {"limits": [{"type": "Container",
+                              "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                              "default": {"cpu": "500m", "memory": "512Mi"}}]}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": SHARED_VOLUME, "annotations": dict(KEEP)},  # artifacts, datasets
+         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": settings.storageClass,
+                  "resources": {"requests": {"storage": settings.storageSize}}}},
+        network_policy("default-deny", {}, ["Ingress", "Egress"]),
+        network_policy("allow-dns", {}, ["Egress"], egress=[{
+            "to": [namespace_selector("kube-system")],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]),
+        network_policy("allow-gateway-to-servers", servers, ["Ingress"],
+                       ingress=[{"from": [gateway_source], "ports": to_servers}]),
+        network_policy("allow-prometheus-to-servers", servers, ["Ingress"], ingress=[{
+            "from": [namespace_selector(settings.monitoringNamespace)], "ports": to_servers}]),
+        network_policy("allow-catalog-to-servers", catalog_pods, ["Egress"], egress=[{
+            "to": [{"podSelector": {"matchLabels": servers}}], "ports": to_servers}]),
+        network_policy("allow-servers-from-catalog", servers, ["Ingress"], ingress=[{
+            "from": [{"podSelector": {"matchLabels": catalog_pods}}], "ports": to_servers}]),
+    ]
+    top = f"{root(env)}/namespace"
+    return {f"{top}/resources.yaml": objects,
+            f"{top}/kustomization.yaml": kustomization(settings.namespace, ["resources.yaml"])}
+
+
+def gateway(repo: Repo, env: str) -> Files:
+    """The environment's Gateway, when settings name its class: an HTTP listener (and HTTPS
+    when the public URL is https, with its certificate from the Secret <gateway>-tls, made
+    outside git) that accepts routes only from the environment's namespace."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    if not settings.gatewayClass:
+        return {}
+    host = urlsplit(settings.publicUrl).hostname if settings.publicUrl else None
+    allowed = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
+        "kubernetes.io/metadata.name": settings.namespace}}},
+        "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]}
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": allowed}]
+    if settings.publicUrl and settings.publicUrl.startswith("https://"):
+        listeners.append({"name": "https", "protocol": "HTTPS", "port": 443,
+                          "allowedRoutes": allowed, "tls": {"mode": "Terminate", "certificateRefs": [
+                              {"kind": "Secret", "name": f"{settings.gateway}-tls"}]}})
+    if host:
+        for listener in listeners:
+            listener["hostname"] = host
+    top = f"{root(env)}/gateway"
+    return {
+        f"{top}/resources.yaml": [{"apiVersion": GATEWAY_API, "kind": "Gateway",
+                                   "metadata": {"name": settings.gateway},
+                                   "spec": {"gatewayClassName": settings.gatewayClass,
+                                            "listeners": listeners}}],
+        f"{top}/kustomization.yaml": kustomization(settings.gatewayNamespace, ["resources.yaml"])}
+
+
+def _service(repo: Repo, env: str, name: str, config_file: str, config: dict,
+             resources: tuple[str, ...] = ()) -> Files:
+    """A platform service over base/<name>: the pinned server image and its generated
+    config file as a ConfigMap."""
+    assert repo.settings is not None
+    top = f"{root(env)}/{name}"
+    return {f"{top}/{config_file}": config,
+            f"{top}/kustomization.yaml": kustomization(
+                repo.settings.environments[env].namespace, [up(4) + f"base/{name}", *resources],
+                images=[image(repo.settings.serverImage)],
+                configMapGenerator=[{"name": name, "files": [config_file]}])}
+
+
+def catalog(repo: Repo, env: str) -> Files:
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    return _service(repo, env, CATALOG, "catalog.yaml",
+                    contract.catalog_config(repo, env).model_dump(mode="json"), ("route.yaml",)) | {
+        f"{root(env)}/{CATALOG}/route.yaml": route(
+            CATALOG, settings.gateway, settings.gatewayNamespace,
+            [{"matches": [prefix("/catalog")], "backendRefs": [backend(CATALOG)]}])}
+
+
+def log_compactor(repo: Repo, env: str) -> Files:
+    return _service(repo, env, LOG_COMPACTOR, "compactor.yaml", contract.compactor_config(
+        repo, env).model_dump(mode="json", exclude_none=True))
+
+
+def environment(repo: Repo, env: str) -> Files:
+    """The kustomization that gathers an environment's platform overlays."""
+    assert repo.settings is not None
+    parts = ["namespace", *(["gateway"] if repo.settings.environments[env].gatewayClass else []),
+             CATALOG, LOG_COMPACTOR]
+    return {f"{root(env)}/kustomization.yaml": kustomization(
+        None, parts, labels=dict(PART_OF))}
+
+
+def monitoring(repo: Repo) -> Files:
+    """overlays/monitoring/: platform/monitoring labelled the way the Prometheus Operator
+    in this cluster discovers ServiceMonitors and rules (settings: monitoringLabels)."""
+    assert repo.settings is not None
+    return {"overlays/monitoring/kustomization.yaml": {
+        **kustomization(None, [up(2) + "platform/monitoring"]),
+        "labels": [{"pairs": dict(sorted(repo.settings.monitoringLabels.items())),
+                    "includeSelectors": False}]}}

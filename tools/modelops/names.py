@@ -1,0 +1,47 @@
+"""What the generated objects are called: the one home of every generated name.
+
+The generator names objects with these functions, and validation checks with the same
+functions that no two specs, and no spec and the platform, would make two objects of
+one kind with one name in one namespace (the second would take the first's traffic).
+"""
+
+from __future__ import annotations
+
+SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+CATALOG = "catalog"
+LOG_COMPACTOR = "log-compactor"
+SHARED_VOLUME = "modelops-shared"
+
+PLATFORM: dict[tuple[str, str], str] = {
+    **{(kind, CATALOG): "the catalog" for kind in ("Deployment", "Service", "ServiceAccount",
+                                                     "HTTPRoute", "ConfigMap")},
+    **{(kind, LOG_COMPACTOR): "the log compactor" for kind in ("CronJob", "ServiceAccount",
+                                                               "ConfigMap")},
+}
+"""The objects each environment's platform overlay puts beside the models."""
+
+
+def server_name(model_or_pool: str, version: str | None = None) -> str:
+    """A server's Deployment, Service, HPA and PDB: `<pool>-server`, or
+    `<model>-<version>-server` for one version of a dedicated model."""
+    return f"{model_or_pool}-{version}-server" if version else f"{model_or_pool}-server"
+
+
+def config_name(model_or_pool: str, version: str | None = None) -> str:
+    """A server's ConfigMap (before kustomize appends its content hash)."""
+    return f"{model_or_pool}-{version}-config" if version else f"{model_or_pool}-config"
+
+
+def dedicated_objects(model: str, versions: list[str]) -> set[tuple[str, str]]:
+    """(kind, name) of every object a dedicated model makes."""
+    out = {("ServiceAccount", model), ("HTTPRoute", model)}
+    for version in versions:
+        out |= {(kind, server_name(model, version)) for kind in SERVER_KINDS}
+        out.add(("ConfigMap", config_name(model, version)))
+    return out
+
+
+def pool_objects(pool: str) -> set[tuple[str, str]]:
+    """(kind, name) of every object a pool makes."""
+    return ({(kind, server_name(pool)) for kind in (*SERVER_KINDS, "ServiceAccount")}
+            | {("HTTPRoute", f"{pool}-route"), ("ConfigMap", config_name(pool))})
