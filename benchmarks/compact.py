@@ -4,7 +4,7 @@ bare engine read of the same files (the floor: what reading the JSON costs at le
     python benchmarks/compact.py [--records 1000000] [--rounds 3]
 
 Each round hard-links the same closed log files into a fresh shared volume, then runs
-`python -m modelops_runtime.compactor` (as the CronJob does) and, in another process,
+`python -m modelops_compactor` (as the CronJob does) and, in another process,
 DuckDB's read_json of the same files into a table. Prints seconds, records/s, peak
 RSS and the ratio. If pyarrow is importable, its JSON reader is timed too.
 Targets (issue 4): under 20 s, under 1 GB peak RSS, within 3x the bare read.
@@ -107,7 +107,7 @@ def main() -> None:
         shutil.copytree(source, shared / "logs", copy_function=os.link)  # same bytes, no copy
         env = {**os.environ, "MODELOPS_SHARED_ROOT": str(shared),
                "MODELOPS_COMPACTOR_CONFIG": str(shared / "none.yaml")}
-        seconds, rss, out = timed([sys.executable, "-m", "modelops_runtime.compactor"], env)
+        seconds, rss, out = timed([sys.executable, "-m", "modelops_compactor"], env)
         summary = orjson.loads(out)
         if summary["records"] != args.records or summary["rows"] != args.records:
             sys.exit(f"compaction wrote {summary['rows']} rows for {args.records} records")

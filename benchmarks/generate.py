@@ -137,12 +137,12 @@ def run(mode: str, root: str) -> dict:
             yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
         files = 0
     else:
-        from modelops import generate
+        from modelops.generate import files as generated
         from modelops.repo import load
 
         repo = load(Path(root))
         assert repo.ok, repo.diagnostics[:5]
-        _, files = generate.sync(Path(root), repo, write=True)
+        _, files = generated.sync(Path(root), repo, write=True)
     seconds = time.perf_counter() - start
     rss_mb = max(resource.getrusage(who).ru_maxrss
                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024

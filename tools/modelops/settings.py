@@ -77,6 +77,10 @@ class Settings(Strict):
     """Every environment, declared once here: specs override fields per environment by
     these names, and each gets its namespace, Gateway, platform and model Applications.
     The first is the one `modelops serve` and `modelops test` run locally."""
+    prerequisites: list[str] = Field(default_factory=lambda: [
+        "gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"])
+    """API versions the cluster must serve before the bootstrap (install these CRDs first:
+    the Gateway API's standard channel, and the Prometheus Operator's)."""
     monitoringLabels: dict[str, str] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels the Prometheus Operator selects ServiceMonitors and PrometheusRules by (the

@@ -1,0 +1,215 @@
+"""A first Argo CD bootstrap, walked step by step as the README's cluster guide gives it.
+
+What exists after each step is tracked: the install (Argo CD's CRDs, its namespace and
+its `default` project), the prerequisites named in platform/settings.yaml, then every
+object the root Application syncs, wave by wave, and every Application it makes, in the
+order Argo CD applies them. A step fails when it needs what is not there yet: an
+Application's project or destination namespace, a namespace for an object, a CRD for a
+kind, the claim a pod mounts. Each of the three first-round mistakes is reproduced on a
+broken copy, and the Application health check runs under Lua 5.1 as Argo CD runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import lupa.lua51 as lua51
+import pytest
+import yaml
+
+from conftest import REPO, copy_repo, run_modelops
+from modelops import render
+from modelops.repo import load
+
+CORE_GROUPS = {"", "apps", "autoscaling", "policy", "batch", "networking.k8s.io",
+               "rbac.authorization.k8s.io"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+# Within one wave Argo CD applies namespaces first and custom resources last (its kind order).
+KIND_ORDER = ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "ServiceAccount",
+              "PersistentVolumeClaim", "ConfigMap", "Service", "Deployment", "CronJob",
+              "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+
+
+class BootstrapError(AssertionError):
+    pass
+
+
+class Cluster:
+    """What exists, as Argo CD would find it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.api = {"argoproj.io/v1alpha1"}  # step 2: the Argo CD install's CRDs
+        self.namespaces = {"argocd", "default", "kube-system"}
+        self.projects = {"default"}  # Argo CD makes it at start
+        self.objects: set[tuple[str, str, str]] = set()  # (kind, namespace, name)
+        self.log: list[str] = []
+
+    def _order(self, obj: dict) -> tuple:
+        wave = int((obj["metadata"].get("annotations") or {}).get(
+            "argocd.argoproj.io/sync-wave", "0"))
+        kind = obj["kind"]
+        return wave, KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), kind
+
+    def apply(self, obj: dict, app: str, default_namespace: str) -> None:
+        kind, api = obj["kind"], obj["apiVersion"]
+        group = api.rpartition("/")[0]
+        if group not in CORE_GROUPS and api not in self.api:
+            raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']}: no CRD serves {api}")
+        namespace = None if kind in CLUSTER_SCOPED else \
+            obj["metadata"].get("namespace", default_namespace)
+        if namespace is not None and namespace not in self.namespaces:
+            raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']}: namespace "
+                                 f"{namespace} does not exist")
+        pod = (obj.get("spec") or {}).get("template", {}).get("spec", {})
+        for volume in pod.get("volumes", []):
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim and ("PersistentVolumeClaim", namespace, claim) not in self.objects:
+                raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']} mounts the "
+                                     f"claim {claim}, which does not exist yet")
+        name = obj["metadata"]["name"]
+        self.objects.add((kind, namespace or "", name))
+        self.log.append(f"{app}: {kind} {namespace or '-'}/{name}")
+        if kind == "Namespace":
+            self.namespaces.add(name)
+        elif kind == "AppProject":
+            self.projects.add(name)
+        elif kind == "Application":
+            self.sync(obj)
+        elif kind == "ApplicationSet":
+            for application in self.generate(obj):
+                self.sync(application)
+
+    def sync(self, application: dict) -> None:
+        """An Application: refused without its project; synced wave by wave."""
+        name, spec = application["metadata"]["name"], application["spec"]
+        if spec["project"] not in self.projects:
+            raise BootstrapError(f"Application {name}: project {spec['project']} does not exist")
+        destination = spec["destination"]["namespace"]
+        create = "CreateNamespace=true" in (spec.get("syncPolicy") or {}).get("syncOptions", [])
+        if destination not in self.namespaces and not create:
+            raise BootstrapError(f"Application {name}: destination namespace {destination} "
+                                 "does not exist")
+        text, error = render.build(self.root / spec["source"]["path"])
+        assert error is None, error
+        objects = [o for o in yaml.safe_load_all(text) if o]
+        for obj in sorted(objects, key=self._order):
+            self.apply(obj, name, destination)
+
+    def generate(self, appset: dict) -> list[dict]:
+        """The git files generator: one Application per matching app.json."""
+        pattern = appset["spec"]["generators"][0]["git"]["files"][0]["path"]
+        out = []
+        for params_file in sorted(self.root.glob(pattern)):
+            params = json.loads(params_file.read_text())
+            params["path.path"] = params_file.parent.relative_to(self.root).as_posix()
+            text = json.dumps(appset["spec"]["template"])
+            text = re.sub(r"{{\.([\w.]+)}}", lambda m: params[m.group(1)], text)
+            out.append(json.loads(text))
+        return out
+
+
+def bootstrap(root: Path) -> Cluster:
+    """The README's cluster guide, step by step."""
+    cluster = Cluster(root)
+    cluster.api |= set(load(root).settings.prerequisites)  # step 1: prerequisites installed
+    root_app = yaml.safe_load((root / "overlays/argocd/root.yaml").read_text())
+    cluster.apply(root_app, "kubectl apply", "argocd")  # step 3
+    return cluster
+
+
+def test_a_first_bootstrap_brings_every_model_and_platform_piece_up():
+    cluster = bootstrap(REPO)
+    made = cluster.objects
+    repo = load(REPO)
+    for env, settings in repo.settings.environments.items():
+        assert ("PersistentVolumeClaim", settings.namespace, "modelops-shared") in made
+        assert ("Gateway", settings.gatewayNamespace, settings.gateway) in made
+        for model in repo.models.values():
+            if model.obj.spec.placement == "dedicated":
+                for version in model.envs[env].versions:
+                    assert ("Deployment", settings.namespace,
+                            f"{model.name}-{version.name}-server") in made
+        assert ("Deployment", settings.namespace, "tabular-server") in made
+    # The platform of every environment is in place before the first model server.
+    model_apps = tuple(f"{env}-" for env in repo.settings.environments)
+    first_model = next(i for i, line in enumerate(cluster.log) if line.startswith(model_apps))
+    last_platform = max(i for i, line in enumerate(cluster.log) if line.startswith("platform-"))
+    assert last_platform < first_model
+
+
+@pytest.mark.parametrize("file, old, new, failure", [
+    # 1. The root in a project that only the root itself creates: a deadlock.
+    ("overlays/argocd/root.yaml", "project: default", "project: platform",
+     "project platform does not exist"),
+    # 2. A Gateway whose namespace nothing creates.
+    ("overlays/argocd/namespaces.yaml", "name: modelops-gateway", "name: unused",
+     "namespace modelops-gateway does not exist"),
+    # 3. Models ordered before the platform they need (their volume, quota and policies).
+    ("overlays/argocd/models.yaml", 'argocd.argoproj.io/sync-wave: "-1"',
+     'argocd.argoproj.io/sync-wave: "-3"', "mounts the claim modelops-shared, which does not"),
+    # A custom resource whose CRD is not a named prerequisite.
+    ("platform/settings.yaml", "kubernetesVersion:",
+     "prerequisites: [monitoring.coreos.com/v1]\nkubernetesVersion:",
+     "no CRD serves gateway.networking.k8s.io/v1"),
+], ids=["root-project-deadlock", "gateway-namespace-missing", "models-before-platform",
+        "prerequisite-not-named"])
+def test_a_broken_bootstrap_fails_where_argo_cd_would(tmp_path, file, old, new, failure):
+    root = copy_repo(tmp_path)
+    path = root / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    with pytest.raises(BootstrapError, match=failure):
+        bootstrap(root)
+
+
+def test_the_readme_guide_follows_these_steps():
+    guide = (REPO / "README.md").read_text().split("## Running it on a real cluster")[1]
+    steps = [guide.index(s) for s in ("prerequisites", "platform/argocd/install",
+                                      "overlays/argocd/root.yaml")]
+    assert steps == sorted(steps)
+
+
+# -- the Application health check, under Lua 5.1 ----------------------------------------
+HEALTH = yaml.safe_load((REPO / "platform/argocd/install/argocd-cm.yaml").read_text())["data"][
+    "resource.customizations.health.argoproj.io_Application"]
+
+
+def _health(status: dict | None) -> str:
+    runtime = lua51.LuaRuntime()
+    obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+           "metadata": {"name": "platform-staging"}}
+    if status is not None:
+        obj["status"] = status
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(HEALTH)
+    return result["status"]
+
+
+@pytest.mark.parametrize("status, expected", [
+    (None, "Progressing"),  # just created
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Running"}}, "Progressing"),
+    # Synced, its claim still Pending on a WaitForFirstConsumer class: the models may come.
+    ({"sync": {"status": "Synced"}, "health": {"status": "Progressing"},
+      "operationState": {"phase": "Succeeded"}}, "Healthy"),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}, "Healthy"),
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed",
+                                                          "message": "one or more objects failed"}},
+     "Degraded"),
+    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded", "message": "crash loop"},
+      "operationState": {"phase": "Succeeded"}}, "Degraded"),
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Succeeded"}}, "Progressing"),
+])
+def test_an_application_counts_as_healthy_to_its_parent_once_synced(status, expected):
+    assert _health(status) == expected
+
+
+def test_the_generated_argocd_tree_is_current_and_renders(tmp_path):
+    root = copy_repo(tmp_path)
+    shutil.rmtree(root / "overlays/argocd")
+    assert run_modelops("generate", cwd=root).returncode == 0
+    assert (root / "overlays/argocd/root.yaml").read_text() == \
+        (REPO / "overlays/argocd/root.yaml").read_text()
