@@ -206,8 +206,7 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
                       spec.autoscaling.minReplicas >= 2)
     out |= unit.files(settings.namespace, (RESOURCES, "route.yaml"), labels(pool),
                       images=[image(repo.settings.serverImage)], patches=PATCHES)
-    out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team,
-                                        ".".join(m.name for m in members),
+    out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team, "",
                                         [m.name for m in members])
     return out
 
