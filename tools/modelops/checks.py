@@ -110,14 +110,15 @@ def _check_object_names(report: _Reporter, entries: list[SpecFile]) -> None:
     owners: dict[tuple[str, str], str] = dict(names.PLATFORM)
     for entry in sorted(entries, key=lambda e: e.name):
         kind = "model" if isinstance(entry.obj, Model) else "pool"
-        clashes = sorted(key for key in _object_names(entry) if key in owners)
+        made = _object_names(entry)
+        clashes = sorted(key for key in made if key in owners)
         if clashes:
             (what, name), = clashes[:1]
             report.at(entry, ("metadata", "name"),
                       f"the {kind} {entry.name!r} would make the {what} {name!r}, which "
                       f"{owners[(what, name)]} already makes in the same namespace; choose "
                       "another name")
-        for key in _object_names(entry):
+        for key in made:
             owners.setdefault(key, f"the {kind} {entry.name!r} ({entry.file})")
 
 

@@ -21,15 +21,19 @@ PLATFORM: dict[tuple[str, str], str] = {
 """The objects each environment's platform overlay puts beside the models."""
 
 
+def prefix(model_or_pool: str, version: str | None = None) -> str:
+    """The kustomize namePrefix of a server's objects: `<pool>-`, or `<model>-<version>-`."""
+    return f"{model_or_pool}-{version}-" if version else f"{model_or_pool}-"
+
+
 def server_name(model_or_pool: str, version: str | None = None) -> str:
-    """A server's Deployment, Service, HPA and PDB: `<pool>-server`, or
-    `<model>-<version>-server` for one version of a dedicated model."""
-    return f"{model_or_pool}-{version}-server" if version else f"{model_or_pool}-server"
+    """A server's Deployment, Service, HPA and PDB (the base names them `server`)."""
+    return prefix(model_or_pool, version) + "server"
 
 
 def config_name(model_or_pool: str, version: str | None = None) -> str:
-    """A server's ConfigMap (before kustomize appends its content hash)."""
-    return f"{model_or_pool}-{version}-config" if version else f"{model_or_pool}-config"
+    """A server's ConfigMap (`config` in the overlay, before kustomize appends its hash)."""
+    return prefix(model_or_pool, version) + "config"
 
 
 def dedicated_objects(model: str, versions: list[str]) -> set[tuple[str, str]]:

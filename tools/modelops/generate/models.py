@@ -21,6 +21,7 @@ from modelops.generate import contract
 from modelops.generate.argocd import app_params
 from modelops.generate.objects import (backend, image, kustomization, prefix, route,
                                        service_account, up)
+from modelops import names
 from modelops.names import server_name
 from modelops.repo import Repo, SpecFile
 from modelops.spec import ModelSpec, PoolSpec, Resources
@@ -163,7 +164,7 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
         server = server_name(name, version.name)
         config = contract.server_config(server, "dedicated", [contract.server_model(
             spec_file, spec, [version.model_copy(update={"weight": 100})])])
-        unit = ServerUnit(f"{top}/{version.name}", BASE_SERVER, f"{name}-{version.name}-",
+        unit = ServerUnit(f"{top}/{version.name}", BASE_SERVER, names.prefix(name, version.name),
                           config, _code(spec_file, spec, repo.sources),
                           {"modelops/version": version.name},
                           spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
@@ -202,8 +203,8 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
         f"{top}/route.yaml": route("route", settings.gateway, settings.gatewayNamespace, [{
             "matches": [prefix(f"/v2/models/{m.name}") for m in members],
             "backendRefs": [backend(server_name(pool.name))]}])}
-    unit = ServerUnit(top, BASE_POOL, f"{pool.name}-", config, code, {"modelops/pool": pool.name},
-                      spec.autoscaling.minReplicas >= 2)
+    unit = ServerUnit(top, BASE_POOL, names.prefix(pool.name), config, code,
+                      {"modelops/pool": pool.name}, spec.autoscaling.minReplicas >= 2)
     out |= unit.files(settings.namespace, (RESOURCES, "route.yaml"), labels(pool),
                       images=[image(repo.settings.serverImage)], patches=PATCHES)
     out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team, "",
