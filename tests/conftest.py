@@ -95,3 +95,21 @@ def start_server(tmp_path, shared_root):
     yield start
     for server in started:
         server.stop()
+
+
+def isolated_tool(extra: str, command: str) -> Path:
+    """A tool whose pins clash with ours, in build/<extra>-venv, installed on first use
+    from pyproject.toml's optional dependency list of that name (the one place it is pinned)."""
+    import tomllib
+
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"][extra]
+    venv = REPO / "build" / f"{extra}-venv"
+    stamp = venv / ("installed-" + "-".join(pins))
+    if not stamp.exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/pip"), "install", "--quiet",
+                        "--disable-pip-version-check", *pins], check=True)
+        stamp.touch()
+    return venv / "bin" / command

@@ -111,3 +111,29 @@ def test_every_example_model_passes(clone):
     assert result.returncode == 0, result.stderr
     assert sorted(line.split()[1] for line in result.stdout.splitlines()) == [
         "cancer-screen", "diabetes", "digits", "iris", "wine"]
+
+
+def test_removing_many_models_at_once_is_refused_unless_allowed(clone):
+    """Argo CD deletes a removed model: a change that removes more than maxRemovedShare
+    (25%) of the specs is an error a reviewer sees, and the plan calls the removals out."""
+    shutil.rmtree(clone / "models/wine")
+    one = run_modelops("validate", cwd=clone)
+    assert one.returncode == 0, one.stderr  # one model at a time is an ordinary change
+    shutil.rmtree(clone / "models/digits")
+    two = run_modelops("validate", cwd=clone)
+    assert two.returncode == 1
+    assert two.stderr.startswith("platform/settings.yaml:1:1: maxRemovedShare: this change "
+                                 "removes 2 of 6 models and pools (33%)"), two.stderr
+    assert "digits, wine" in two.stderr and "--allow-removals" in two.stderr
+    assert run_modelops("validate", "--allow-removals", cwd=clone).returncode == 0
+    settings = clone / "platform/settings.yaml"
+    settings.write_text(settings.read_text() + "maxRemovedShare: 0.5\n")
+    assert run_modelops("validate", cwd=clone).returncode == 0
+    bad_base = run_modelops("validate", "--base", "no-such-ref", cwd=clone)
+    assert bad_base.returncode == 2 and "cannot read 'no-such-ref'" in bad_base.stderr
+
+    markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    assert markdown.splitlines()[2:4] == [
+        "> [!CAUTION]",
+        "> **This change deletes 2 model(s) or pool(s) from every environment**: `digits`, "
+        "`wine`. Argo CD removes their Deployments, Services and routes once this is merged."]

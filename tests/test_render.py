@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+
 import pytest
 import yaml
 
-from conftest import REPO, copy_repo
-from modelops import render
+from conftest import REPO, copy_repo, isolated_tool
+from modelops import crdfields, render
 from modelops.repo import load
 
 
-def test_every_overlay_renders_and_validates(tmp_path):
-    count, problems = render.render(REPO, load(REPO).settings.kubernetesVersion, out=tmp_path)
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Every overlay of this repository, as `modelops render --out` writes them."""
+    out = tmp_path_factory.mktemp("rendered")
+    count, problems = render.render(REPO, load(REPO).settings.kubernetesVersion, out=out)
     assert problems == []
     assert count > 40
-    rendered = list(yaml.safe_load_all((tmp_path / "overlays/production/models/iris.yaml").read_text()))
+    return out
+
+
+def test_every_overlay_renders_and_validates(rendered):
+    rendered = list(yaml.safe_load_all((rendered / "overlays/production/models/iris.yaml").read_text()))
     kinds = sorted(o["kind"] for o in rendered)
     assert kinds == sorted(["ServiceAccount", "Service", "Service", "ConfigMap", "HTTPRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
@@ -24,6 +35,26 @@ def test_every_overlay_renders_and_validates(tmp_path):
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "modelops"
         assert labels["modelops/model"] == "iris" and labels["modelops/team"] == "data-science"
+
+
+def test_checkov_fails_no_check_on_any_rendered_manifest(rendered):
+    """Skipped checks are listed, with their reasons, in .checkov.yaml and nowhere else."""
+    config = (REPO / ".checkov.yaml").read_text().splitlines()
+    skips = [line.split("- ")[1] for line in config if line.startswith("  - CKV")]
+    for check in skips:  # each skip follows a comment that says why
+        at = config.index(f"  - {check}")
+        assert config[at - 1].lstrip().startswith("#"), f"{check} is skipped without a reason"
+    proc = subprocess.run([str(isolated_tool("checkov", "checkov")), "--config-file",
+                           str(REPO / ".checkov.yaml"), "-d", str(rendered), "--quiet",
+                           "--compact", "-o", "json"], capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    summary = report["summary"]
+    failed = [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]]
+    assert failed == [] and proc.returncode == 0, failed
+    assert summary["passed"] > 1000 and summary["resource_count"] > 100
+    assert summary["parsing_errors"] == 0 and summary["skipped"] == 0
+    print(f"checkov: {summary['passed']} passed, 0 failed over {summary['resource_count']} "
+          f"objects; skipped everywhere: {', '.join(skips)}")
 
 
 def test_a_base_that_breaks_the_restricted_profile_is_caught(tmp_path):
@@ -76,3 +107,39 @@ def test_a_misspelt_custom_resource_field_fails_the_kept_schema(tmp_path, file, 
     _, problems = render.render(root, "1.34")
     assert [p.path for p in problems] == [culprit]
     assert typo.strip().split(":")[0] in problems[0].message
+
+
+KEPT = sorted((REPO / "schemas/crds").glob("*.json"))
+
+
+@pytest.mark.parametrize("kept", KEPT, ids=[k.stem for k in KEPT])
+def test_each_kept_crd_schema_follows_its_named_upstream_release(kept):
+    """Every field a kept schema allows exists, with that type, in the upstream release it
+    names (the index of that release's CRD is schemas/crds/upstream/<kept>.fields)."""
+    upstream = json.loads(kept.read_text())["x-upstream"]
+    header, _, _ = crdfields.read_index(kept)
+    assert header.startswith(f"# {upstream['repository']} {upstream['release']} {upstream['crd']}")
+    assert crdfields.unknown_fields(kept) == []
+    if upstream["repository"] == "argoproj/argo-cd":  # the release the install pins
+        install = (REPO / "platform/argocd/install/kustomization.yaml").read_text()
+        assert f"/argo-cd/{upstream['release']}/manifests/install.yaml" in install
+
+
+def test_a_field_the_upstream_release_lacks_is_caught(tmp_path):
+    """Gateway API v1.6 moved listener TLS validation out of the listener: a kept schema
+    that still allows the old field, or types a field otherwise, fails."""
+    source = REPO / "schemas/crds/gateway_gateway.networking.k8s.io_v1.json"
+    copy = tmp_path / "crds" / source.name
+    copy.parent.mkdir()
+    (copy.parent / "upstream").mkdir()
+    shutil.copy(crdfields.index_path(source), crdfields.index_path(copy))
+    kept = json.loads(source.read_text())
+    tls = kept["$defs"]["listener"]["properties"]["tls"]["properties"]
+    tls["frontendValidation"] = {"type": "object", "properties": {
+        "caCertificateRefs": {"type": "array", "items": {"type": "object"}}}}
+    tls["mode"] = {"type": "integer"}
+    copy.write_text(json.dumps(kept))
+    assert crdfields.unknown_fields(copy) == [
+        "spec.listeners[].tls.frontendValidation (object)",
+        "spec.listeners[].tls.frontendValidation.caCertificateRefs (array)",
+        "spec.listeners[].tls.mode (integer)"]

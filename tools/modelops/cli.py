@@ -89,10 +89,31 @@ def new(name: str = typer.Argument(..., help="The model's name (becomes models/N
 def validate(root: Path = ROOT,
              output: Output = typer.Option(None, "--output", "-o",
                                            help="human, json, or github annotations "
-                                                "(default: github inside GitHub Actions)")) -> None:
+                                                "(default: github inside GitHub Actions)"),
+             base: str = typer.Option(None, "--base", help="Git ref the change is compared "
+                                      "with for removed models (default: the merge-base "
+                                      "with origin/main or main, when there is one)."),
+             allow_removals: bool = typer.Option(False, "--allow-removals",
+                                                 help="Accept a change that removes more "
+                                                      "models than maxRemovedShare.")) -> None:
     """Check every spec under models/ and the platform settings; report all problems."""
+    from modelops import removals
+    from modelops.plan import PlanError, default_base
+
     out = _output(output)
     repo = _loaded(root, out)
+    try:
+        ref = base or default_base(root)
+    except PlanError:
+        ref = None  # not a git checkout with a main branch: nothing to compare with
+    try:
+        problems = removals.check(root, repo, ref, allow_removals) if ref else []
+    except ValueError as exc:
+        typer.echo(f"error: --base: {exc}", err=True)
+        raise typer.Exit(2)
+    if problems:
+        _report(problems, out)
+        raise typer.Exit(1)
     if out == "json":
         _report([], out)
     else:

@@ -145,6 +145,7 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
 @dataclasses.dataclass
 class Plan:
     base: str
+    removed: list[str]  # models and pools this change deletes from the cluster
     changes: list[AppChange]
     capacity: dict[str, dict[str, dict[str, str]]]  # env -> side -> totals
 
@@ -223,11 +224,18 @@ def make_plan(root: Path, base_ref: str) -> Plan:
             "after": {k: _fmt(k, v) for k, v in after.items()},
             "budget": budget.model_dump() if budget else {}}
     changes.sort(key=lambda c: (environments.index(c.env), c.name))
-    return Plan(base_ref, changes, totals)
+    gone = sorted(set(base.models) - set(head.models)) + \
+        sorted(set(base.pools) - set(head.pools))
+    return Plan(base_ref, gone, changes, totals)
 
 
 def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
+    if plan.removed:
+        lines += ["> [!CAUTION]",
+                  f"> **This change deletes {len(plan.removed)} model(s) or pool(s) from "
+                  f"every environment**: {', '.join(f'`{n}`' for n in plan.removed)}. "
+                  "Argo CD removes their Deployments, Services and routes once this is merged.", ""]
     if not plan.changes:
         lines += ["No change to any model or pool.", ""]
     for env in plan.capacity:  # every environment, in the order settings declare them

@@ -86,6 +86,11 @@ class Settings(Strict):
     """Labels the Prometheus Operator selects ServiceMonitors and PrometheusRules by (the
     kube-prometheus-stack chart's default is `release: <its release name>`)."""
 
+    maxRemovedShare: float = Field(default=0.25, ge=0, le=1)
+    """The largest share of models and pools one change may remove (more than one at
+    once); `modelops validate` refuses more unless run with `--allow-removals`, because
+    Argo CD deletes a removed model from the cluster."""
+
     @property
     def local_environment(self) -> str:
         """The environment whose specs run locally (`modelops serve`, `modelops test`)."""
