@@ -190,10 +190,10 @@ EXPECTED: dict[str, list[str]] = {
         "models/n/model.yaml:4:9: metadata.name: name 'm' is already used by models/m/model.yaml",
     ],
     'inline secret by name': [
-        'models/m/model.yaml:14:14: spec.env[0].value: env API_TOKEN looks like a secret; never commit it: use valueFrom.secretKeyRef to read it from a Kubernetes Secret',
+        'models/m/model.yaml:14:14: spec.env[0].value: env API_TOKEN looks like a credential; never commit it: use valueFrom.secretKeyRef to read it from a Kubernetes Secret',
     ],
     'inline secret by shape': [
-        'models/m/model.yaml:14:14: spec.env[0].value: env CONFIG looks like a secret; never commit it: use valueFrom.secretKeyRef to read it from a Kubernetes Secret',
+        'models/m/model.yaml:14:14: spec.env[0].value: env CONFIG looks like a credential; never commit it: use valueFrom.secretKeyRef to read it from a Kubernetes Secret',
     ],
     'env with value and secretKeyRef': [
         'models/m/model.yaml:13:7: spec.env[0]: set exactly one of value or valueFrom.secretKeyRef',
@@ -233,16 +233,16 @@ EXPECTED: dict[str, list[str]] = {
         'models/m/model.yaml:1:17: e[0][6][8][8][3]: document expands to more than 20000 values (an alias bomb?)',
     ],
     'binary junk': [
-        'models/m/model.yaml: file is binary, not YAML text (it contains NUL bytes)',
+        'models/m/model.yaml:3:1: file is binary, not YAML text (it contains NUL bytes)',
     ],
     'not UTF-8': [
-        'models/m/model.yaml: file is not UTF-8 text (bad byte at offset 9)',
+        'models/m/model.yaml:1:10: file is not UTF-8 text (bad byte 0xe9 at offset 9)',
     ],
     'empty file': [
-        'models/m/model.yaml: file is empty: expected a spec with apiVersion, kind, metadata and spec',
+        'models/m/model.yaml:1:1: file is empty: expected a spec with apiVersion, kind, metadata and spec',
     ],
     'only a comment': [
-        'models/m/model.yaml: file is empty: expected a spec with apiVersion, kind, metadata and spec',
+        'models/m/model.yaml:1:1: file is empty: expected a spec with apiVersion, kind, metadata and spec',
     ],
     'a list, not a mapping': [
         'models/m/model.yaml:1:1: expected a mapping at the top of the file, found list',
@@ -257,7 +257,7 @@ EXPECTED: dict[str, list[str]] = {
         "models/m/model.yaml:12:16: spec.concurrency: unsupported YAML tag 'tag:yaml.org,2002:python/object:os.system'",
     ],
     'huge file': [
-        'models/m/model.yaml: file is 300250 bytes, over the 262144-byte limit for a spec',
+        'models/m/model.yaml:1:1: file is 300250 bytes, over the 262144-byte limit for a spec',
     ],
     'tab indentation': [
         'models/m/model.yaml:13:1: invalid YAML: while scanning for the next token, found character that cannot start any token',

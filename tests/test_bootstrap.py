@@ -70,6 +70,14 @@ class Cluster:
             if claim and ("PersistentVolumeClaim", namespace, claim) not in self.objects:
                 raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']} mounts the "
                                      f"claim {claim}, which does not exist yet")
+        secrets = [(volume.get("secret") or {}).get("secretName")
+                   for volume in pod.get("volumes", [])]
+        secrets += [((var.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+                    for container in pod.get("containers", []) for var in container.get("env", [])]
+        for secret in filter(None, secrets):
+            if ("Secret", namespace, secret) not in self.objects:
+                raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']} reads the "
+                                     f"Secret {secret}, which does not exist")
         name = obj["metadata"]["name"]
         self.objects.add((kind, namespace or "", name))
         self.log.append(f"{app}: {kind} {namespace or '-'}/{name}")
@@ -112,10 +120,15 @@ class Cluster:
         return out
 
 
-def bootstrap(root: Path) -> Cluster:
+def bootstrap(root: Path, without_token_secrets: bool = False) -> Cluster:
     """The README's cluster guide, step by step."""
     cluster = Cluster(root)
-    cluster.api |= set(load(root).settings.prerequisites)  # step 1: prerequisites installed
+    settings = load(root).settings
+    cluster.api |= set(settings.prerequisites)  # step 1: prerequisites installed
+    for env in settings.environments.values():  # step 1: the token Secrets, outside git
+        if env.authSecret and not without_token_secrets:
+            cluster.namespaces.add(env.namespace)
+            cluster.objects.add(("Secret", env.namespace, env.authSecret))
     root_app = yaml.safe_load((root / "overlays/argocd/root.yaml").read_text())
     cluster.apply(root_app, "kubectl apply", "argocd")  # step 3
     return cluster
@@ -166,9 +179,15 @@ def test_a_broken_bootstrap_fails_where_argo_cd_would(tmp_path, file, old, new, 
         bootstrap(root)
 
 
+def test_a_token_secret_not_made_first_stops_the_models():
+    with pytest.raises(BootstrapError, match="reads the Secret model-servers-token, which "
+                                             "does not exist"):
+        bootstrap(REPO, without_token_secrets=True)
+
+
 def test_the_readme_guide_follows_these_steps():
     guide = (REPO / "README.md").read_text().split("## Running it on a real cluster")[1]
-    steps = [guide.index(s) for s in ("prerequisites", "platform/argocd/install",
+    steps = [guide.index(s) for s in ("prerequisites", "authSecret", "platform/argocd/install",
                                       "overlays/argocd/root.yaml")]
     assert steps == sorted(steps)
 

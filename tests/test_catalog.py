@@ -91,3 +91,52 @@ def test_generated_catalog_lists_every_model_with_links():
     assert "var-model=iris" in iris["dashboardUrl"]
     assert iris["versions"][0]["readyUrl"] == (
         "http://iris-v1-server.models-production.svc/v2/models/iris/versions/v1/ready")
+
+
+@pytest.mark.parametrize("with_token, state", [(True, "ready"), (False, "unauthorized")])
+def test_the_catalog_calls_authenticated_servers_with_the_mounted_token(
+        start_server, tmp_path, with_token, state):
+    """As the generated manifests run them: the Secret mounted as a file in both pods."""
+    from servers import config, model
+
+    token = tmp_path / "token"
+    token.write_text("a-token-of-at-least-16-chars\n")
+    server = start_server(config(model("iris"), placement="dedicated"), auth_token_file=token)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"environment": "staging", "models": [{
+        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
+        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1, "versions": [{
+            "name": "v1", "weight": 100,
+            "readyUrl": f"{server.url}/v2/models/iris/versions/v1/ready"}]}]}))
+    port = free_port()
+    env = {**os.environ, "MODELOPS_CATALOG": str(catalog), "MODELOPS_PORT": str(port),
+           "MODELOPS_HOST": "127.0.0.1"}
+    if with_token:
+        env["MODELOPS_AUTH_TOKEN_FILE"] = str(token)
+    page = subprocess.Popen([sys.executable, "-m", "modelops_catalog"], env=env,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                listed = httpx.get(f"http://127.0.0.1:{port}/catalog/api/models", timeout=5)
+                break
+            except httpx.TransportError:
+                assert page.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert listed.json()[0]["versions"][0]["state"] == state
+    finally:
+        page.terminate()
+        page.wait(30)
+    assert server.client.get("/v2/models/iris").status_code == 401  # the token is required
+
+
+def test_an_empty_token_file_refuses_to_start(start_server, tmp_path):
+    from servers import config, model
+
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    refused = start_server(config(model("iris"), placement="dedicated"), wait=None,
+                           auth_token_file=empty)
+    assert refused.proc.wait(30) != 0
+    assert "MODELOPS_AUTH_TOKEN_FILE" in refused.stderr.read_text()

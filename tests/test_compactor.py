@@ -3,6 +3,7 @@ it is killed at any point, with a drift summary against a reference."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -76,10 +77,15 @@ def test_every_instance_becomes_one_row_and_a_rerun_adds_nothing(tmp_path):
     _write_log(shared, "a-2.jsonl", nested)
     _write_log(shared, "b-1.jsonl", other, server="tabular-server")
     still_open = _write_log(shared, "a-3.jsonl.open", [_record(99)])
+    orphan = _write_log(shared, "c-1.jsonl.open", [_record(98)] * 2)
+    orphan.write_bytes(orphan.read_bytes()[:-20])  # a server killed mid-line
 
-    summary = Compactor(shared, CompactorConfig()).run()
-    assert (summary.records, summary.files) == (70, 3)
-    assert _rows(shared) == _expected(flat + nested)
+    with open(still_open, "ab") as writer:  # a live server holds its open file's lock
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        summary = Compactor(shared, CompactorConfig()).run()
+    assert (summary.records, summary.files, summary.reopened) == (71, 4, 1)
+    assert _rows(shared, "iris-log").count(("iris-98", 0)) == 1  # its complete line only
+    assert _rows(shared) == _expected(flat + nested + [_record(98)])
     assert _rows(shared, "wine") == _expected(other)
     assert still_open.exists()  # never touches a file still being written
     assert not list((shared / "logs").glob("[!_]*/*/*.jsonl"))  # consumed logs are gone
@@ -96,22 +102,75 @@ def test_every_instance_becomes_one_row_and_a_rerun_adds_nothing(tmp_path):
     assert got == (source[0]["data"][1][0], source[0]["data"][1][3], "n41-1", 41 % 3)
 
     again = Compactor(shared, CompactorConfig()).run()
-    assert (again.records, again.runs) == (0, 0)
-    assert _rows(shared) == _expected(flat + nested)
+    assert (again.records, again.runs) == (1, 1)  # the file its writer no longer holds
+    assert _rows(shared) == _expected(flat + nested + [_record(98), _record(99)])
 
 
-def test_unreadable_file_is_set_aside_and_the_rest_compacted(tmp_path):
+def _tensor_record(i: int, **tensor) -> dict:
+    record = _record(i)
+    record["inputs"] = [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
+                         "data": [5.1, 3.5, 1.4, 0.2]} | tensor]
+    return record
+
+
+# (what reached the log, why the compactor cannot type it)
+UNTYPABLE = [
+    (_tensor_record(900, data=[[[5.1, 3.5, 1.4, 0.2]]]), "nested unlike its shape [1, 4]"),
+    (_tensor_record(901, data=["a", "b", "c", "d"]), "a value is not a FP64"),
+    (_tensor_record(902, datatype="INT8", data=[300, 1, 2, 3]), "a value is not a INT8"),
+    (_tensor_record(903, datatype="FP32", data=[1e300, 1, 2, 3]), "a value is not a FP32"),
+    (_tensor_record(904, shape=[2, 4]), "needs 8 values, has 4"),
+    (_tensor_record(905, datatype="FP99"), "unknown datatype 'FP99'"),
+    ({**_record(906), "ts": "yesterday"}, "ts is not a DOUBLE"),
+    ({**_record(907), "inputs": []}, "inputs is empty"),
+    ([1, 2, 3], "not a JSON object"),
+]
+
+
+def test_a_record_that_cannot_be_typed_is_set_aside_and_the_rest_compacted(tmp_path):
+    """Record by record: one bad line never blocks its file, its batch or the volume."""
     good = [_record(i) for i in range(5)]
-    _write_log(tmp_path, "good.jsonl", good)
     bad = _write_log(tmp_path, "bad.jsonl", [])
-    bad.write_bytes(b'{"id": "x", "model": "iris"\nnot json at all\n')
+    lines = [json.dumps(good[0]), json.dumps(UNTYPABLE[0][0]), "not json at all",
+             *[json.dumps(r) for r in good[1:3]], *[json.dumps(r) for r, _ in UNTYPABLE[1:]],
+             json.dumps(good[3]), json.dumps(good[4])[:-7]]  # torn
+    bad.write_text("\n".join(lines) + "\n")
 
     summary = Compactor(tmp_path, CompactorConfig()).run()
-    assert _rows(tmp_path) == _expected(good)
+    assert _rows(tmp_path) == _expected(good[:4])
+    kept = tmp_path / "logs/_compactor/rejected/iris-v1-server/2026-11-18/bad.jsonl.rejected.jsonl"
+    rejected = [json.loads(line) for line in kept.read_text().splitlines()]
+    reasons = [r["reason"] for r in rejected]
+    assert len(rejected) == len(UNTYPABLE) + 2
+    assert reasons[1].startswith("not JSON") and reasons[-1].startswith("not JSON")
+    for (record, why), reason in zip(UNTYPABLE, reasons[:1] + reasons[2:]):
+        assert why in reason, (record, reason)
+    assert json.loads(rejected[0]["record"]) == UNTYPABLE[0][0]  # nothing is thrown away
+    assert rejected[0]["line"] == 2
     assert list(summary.rejected) == ["iris-v1-server/2026-11-18/bad.jsonl"]
-    kept = tmp_path / "logs/_compactor/rejected/iris-v1-server/2026-11-18/bad.jsonl"
-    assert kept.read_bytes().startswith(b'{"id": "x"')  # nothing is thrown away
-    assert kept.with_name("bad.jsonl.error").read_text()
+    assert not bad.exists()
+    again = Compactor(tmp_path, CompactorConfig()).run()
+    assert (again.runs, again.rejected) == (0, {})
+
+
+def test_any_number_of_input_names_keeps_columns_and_memory_bounded(tmp_path):
+    """300 requests, each naming its input differently: the most common layouts get
+    columns; the rest keep their tensors whole as JSON, and every record is compacted."""
+    records = []
+    for i in range(300):
+        record = _record(i)
+        record["inputs"][0]["name"] = f"feature-{i}"
+        records.append(record)
+    _write_log(tmp_path, "names.jsonl", records)
+    summary = Compactor(tmp_path, CompactorConfig()).run()  # 512MB, the default
+    assert summary.records == 300 and summary.rows == 300
+    files = [str(f) for f in (tmp_path / "datasets/iris-log").rglob("*.parquet")]
+    columns = [c[0] for c in _query(f"DESCRIBE SELECT * FROM read_parquet({files}, "
+                                    "union_by_name = true)")]
+    assert len(columns) < 600 and "inputs_json" in columns
+    whole = _query(f"SELECT inputs_json FROM read_parquet({files}, union_by_name = true) "
+                   "WHERE request_id = 'iris-299'")[0][0]
+    assert json.loads(whole)[0]["name"] == "feature-299"
 
 
 def _compact_process(shared: Path, crash_at: str | None = None,

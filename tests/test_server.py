@@ -95,13 +95,13 @@ def test_body_size_limit(start_server):
 
 
 def test_bearer_token(start_server):
-    server = start_server(config(model("iris"), placement="dedicated"), auth_token="s3cret")
+    server = start_server(config(model("iris"), placement="dedicated"), auth_token="s3cret-token-0123456789")
     assert server.client.get("/v2/health/ready").status_code == 200  # probes carry no token
     denied = server.client.post("/v2/models/iris/infer", json=IRIS)
     assert denied.status_code == 401 and denied.json() == {"error": "missing or wrong bearer token"}
     wrong = server.client.post("/v2/models/iris/infer", json=IRIS, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
-    ok = server.client.post("/v2/models/iris/infer", json=IRIS, headers={"Authorization": "Bearer s3cret"})
+    ok = server.client.post("/v2/models/iris/infer", json=IRIS, headers={"Authorization": "Bearer s3cret-token-0123456789"})
     assert ok.status_code == 200
 
 

@@ -23,6 +23,8 @@ async def _ready(client: httpx.AsyncClient, url: str) -> str:
         response = await client.get(url)
     except httpx.HTTPError:
         return "unreachable"
+    if response.status_code == 401:
+        return "unauthorized"  # the servers require a token the catalog was not given
     try:
         return "ready" if response.status_code == 200 and response.json().get("ready") \
             else "not ready"
@@ -76,7 +78,9 @@ def _model_html(model: CatalogModel) -> str:
             f'<th>state</th></tr>{rows}</table>{links}</section>')
 
 
-def create_catalog_app(config: CatalogConfig) -> FastAPI:
+def create_catalog_app(config: CatalogConfig, token: str | None = None) -> FastAPI:
+    """The catalog; `token` is the model servers' bearer token, when they require one."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     app = FastAPI(title="modelops catalog", docs_url="/catalog/docs", redoc_url=None,
                   openapi_url="/catalog/openapi.json")
 
@@ -84,7 +88,7 @@ def create_catalog_app(config: CatalogConfig) -> FastAPI:
     async def models() -> JSONResponse:
         """Every model with its versions' live readiness."""
         urls = [v.readyUrl for m in config.models for v in m.versions]
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, headers=headers) as client:
             states = iter(await asyncio.gather(*(_ready(client, u) for u in urls)))
         out = []
         for model in config.models:
@@ -112,11 +116,12 @@ def create_catalog_app(config: CatalogConfig) -> FastAPI:
 def main() -> None:
     import uvicorn
 
-    options = CatalogOptions()
     try:
+        options = CatalogOptions()
         config = CatalogConfig.read(options.catalog)
     except (OSError, ValueError) as exc:
         sys.exit(f"modelops catalog: cannot start: {exc}")
-    uvicorn.run(create_catalog_app(config), host=options.host, port=options.port,
+    token = options.auth_token.get_secret_value() if options.auth_token else None
+    uvicorn.run(create_catalog_app(config, token), host=options.host, port=options.port,
                 access_log=False, log_level="warning")
 

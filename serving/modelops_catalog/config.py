@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,3 +55,15 @@ class CatalogOptions(BaseSettings):
     """The catalog's data (written by `modelops generate`)."""
     host: str = "0.0.0.0"
     port: int = 8080
+    auth_token: SecretStr | None = None
+    """The model servers' bearer token (the same Secret), sent with every readiness check."""
+    auth_token_file: Path | None = None
+    """A file holding it (the Secret mounted read-only)."""
+
+    @model_validator(mode="after")
+    def _token(self) -> "CatalogOptions":
+        from modelops_runtime.options import strong_enough, token_from_file
+
+        self.auth_token = token_from_file(strong_enough(self.auth_token, "MODELOPS_AUTH_TOKEN"),
+                                          self.auth_token_file)
+        return self

@@ -4,7 +4,8 @@ On the shared volume:
   logs/<server>/<date>/*.jsonl                 closed log files (the input; `.open` ones are skipped)
   logs/_compactor/runs/<run>.json              each run's record: files consumed, parts written
   logs/_compactor/staging/<run>/...            a run's parts before they are published
-  logs/_compactor/rejected/<server>/<date>/    files that could not be read, kept with the error
+  logs/_compactor/rejected/<server>/<date>/    records that could not be typed, each with its
+                                               reason (<file>.rejected.jsonl; screen.py)
   datasets/<dataset>/model=<m>/version=<v>/date=<d>/part-<run>-<i>.parquet
   datasets/<dataset>/model=<m>/version=<v>/date=<d>/_drift.json
 
@@ -32,8 +33,9 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from modelops_compactor import drift, logtables
+from modelops_compactor import drift, logtables, screen
 from modelops_compactor.config import CompactorConfig, CompactorOptions
+from modelops_runtime.predlog import recover
 from modelops_runtime.records import CLOSED_SUFFIX
 
 STATE = "_compactor"
@@ -72,10 +74,12 @@ class Summary:
     rows: int = 0
     partitions: set[str] = field(default_factory=set)
     drift: dict[str, dict] = field(default_factory=dict)
+    reopened: int = 0  # .open files of crashed servers, recovered
     rejected: dict[str, str] = field(default_factory=dict)  # log file -> why
 
     def as_dict(self) -> dict:
-        return {"runs": self.runs, "recovered": self.recovered, "files": self.files,
+        return {"runs": self.runs, "recovered": self.recovered, "reopened": self.reopened,
+                "files": self.files,
                 "records": self.records, "rows": self.rows,
                 "partitions": sorted(self.partitions), "drift": self.drift,
                 "rejected": self.rejected}
@@ -102,6 +106,7 @@ class Compactor:
             self.con = con
             self.loaded_references: dict[str, drift.Reference] = {}
             self._recover()
+            self.summary.reopened = recover(self.logs)  # servers that died holding a file
             while batch := self._next_batch():
                 self._compact(batch)
             self._remove_empty_days()
@@ -155,14 +160,16 @@ class Compactor:
         staging = self.state / "staging" / run
         staging.mkdir()
         con = self.con
+        readable = self._screen(files, staging)
         try:
-            con.execute(logtables.load_sql(), [[str(f) for f in files]])
-        except duckdb.Error:  # some file is not JSON lines: set it aside, keep the rest
-            files = self._reject_unreadable(files)
-            if not files:
+            con.execute(logtables.load_sql(), [[str(f) for f in readable.values()]])
+        except duckdb.Error:  # not foreseen by the screen: set that whole file aside
+            readable = self._reject_unreadable(readable)
+            if not readable:
                 shutil.rmtree(staging)
                 return
-            con.execute(logtables.load_sql(), [[str(f) for f in files]])
+            con.execute(logtables.load_sql(), [[str(f) for f in readable.values()]])
+        files = list(readable)
         records, expected = con.execute(logtables.ROWS_SQL).fetchone()
         layouts: dict[str, list[tuple]] = {}
         for row in con.execute(logtables.LAYOUTS_SQL).fetchall():
@@ -190,13 +197,30 @@ class Compactor:
         self.summary.records += records
         self.summary.rows += rows
 
-    def _reject_unreadable(self, files: list[Path]) -> list[Path]:
-        """Move files DuckDB cannot read to rejected/ with the reason beside them."""
-        readable = []
+    def _screen(self, files: list[Path], staging: Path) -> dict[Path, Path]:
+        """Each log file -> the file to read for it: itself, or its lines that the SQL can
+        type. The others are kept in rejected/ with their reasons (rewritten whole if the
+        batch is redone, so never twice)."""
+        readable = {}
         for path in files:
+            name = str(path.relative_to(self.logs))
+            readable[path], rejected = screen.screen(path, staging / "screened" / name)
+            if rejected:
+                target = self.state / "rejected" / (name + ".rejected.jsonl")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write_atomic(target, b"".join(rejected))
+                first = orjson.loads(rejected[0])["reason"]
+                self.summary.rejected[name] = f"{len(rejected)} record(s), e.g. line " \
+                    f"{orjson.loads(rejected[0])['line']}: {first}"
+        return readable
+
+    def _reject_unreadable(self, readable: dict[Path, Path]) -> dict[Path, Path]:
+        """Move log files DuckDB still cannot read to rejected/, the reason beside them."""
+        kept = {}
+        for path, source in readable.items():
             try:
-                self.con.execute(logtables.load_sql(), [[str(path)]])
-                readable.append(path)
+                self.con.execute(logtables.load_sql(), [[str(source)]])
+                kept[path] = source
             except duckdb.Error as exc:
                 name = str(path.relative_to(self.logs))
                 target = self.state / "rejected" / name
@@ -204,7 +228,7 @@ class Compactor:
                 target.with_name(target.name + ".error").write_text(f"{exc}\n")
                 os.replace(path, target)
                 self.summary.rejected[name] = str(exc).splitlines()[0]
-        return readable
+        return kept
 
     # -- after the commit (also how a crashed run is finished) ---------------------------
 
@@ -275,7 +299,8 @@ def main() -> None:
         sys.exit(f"log compactor: {type(exc).__name__}: {exc}")
     result = summary.as_dict() | {"seconds": round(time.perf_counter() - started, 3)}
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    if summary.rejected:  # fail the Job so the alert fires; the files wait in rejected/
-        sys.exit(f"log compactor: {len(summary.rejected)} unreadable file(s) set aside in "
-                 f"{STATE}/rejected: {', '.join(sorted(summary.rejected))}")
+    if summary.rejected:  # fail the Job so the alert fires; the records wait in rejected/
+        sys.exit(f"log compactor: records that could not be typed were set aside in "
+                 f"{STATE}/rejected: " + "; ".join(f"{k}: {v}" for k, v in
+                                                   sorted(summary.rejected.items())))
 

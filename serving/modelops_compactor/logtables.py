@@ -8,7 +8,11 @@ alike, with `out_`). A tensor wider than WIDE values per instance stays one list
 column, and a tensor whose first dimension is not the batch is repeated on every row.
 
 Records are grouped by layout (tensor names, datatypes and shapes) so each group
-gets SQL that knows its columns; a dataset's groups are unioned by column name.
+gets SQL that knows its columns; a dataset's groups are unioned by column name. So that
+memory stays bounded whatever names clients send, a dataset gets columns for its most
+common layouts only (up to MAX_LAYOUTS of them and MAX_COLUMNS feature columns); the
+records of any other layout keep their tensors whole, as JSON in `inputs_json` and
+`outputs_json`.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from dataclasses import dataclass
 from modelops_runtime.records import SQL_COLUMNS
 
 WIDE = 256
+MAX_LAYOUTS = 32
+MAX_COLUMNS = 512
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # a request body is capped at 8 MiB by default
 NAME = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # dataset names as the spec allows them
 
-_SQL_TYPES = {"BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32": "INTEGER",
+SQL_TYPES = {"BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32": "INTEGER",
               "INT64": "BIGINT", "UINT8": "UTINYINT", "UINT16": "USMALLINT",
               "UINT32": "UINTEGER", "UINT64": "UBIGINT", "FP16": "FLOAT", "FP32": "FLOAT",
               "FP64": "DOUBLE", "BYTES": "VARCHAR"}
@@ -63,8 +69,9 @@ def load_sql() -> str:
 ROWS_SQL = f"SELECT count(*), coalesce(sum({_ROWS}), 0) FROM records"
 
 LAYOUTS_SQL = f"""
-    SELECT DISTINCT layout, dataset, {_layout('inputs')}, {_layout('outputs')}
-    FROM records ORDER BY dataset, layout"""
+    SELECT layout, dataset, any_value({_layout('inputs')}), any_value({_layout('outputs')}),
+           count(*) AS n
+    FROM records GROUP BY layout, dataset ORDER BY dataset, n DESC, layout"""
 
 
 def quote(identifier: str) -> str:
@@ -84,7 +91,7 @@ class Tensor:
     def flat_sql(self) -> str:
         """The tensor's data as one flat list, whether the client sent it nested or flat."""
         data = f"{self.side}[{self.index + 1}].data"
-        sql_type = _SQL_TYPES[self.datatype]
+        sql_type = SQL_TYPES[self.datatype]
         flat = f"CAST({data} AS {sql_type}[])"
         if self.rank < 2:
             return flat
@@ -108,7 +115,7 @@ def _tensors(side: str, layout: list[dict] | None, rows: int) -> tuple[Tensor, .
     out = []
     for index, tensor in enumerate(layout or []):
         name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
-        if datatype not in _SQL_TYPES or shape is None:
+        if datatype not in SQL_TYPES or shape is None:
             raise ValueError(f"{side} tensor {name!r}: unknown datatype {datatype!r}")
         per_row = len(shape) >= 1 and shape[0] == rows
         width = math.prod(shape[1:]) if per_row else math.prod(shape)
@@ -117,27 +124,48 @@ def _tensors(side: str, layout: list[dict] | None, rows: int) -> tuple[Tensor, .
     return tuple(out)
 
 
-def plan_dataset(layouts: list[tuple]) -> str:
-    """One SELECT per group of layouts with the same columns, unioned by name.
+_COMMON = """model, version,
+    strftime(make_timestamp(CAST(ts * 1000000 AS BIGINT)), '%Y-%m-%d') AS date,
+    id AS request_id, CAST(r AS INTEGER) AS "row", to_timestamp(ts) AS ts, latency_ms, status"""
 
-    `layouts` are rows of LAYOUTS_SQL for one dataset.
+
+def _columns(tensors: tuple[Tensor, ...]) -> set[str]:
+    return {column.rsplit(" AS ", 1)[1] for t in tensors for column in t.columns("x")}
+
+
+def plan_dataset(layouts: list[tuple]) -> str:
+    """One SELECT per group of layouts with the same columns, unioned by name; the
+    layouts past the caps share one SELECT that keeps their tensors as JSON.
+
+    `layouts` are rows of LAYOUTS_SQL for one dataset, the most common first.
     """
     groups: dict[tuple[Tensor, ...], list[str]] = {}
-    for layout, _, inputs, outputs in layouts:
+    columns: set[str] = set()
+    whole: list[str] = []
+    for layout, _, inputs, outputs, _count in layouts:
         first = ((inputs or [{}])[0] or {}).get("shape") or []
         rows = first[0] if first else 1
         tensors = _tensors("inputs", inputs, rows) + _tensors("outputs", outputs, rows)
+        if tensors not in groups:
+            more = columns | _columns(tensors)
+            if len(groups) >= MAX_LAYOUTS or len(more) > MAX_COLUMNS:
+                whole.append(layout)
+                continue
+            columns = more
         groups.setdefault(tensors, []).append(layout)
     selects = []
+    if whole:
+        wanted = ", ".join(f"'{m}'" for m in whole)
+        selects.append(f"""
+            SELECT {_COMMON}, to_json(inputs) AS inputs_json, to_json(outputs) AS outputs_json
+            FROM (SELECT *, {_ROWS} AS n FROM records WHERE layout IN ({wanted})),
+                 range(n) AS instances(r)""")
     for tensors, members in groups.items():
         flats = "".join(f", {t.flat_sql()} AS t{i}" for i, t in enumerate(tensors))
         features = "".join(", " + c for i, t in enumerate(tensors) for c in t.columns(f"t{i}"))
         wanted = ", ".join(f"'{m}'" for m in members)  # md5 hex digests: safe literals
         selects.append(f"""
-            SELECT model, version,
-                   strftime(make_timestamp(CAST(ts * 1000000 AS BIGINT)), '%Y-%m-%d') AS date,
-                   id AS request_id, CAST(r AS INTEGER) AS "row", to_timestamp(ts) AS ts,
-                   latency_ms, status{features}
+            SELECT {_COMMON}{features}
             FROM (SELECT *, {_ROWS} AS n{flats}
                   FROM records WHERE layout IN ({wanted})), range(n) AS instances(r)""")
     return "\nUNION ALL BY NAME\n".join(selects)

@@ -21,8 +21,8 @@ from modelops_runtime import __version__, metrics
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.options import ServerOptions
 from modelops_runtime.predlog import PredictionLog
-from modelops_runtime.protocol import ProtocolError, decode_request, dumps, encode_tensor, \
-    requested_outputs
+from modelops_runtime.protocol import ProtocolError, as_logged, decode_request, dumps, \
+    encode_tensor, requested_outputs
 from modelops_runtime.records import PredictionRecord
 from modelops_runtime.registry import Loaded, Registry
 from modelops_runtime.watch import DatasetWatcher
@@ -102,6 +102,9 @@ class DataPlane:
         except ProtocolError as exc:
             metrics.requests(name, model_version, str(exc.status)).inc()
             raise
+        except Exception:  # a fault of the model, not of the request: counted, then a 500
+            metrics.requests(name, model_version, "500").inc()
+            raise
         finally:
             served.in_flight -= 1
             gauge.dec()
@@ -117,7 +120,7 @@ class DataPlane:
         if self.log and log.enabled and (log.sampleRate >= 1 or random.random() < log.sampleRate):
             self.log.submit(PredictionRecord(
                 id=request_id, model=name, version=model_version, dataset=log.dataset,
-                ts=time.time(), inputs=payload["inputs"], outputs=outputs,
+                ts=time.time(), inputs=[as_logged(t) for t in payload["inputs"]], outputs=outputs,
                 latency_ms=round(elapsed * 1000, 3), status=200))
         return encoded
 
@@ -141,7 +144,12 @@ def _predict(loaded: Loaded, body: bytes) -> tuple[dict, list[dict[str, Any]]]:
     """Decode, predict, encode: the whole CPU-bound part, timed to choose where it runs."""
     started = time.perf_counter()
     payload, inputs = decode_request(body)
-    results = loaded.model.infer(inputs, requested_outputs(payload))
+    try:
+        results = loaded.model.infer(inputs, requested_outputs(payload))
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        # What a model raises on inputs it cannot use (wrong names, types or sizes).
+        raise ProtocolError(f"model {loaded.model.name!r} cannot predict on these inputs: "
+                            f"{type(exc).__name__}: {exc}", 422) from None
     encoded = [encode_tensor(name, array) for name, array in results.items()]
     loaded.observe(time.perf_counter() - started)
     return payload, encoded

@@ -68,6 +68,7 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
                   docs_url="/docs", redoc_url=None,
                   description="Open Inference Protocol v2, the model repository API, and "
                               "the extra endpoints of the models served here.")
+    app.router.redirect_slashes = False  # its redirect is built from the Host header
     for exc, handler in HANDLERS.items():
         app.add_exception_handler(exc, handler)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -19,7 +20,7 @@ from typing import Callable, NamedTuple
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -42,13 +43,23 @@ class Endpoint(NamedTuple):
     summary: str
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProtocolError(f"request body over {limit} bytes", 413)
-        chunks.append(chunk)
+async def _read_body(request: Request, options: ServerOptions) -> bytes:
+    """The whole body, within the size limit and the time limit."""
+    chunks, size, limit = [], 0, options.max_body_bytes
+    try:
+        async with asyncio.timeout(options.body_timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ProtocolError(f"request body over {limit} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProtocolError(f"request body not received within "
+                            f"{options.body_timeout_seconds:g} s", 408) from None
+    except ClientDisconnect:
+        print(f"modelops server: client went away mid-body (request id "
+              f"{request.scope['state']['request_id']})", file=sys.stderr, flush=True)
+        raise ProtocolError("client disconnected before sending the whole body", 499) from None
     return b"".join(chunks)
 
 
@@ -83,7 +94,7 @@ def endpoints(plane: DataPlane) -> list[Endpoint]:
     async def infer(request: Request) -> Response:
         name, version = _name_and_version(request)
         body = await plane.infer(name, version, request.scope["state"]["request_id"],
-                                 lambda: _read_body(request, plane.options.max_body_bytes))
+                                 lambda: _read_body(request, plane.options))
         return Response(body, media_type="application/json")
 
     async def repository_index(request: Request) -> Response:
@@ -163,5 +174,6 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
                                            max_body=options.max_body_bytes)],
                     exception_handlers=errors.HANDLERS, lifespan=lifespan)
     app.router.default = extras
+    app.router.redirect_slashes = False  # its redirect is built from the Host header
     app.state.modelops = plane
     return app

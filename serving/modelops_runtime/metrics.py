@@ -26,6 +26,15 @@ LOG_DROPPED = Counter("modelops_prediction_log_dropped_total",
                       registry=REGISTRY)
 LOG_WRITTEN = Counter("modelops_prediction_log_records_total",
                       "Prediction records written to the shared volume.", registry=REGISTRY)
+LOG_UNWRITABLE = Counter("modelops_prediction_log_unwritable_total",
+                         "Prediction records the writer could not write, by reason.",
+                         ["reason"], registry=REGISTRY)
+LOG_WRITER_UP = Gauge("modelops_prediction_log_writer_up",
+                      "1 while the prediction-log writer runs and its last write succeeded.",
+                      registry=REGISTRY)
+RESPONSES = Counter("modelops_http_responses_total",
+                    "Every HTTP response by status code, whatever the path (errors that never "
+                    "reach a model included).", ["code"], registry=REGISTRY)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -41,3 +50,8 @@ def latency(model: str, version: str):
 @functools.lru_cache(maxsize=4096)
 def in_flight(model: str):
     return IN_FLIGHT.labels(model)
+
+
+@functools.lru_cache(maxsize=64)
+def response(code: str):
+    return RESPONSES.labels(code)

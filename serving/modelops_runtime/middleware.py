@@ -1,6 +1,6 @@
 """One plain ASGI middleware for what every request needs: a request id on the response,
-the optional bearer token, and the body-size limit. (Plain ASGI: BaseHTTPMiddleware
-would cost a task and a queue per request.)"""
+the optional bearer token, the body-size limit, and a count of every response by status.
+(Plain ASGI: BaseHTTPMiddleware would cost a task and a queue per request.)"""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import uuid
 
 import orjson
 
+from modelops_runtime import metrics
+
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = ("/v2/health/", "/metrics")  # kubelet and Prometheus carry no token
 
@@ -17,6 +19,7 @@ OPEN_PATHS = ("/v2/health/", "/metrics")  # kubelet and Prometheus carry no toke
 async def _reply(send, status: int, message: str, request_id: str,
                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = orjson.dumps({"error": message})
+    metrics.response(str(status)).inc()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()), *(extra or [])]})
@@ -26,7 +29,7 @@ async def _reply(send, status: int, message: str, request_id: str,
 class ServerMiddleware:
     def __init__(self, app, token: str | None, max_body: int):
         self.app = app
-        self.token = f"Bearer {token}".encode() if token else None
+        self.token = token.encode() if token else None
         self.max_body = max_body
 
     async def __call__(self, scope, receive, send):
@@ -47,7 +50,10 @@ class ServerMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
 
         if self.token is not None and not scope["path"].startswith(OPEN_PATHS):
-            if not hmac.compare_digest(authorization, self.token):
+            scheme, _, credentials = authorization.partition(b" ")
+            # RFC 9110: the scheme is case-insensitive; the token is compared in constant time.
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(),
+                                                                      self.token):
                 return await _reply(send, 401, "missing or wrong bearer token", request_id,
                                     [(b"www-authenticate", b"Bearer")])
         if length is not None:
@@ -59,10 +65,19 @@ class ServerMiddleware:
                 return await _reply(send, 413, f"request body over {self.max_body} bytes",
                                     request_id)
         header = (b"x-request-id", request_id.encode())
+        started = False
 
         async def send_with_id(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
+                metrics.response(str(message["status"])).inc()
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not started:  # the outer error handler answers 500: count it here
+                metrics.response("500").inc()
+            raise

@@ -4,8 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+MIN_TOKEN = 16
+
+
+def strong_enough(token: SecretStr | None, where: str) -> SecretStr | None:
+    """Refuse a token that is set but empty or short: it must never mean "no auth"."""
+    if token is not None and len(token.get_secret_value().strip()) < MIN_TOKEN:
+        raise ValueError(f"{where} is set but has fewer than {MIN_TOKEN} characters; an "
+                         f"empty or short token is refused rather than turning "
+                         f"authentication off (unset it to serve without auth)")
+    return token
+
+
+def token_from_file(token: SecretStr | None, path: Path | None) -> SecretStr | None:
+    """The token of MODELOPS_AUTH_TOKEN_FILE, when that is set (it wins over the variable)."""
+    if path is None:
+        return token
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"MODELOPS_AUTH_TOKEN_FILE: cannot read {path}: {exc.strerror}") \
+            from None
+    return strong_enough(SecretStr(text), f"MODELOPS_AUTH_TOKEN_FILE ({path})")
 
 
 class ServerOptions(BaseSettings):
@@ -18,9 +42,20 @@ class ServerOptions(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8080
     auth_token: SecretStr | None = None
-    """If set, every request but health and metrics needs `Authorization: Bearer <token>`."""
+    """If set, every request but health and metrics needs `Authorization: Bearer <token>`.
+    Set but empty or shorter than MIN_TOKEN characters, the server refuses to start:
+    an empty Secret must never mean "no auth"."""
+    auth_token_file: Path | None = None
+    """A file holding the token (the Secret mounted read-only, as the generated manifests
+    do); read at start, checked like auth_token."""
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Larger request bodies get 413."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Larger request headers (all of them together) get 431."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A client that has not sent its whole request headers by then gets 408."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A client that has not sent its whole body by then gets 408."""
     log_dir: Path | None = None
     """Prediction logs; defaults to <shared_root>/logs."""
     log_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
@@ -31,6 +66,16 @@ class ServerOptions(BaseSettings):
     """How long in-flight requests may take to finish after SIGTERM."""
     dataset_poll_seconds: float = Field(default=10.0, gt=0)
     """How often datasets on the shared volume are checked for changes."""
+
+    @field_validator("auth_token")
+    @classmethod
+    def _strong_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        return strong_enough(token, "MODELOPS_AUTH_TOKEN")
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> "ServerOptions":
+        self.auth_token = token_from_file(self.auth_token, self.auth_token_file)
+        return self
 
     @property
     def logs(self) -> Path:

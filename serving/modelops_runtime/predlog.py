@@ -7,14 +7,29 @@ request), and serialises what accumulated in one batch into
 `<dir>/<server>/<date>/<host>-<pid>-<seq>.jsonl.open`; when that file reaches the
 size or age limit (or the server stops) it is flushed, fsynced and renamed to
 `.jsonl`. A reader (the compactor) takes only `.jsonl` files, so it only ever sees
-complete files; after a crash only the `.open` file can end in a torn line.
+complete files.
+
+Nothing accepted is lost to one bad record or a crash:
+- The writer serialises record by record; one it cannot write is counted by reason
+  (`modelops_prediction_log_unwritable_total`) and the rest go on. A failing disk is
+  retried, and `modelops_prediction_log_writer_up` drops to 0 (an alert) meanwhile.
+- Every batch reaches the file within FLUSH_SECONDS (kill -9 loses at most what was
+  queued in that time), and is fsynced at least every SYNC_SECONDS (a node crash loses at
+  most that much).
+- The open file carries an exclusive flock, which dies with its process. `recover()`
+  (run by the server at start and by the compactor) closes every `.open` file no live
+  writer holds: it keeps every complete line, drops a torn last one, and renames it
+  `.jsonl`. flock works across the nodes of an NFS volume (Linux maps it to NFS locks).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +40,38 @@ from modelops_runtime import metrics
 from modelops_runtime.records import CLOSED_SUFFIX, OPEN_SUFFIX, PredictionRecord
 
 FLUSH_SECONDS = 0.05  # how often the writer drains what requests appended
+SYNC_SECONDS = 1.0  # the most a node crash can lose of what reached the file
+
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def recover(directory: Path) -> int:
+    """Close the `.open` files under `directory` that no live writer holds: keep their
+    complete lines, drop a torn last one, rename them `.jsonl`. Returns how many."""
+    recovered = 0
+    for path in sorted(directory.rglob(f"*{OPEN_SUFFIX}")):
+        try:
+            handle = open(path, "r+b")
+        except FileNotFoundError:  # closed by its writer meanwhile
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer holds it
+            data = handle.read()
+            complete = data.rfind(b"\n") + 1
+            if complete < len(data):
+                handle.truncate(complete)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if complete:
+                os.replace(path, path.with_name(path.name[:-len(OPEN_SUFFIX)] + CLOSED_SUFFIX))
+            else:
+                path.unlink()
+            recovered += 1
+    return recovered
 
 
 class PredictionLog:
@@ -41,10 +88,15 @@ class PredictionLog:
         self.handle = None
         self.path: Path | None = None
         self.opened = 0.0
+        self.synced = 0.0
         self.size = 0
+        self.healthy = True
+        self.unwritten = b""  # lines a failed write still owes the file
         self.thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
 
     def start(self) -> None:
+        recover(self.directory)  # what a crashed predecessor left open
+        metrics.LOG_WRITER_UP.set_function(lambda: float(self.healthy and self.thread.is_alive()))
         self.thread.start()
 
     def submit(self, record: PredictionRecord) -> None:
@@ -69,28 +121,62 @@ class PredictionLog:
         self.sequence += 1
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.path = folder / f"{self.prefix}-{stamp}-{self.sequence:06d}{OPEN_SUFFIX}"
-        self.handle = open(self.path, "ab")
-        self.opened, self.size = time.monotonic(), 0
+        # Made under another name and locked before it is named .open, so recover() never
+        # sees an .open file that no writer holds while its writer lives.
+        making = self.path.with_name(self.path.name + ".new")
+        self.handle = open(making, "ab", buffering=0)  # each batch: one write() call
+        fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until it is renamed
+        os.replace(making, self.path)
+        self.opened = self.synced = time.monotonic()
+        self.size = 0
 
     def _rotate(self) -> None:
         if self.handle is None or self.path is None:
             return
         self.handle.flush()
         os.fsync(self.handle.fileno())
-        self.handle.close()
+        # Renamed while the lock is held, so recover() can never take it half-way.
         os.replace(self.path, self.path.with_name(self.path.name[:-len(OPEN_SUFFIX)]
                                                   + CLOSED_SUFFIX))
+        self.handle.close()
         self.handle, self.path = None, None
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
+    def _encode(self, batch: list[PredictionRecord]) -> bytes:
+        """The batch as JSON lines; a record that cannot be one is counted and left out."""
+        try:
+            return b"".join(orjson.dumps(r, option=_OPTIONS) + b"\n" for r in batch)
+        except (orjson.JSONEncodeError, TypeError):
+            lines = []
+            for record in batch:
+                try:
+                    lines.append(orjson.dumps(record, option=_OPTIONS) + b"\n")
+                except (orjson.JSONEncodeError, TypeError) as exc:
+                    reason = "too_deep" if "recursion" in str(exc).lower() else "not_json"
+                    metrics.LOG_UNWRITABLE.labels(reason).inc()
+            return b"".join(lines)
+
+    def _write(self, data: bytes) -> None:
+        """Append whole lines to the open file: in the kernel at once, so kill -9 keeps
+        them. A failed write (disk full, volume gone) leaves no part of them behind: the
+        lines wait for the next try, in a new file, neither lost nor written twice."""
+        if not data:
+            return
         if self.handle is None:
             self._open()
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-                        for r in batch)
-        self.handle.write(data)
-        self.handle.flush()  # complete lines reach the file; fsync waits for rotation
+        fd = self.handle.fileno()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self.size)
+                self.handle.close()
+            self.handle, self.path = None, None
+            self.unwritten = data + self.unwritten
+            raise
         self.size += len(data)
-        metrics.LOG_WRITTEN.inc(len(batch))
+        metrics.LOG_WRITTEN.inc(data.count(b"\n"))
 
     def _drain(self) -> None:
         batch = []
@@ -98,15 +184,33 @@ class PredictionLog:
         while pending:
             batch.append(pending.popleft())
         if batch:
-            self._write(batch)
+            self._write(self._encode(batch))
         metrics.LOG_QUEUE.set(len(pending))
-        if self.handle is not None and (
-                self.size >= self.rotate_bytes
-                or time.monotonic() - self.opened >= self.rotate_seconds):
+        now = time.monotonic()
+        if self.handle is not None and (self.size >= self.rotate_bytes
+                                        or now - self.opened >= self.rotate_seconds):
             self._rotate()
+        elif self.handle is not None and now - self.synced >= SYNC_SECONDS:
+            os.fsync(self.handle.fileno())
+            self.synced = now
 
     def _run(self) -> None:
-        while not self.stopping.wait(FLUSH_SECONDS):
-            self._drain()
-        self._drain()
-        self._rotate()
+        while True:
+            stopping = self.stopping.wait(FLUSH_SECONDS)
+            try:
+                if self.unwritten:
+                    data, self.unwritten = self.unwritten, b""
+                    self._write(data)
+                self._drain()
+                if stopping:
+                    self._rotate()
+                    return
+                self.healthy = True
+            except Exception as exc:  # the writer never dies: it reports and retries
+                if self.healthy:
+                    print(f"modelops server: prediction log: {type(exc).__name__}: {exc}; "
+                          f"retrying", file=sys.stderr, flush=True)
+                self.healthy = False
+                if stopping:
+                    return
+                time.sleep(1.0)

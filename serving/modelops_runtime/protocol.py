@@ -38,11 +38,34 @@ def datatype_of(array: np.ndarray) -> str:
         raise ProtocolError(f"model returned unsupported dtype {array.dtype}", 500) from None
 
 
-def _flatten(data: Any) -> list:
-    """v2 allows nested or flat row-major data; numpy flattens nested lists for us."""
-    if data and isinstance(data[0], list):
-        return np.asarray(data, dtype=object).ravel().tolist()
-    return data
+TENSOR_KEYS = frozenset({"name", "datatype", "shape", "data", "parameters"})
+MAX_ID_LENGTH = 256
+MAX_RANK = 32  # numpy allows 64 dimensions; no model needs more than a handful
+
+
+def _flatten(name: str, data: list, shape: list[int]) -> list:
+    """v2 allows flat row-major data, or data nested exactly as the shape says."""
+    if not data or not isinstance(data[0], list):
+        return data
+    try:
+        nested = np.asarray(data, dtype=object)
+    except ValueError:  # ragged lists
+        nested = None
+    if nested is None or nested.shape != tuple(shape):
+        raise ProtocolError(f"input {name!r}: data is nested unlike its shape {shape}; send "
+                            f"it flat or nested exactly as the shape says")
+    return nested.ravel().tolist()
+
+
+def parameters(where: str, value: Any) -> dict | None:
+    """v2 parameters: an object whose values are strings, numbers or booleans."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, (str, int, float, bool)) for v in value.values()):
+        raise ProtocolError(f"{where} parameters must be an object of strings, numbers or "
+                            f"booleans")
+    return value
 
 
 def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
@@ -51,6 +74,11 @@ def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
     name = tensor.get("name")
     if not isinstance(name, str) or not name:
         raise ProtocolError("an input has no name")
+    unknown = sorted(set(tensor) - TENSOR_KEYS)
+    if unknown:
+        raise ProtocolError(f"input {name!r}: unknown key {unknown[0]!r}; an input has "
+                            f"name, datatype, shape, data and parameters")
+    parameters(f"input {name!r}:", tensor.get("parameters"))
     datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
     if datatype not in DTYPES:
         raise ProtocolError(f"input {name!r}: unknown datatype {datatype!r}; expected one of "
@@ -58,11 +86,14 @@ def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
                                               and d >= 0 for d in shape):
         raise ProtocolError(f"input {name!r}: shape must be a list of non-negative integers")
+    if len(shape) > MAX_RANK:
+        raise ProtocolError(f"input {name!r}: shape has {len(shape)} dimensions; at most "
+                            f"{MAX_RANK}")
     if not isinstance(data, list):
         raise ProtocolError(f"input {name!r}: data must be a list")
     expected = math.prod(shape)
     try:
-        flat = _flatten(data)
+        flat = _flatten(name, data, shape)
         if len(flat) != expected:
             raise ProtocolError(f"input {name!r}: shape {shape} needs {expected} values, "
                                 f"got {len(flat)}")
@@ -81,6 +112,8 @@ def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
             if DTYPES[datatype].kind in "iu" and not all(isinstance(v, int) for v in flat):
                 raise ValueError(f"{datatype} data must be integers")
             array = np.asarray(flat, dtype=DTYPES[datatype])
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError(f"a value is out of the range of {datatype}")
     except ProtocolError:
         raise
     except (ValueError, TypeError, OverflowError) as exc:
@@ -109,7 +142,19 @@ def decode_request(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     if outputs is not None and (not isinstance(outputs, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)):
         raise ProtocolError("'outputs' must be a list of objects with a name")
+    for output in outputs or []:
+        parameters(f"output {output['name']!r}:", output.get("parameters"))
+    parameters("request", request.get("parameters"))
+    rid = request.get("id")
+    if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_ID_LENGTH):
+        raise ProtocolError(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
     return request, arrays
+
+
+def as_logged(tensor: dict) -> dict:
+    """An input as the prediction record keeps it: the four fields a dataset reads."""
+    return {"name": tensor["name"], "datatype": tensor["datatype"], "shape": tensor["shape"],
+            "data": tensor["data"]}
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict:

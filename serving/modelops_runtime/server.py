@@ -9,8 +9,9 @@ from pathlib import Path
 
 import uvicorn
 
-from modelops_runtime.endpoints import create_app
+from modelops_runtime import limits
 from modelops_runtime.config import ServerConfig
+from modelops_runtime.endpoints import create_app
 from modelops_runtime.options import ServerOptions
 
 
@@ -43,7 +44,9 @@ class _DrainingServer(uvicorn.Server):
 def run(config: ServerConfig, options: ServerOptions, config_dir: Path, registry=None) -> None:
     app = create_app(config, options, config_dir, registry)
     uv = uvicorn.Config(app, host=options.host, port=options.port, loop="uvloop",
-                        http="httptools", access_log=False, log_level="warning",
+                        http=limits.configured(options.max_header_bytes,
+                                               options.header_timeout_seconds),
+                        access_log=False, log_level="warning",
                         timeout_graceful_shutdown=options.drain_seconds,
                         limit_concurrency=None, server_header=False)
     _DrainingServer(uv, app.state.modelops).run()

@@ -20,11 +20,22 @@ from modelops_runtime.config import LOADS_ARTIFACT
 if TYPE_CHECKING:
     from modelops.repo import SpecFile
 
-_SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(PASSW(OR)?D|(^|_)PASS($|_)|(^|_)PWD($|_)|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
+    r"|CREDENTIAL|(^|_)DSN($|_)|CONN(ECTION)?_?STR)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(
-    r"(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9]{20,}"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})")
+    r"(AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|glpat-[A-Za-z0-9_-]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}"
+    r"|[sr]k_(live|test)_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}"
+    r"|npm_[A-Za-z0-9]{36}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
+    r"|AccountKey=[A-Za-z0-9+/=]{20,}"  # Azure storage connection strings
+    r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@)",  # URLs with user:password@
+    re.IGNORECASE)
+
+
+_SECRET_ADVICE = ("env %s looks like a credential; never commit it: use "
+                  "valueFrom.secretKeyRef to read it from a Kubernetes Secret")
 
 
 def _entropy(text: str) -> float:
@@ -85,6 +96,10 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
         if isinstance(entry.obj, Model):
             _check_model(report, entry, pools, used_pools)
     for name, pool in sorted(pools.items()):
+        for env, spec in pool.envs.items():
+            for i, var in enumerate(spec.env):
+                if var.value is not None and looks_secret(var.name, var.value):
+                    report.at(pool, ("spec", "env", i, "value"), _SECRET_ADVICE % var.name)
         if name not in used_pools:
             report.at(pool, ("metadata", "name"),
                       f"pool {name!r} has no models: place a model in it with "
@@ -155,8 +170,7 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
         for i, var in enumerate(spec.env):
             if var.value is not None and looks_secret(var.name, var.value):
                 problem(env, _env_loc(entry, env, "env") + (i, "value"),
-                        f"env {var.name} looks like a secret; never commit it: use "
-                        "valueFrom.secretKeyRef to read it from a Kubernetes Secret")
+                        _SECRET_ADVICE % var.name)
     # A problem every environment shares is reported once, without naming them.
     for (loc, message), envs in found.items():
         shared = len(envs) == len(entry.envs) and loc[:2] != ("spec", "environments")
@@ -171,14 +185,15 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
         report.at(entry, ("spec", "placement", "shared"),
                   f"pool {pool!r} does not exist (no models/{pool}/pool.yaml)",
                   closest(pool, sorted(pools)))
-    for field in ("resources", "autoscaling"):
+    for field in ("resources", "autoscaling", "env"):
         places = [("spec", field)] if field in raw_spec else []
         for env, override in (raw_spec.get("environments") or {}).items():
             if override and field in override:
                 places.append(("spec", "environments", env, field))
+        why = " (the pool's one process runs every member's code)" if field == "env" else ""
         for loc in places:
-            report.at(entry, loc, f"{field} of a shared model are set by its pool {pool!r}: "
-                      f"set them in models/{pool}/pool.yaml", key=True)
+            report.at(entry, loc, f"{field} of a shared model are set by its pool {pool!r}"
+                      f"{why}: set them in models/{pool}/pool.yaml", key=True)
 
 
 def _check_budget(report: _Reporter, entries: list[SpecFile],

@@ -154,6 +154,24 @@ def _load_config(root: Path, rel: str, cls: type[BaseModel]) -> tuple[Any, list[
         return None, diagnose(exc, doc, cls, doc.data)
 
 
+def _compiled(rel: str, raw: bytes) -> tuple[str, Diagnostic | None]:
+    """A model.py's source once Python compiles it (never imported: validation runs no
+    code of a pull request), or the located reason it does not."""
+    try:
+        source = raw.decode("utf-8")
+        compile(source, rel, "exec", dont_inherit=True)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return "", Diagnostic(rel, line, exc.start - raw.rfind(b"\n", 0, exc.start), "",
+                              "model.py is not UTF-8 text")
+    except SyntaxError as exc:
+        return "", Diagnostic(rel, exc.lineno or 1, exc.offset or 1, "",
+                              f"model.py does not compile: {exc.msg}")
+    except ValueError as exc:  # e.g. NUL bytes
+        return "", Diagnostic(rel, 1, 1, "", f"model.py does not compile: {exc}")
+    return source, None
+
+
 def spec_files(root: Path) -> list[Path]:
     """Every YAML file under models/ (a stray one is reported, not ignored)."""
     models = root / "models"
@@ -187,7 +205,12 @@ def load(root: Path) -> Repo:
         if entry.obj.spec.runtime == "python":
             code = root / "models" / name / "model.py"
             if code.is_file():
-                sources[name] = code.read_text(encoding="utf-8")
+                rel = f"models/{name}/model.py"
+                source, problem = _compiled(rel, code.read_bytes())
+                if problem:
+                    diagnostics.append(problem)
+                else:
+                    sources[name] = source
             else:
                 line, col = entry.doc.where(("spec", "runtime"))
                 diagnostics.append(Diagnostic(entry.file, line, col, "spec.runtime",

@@ -33,6 +33,10 @@ class EnvironmentSettings(Strict):
     (overlays/<env>/gateway/). Unset: the Gateway is managed elsewhere."""
     gatewayProxies: GatewayProxies = Field(default_factory=GatewayProxies)
     """Which pods may send traffic to the model servers (a NetworkPolicy)."""
+    authSecret: str | None = Field(default=None, pattern=LABEL_VALUE)
+    """A Secret in the environment's namespace, made outside git (External Secrets, Sealed
+    Secrets, kubectl), whose key `token` (16 characters or more) every model server then
+    requires as a bearer token, and the catalog sends. Unset: no token is required."""
     storageClass: str = Field(default="standard-rwx", pattern=LABEL_VALUE)
     """StorageClass of the shared ReadWriteMany volume."""
     storageSize: str = "100Gi"

@@ -28,6 +28,23 @@ ARTIFACT = r"^(pvc://[A-Za-z0-9._/-]+|file:///[A-Za-z0-9._/-]+)$"
 IMAGE = r"^[a-z0-9.:/_-]+(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"
 
 
+RESERVED_ENV = ("MODELOPS_", "LD_", "PYTHON")
+"""Prefixes of environment variables a spec may not set: the server's own knobs (its auth
+token among them), the dynamic loader's (LD_PRELOAD runs code) and Python's."""
+
+
+def confined(path: str, under: str | None) -> str:
+    """A relative path that stays where it says: in its `under` folder of the shared
+    volume (None: any folder, for a path inside the image)."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{path!r} must be a plain relative path: no '..', '.', empty or "
+                         f"leading '/' segments")
+    if under is not None and (parts[0] != under or len(parts) < 2):
+        raise ValueError(f"{path!r} must be inside {under}/ on the shared volume")
+    return path
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
@@ -63,6 +80,15 @@ class Version(Strict):
     weight: int = Field(default=100, ge=0, le=100)
     """Share of unversioned traffic, in percent; the weights of all versions sum to 100."""
 
+    @field_validator("artifact")
+    @classmethod
+    def _inside_its_folder(cls, artifact: str | None) -> str | None:
+        if artifact and artifact.startswith("pvc://"):
+            confined(artifact.removeprefix("pvc://"), "artifacts")
+        elif artifact:
+            confined(artifact.removeprefix("file:///"), None)
+        return artifact
+
     @model_validator(mode="after")
     def _digest_goes_with_artifact(self) -> "Version":
         if self.artifact and not self.sha256:
@@ -93,22 +119,57 @@ Placement = Annotated[
 ]
 
 
+_SYSTEM_TAINTS = ("node-role.kubernetes.io/", "node.kubernetes.io/",
+                  "node.cloudprovider.kubernetes.io/")
+
+
 class Toleration(Strict):
-    """A Kubernetes toleration for a node taint."""
+    """A Kubernetes toleration for a node taint: of GPU nodes, never of every node or of
+    the control plane and node conditions (that would evade capacity and placement)."""
 
     key: str | None = None
     operator: Literal["Exists", "Equal"] = "Equal"
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
+    @model_validator(mode="after")
+    def _not_everything(self) -> "Toleration":
+        if not self.key:
+            raise ValueError("a toleration needs a key: without one it tolerates every taint "
+                             "of every node")
+        if self.key.startswith(_SYSTEM_TAINTS):
+            raise ValueError(f"tolerating {self.key!r} would schedule onto the control plane "
+                             f"or failing nodes; tolerate only your GPU nodes' taints")
+        return self
+
 
 class Gpu(Strict):
     count: int = Field(ge=1, le=16)
     """Whole GPUs per replica."""
-    resource: str = "nvidia.com/gpu"
-    """Extended resource name that the device plugin advertises."""
+    resource: str = Field(default="nvidia.com/gpu",
+                          pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,}/"
+                                  r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    """Extended resource name that the device plugin advertises: domain-qualified
+    (`nvidia.com/gpu`, `amd.com/gpu`), never `cpu` or `memory`."""
     nodeSelector: dict[str, str] = Field(default_factory=dict)
     """Node labels that a GPU node must carry."""
+
+    @field_validator("resource")
+    @classmethod
+    def _extended(cls, resource: str) -> str:
+        if resource.split("/")[0].endswith("kubernetes.io"):
+            raise ValueError(f"{resource!r} is not an extended resource (kubernetes.io "
+                             f"names are Kubernetes' own)")
+        return resource
+
+    @field_validator("nodeSelector")
+    @classmethod
+    def _not_the_control_plane(cls, selector: dict[str, str]) -> dict[str, str]:
+        for key in selector:
+            if key.startswith("node-role.kubernetes.io/"):
+                raise ValueError(f"node selector {key!r} would place models on the control "
+                                 f"plane; select your GPU nodes' labels")
+        return selector
     tolerations: list[Toleration] = Field(default_factory=list)
     """Taints of GPU nodes that this model tolerates."""
 
@@ -177,7 +238,10 @@ class Logging(Strict):
 class Dataset(Strict):
     name: str = Field(pattern=NAME)
     path: str = Field(pattern=r"^[A-Za-z0-9._/-]+$")
-    """Path on the shared volume, relative to its root (e.g. `datasets/iris`)."""
+    """Path on the shared volume, relative to its root and inside `datasets/`
+    (e.g. `datasets/iris`)."""
+
+    _inside = field_validator("path")(lambda v: confined(v, "datasets"))
 
 
 class SecretKeyRef(Strict):
@@ -193,6 +257,15 @@ class EnvVar(Strict):
     name: str = Field(pattern=ENV_NAME)
     value: str | None = None
     valueFrom: ValueFrom | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.upper().startswith(RESERVED_ENV):
+            raise ValueError(f"the name {name} is reserved: names starting with "
+                             f"{', '.join(RESERVED_ENV)} belong to the server, the dynamic "
+                             f"loader and Python")
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> "EnvVar":
@@ -307,6 +380,9 @@ class ModelSpec(Strict):
 class PoolSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
     """Per replica of the pool's server, shared by all its models."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Environment variables of the pool's one process, which every member's code sees
+    (a member may not set its own: it would reach the others)."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """HPA bounds of the pool's server."""
     environments: dict[EnvironmentName, PoolOverrides | None] = Field(default_factory=dict)

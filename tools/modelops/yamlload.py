@@ -123,20 +123,28 @@ class _Builder:
         return out
 
 
-def load_text(file: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
-    """Parse one YAML document; return it, or the located reasons it was refused."""
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a byte offset (so an editor can point at it)."""
+    return raw.count(b"\n", 0, offset) + 1, offset - raw.rfind(b"\n", 0, offset)
 
-    def refuse(message: str, line: int = 0, col: int = 0, path: str = "") -> tuple[None, list]:
+
+def load_text(file: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
+    """Parse one YAML document; return it, or the located reasons it was refused. A
+    problem of the whole file is reported at 1:1, so editors and annotations show it."""
+
+    def refuse(message: str, line: int = 1, col: int = 1, path: str = "") -> tuple[None, list]:
         return None, [Diagnostic(file, line, col, path, message)]
 
     if len(raw) > MAX_FILE_BYTES:
         return refuse(f"file is {len(raw)} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec")
     if b"\x00" in raw:
-        return refuse("file is binary, not YAML text (it contains NUL bytes)")
+        return refuse("file is binary, not YAML text (it contains NUL bytes)",
+                      *_line_col(raw, raw.index(b"\x00")))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return refuse(f"file is not UTF-8 text (bad byte at offset {exc.start})")
+        return refuse(f"file is not UTF-8 text (bad byte 0x{raw[exc.start]:02x} at offset "
+                      f"{exc.start})", *_line_col(raw, exc.start))
     try:
         loader = _Loader(text)
         try:

@@ -19,8 +19,8 @@ from typing import Any
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.argocd import app_params
-from modelops.generate.objects import (backend, image, kustomization, prefix, route,
-                                       service_account, up)
+from modelops.generate.objects import (add_auth, backend, image, kustomization, prefix,
+                                       route, service_account, up)
 from modelops import names
 from modelops.names import server_name
 from modelops.repo import Repo, SpecFile
@@ -60,17 +60,19 @@ def _resources(res: Resources) -> dict:
 
 
 def _deployment_patch(service_account: str, spec: ModelSpec | PoolSpec,
-                      models: list[ModelSpec]) -> dict:
-    """Everything the spec decides about the pod; the base decides the rest."""
+                      models: list[ModelSpec], auth_secret: str | None) -> dict:
+    """Everything the spec decides about the pod; the base decides the rest. The env is
+    the dedicated model's or the pool's own (validation keeps members from setting any)."""
     assert spec.resources is not None
     container: dict[str, Any] = {"name": "server", "resources": _resources(spec.resources)}
-    env = [var.model_dump(exclude_none=True) for m in models for var in m.env]
+    env = [var.model_dump(exclude_none=True) for var in spec.env]
     if env:
         container["env"] = env
     if any(m.logging.enabled for m in models):
         container["volumeMounts"] = [{"name": "shared", "mountPath": f"{SHARED_ROOT}/{LOGS_SUBPATH}",
                                       "subPath": LOGS_SUBPATH}]
     pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
+    add_auth(pod, container, auth_secret)
     gpu = spec.resources.gpu
     if gpu:
         if gpu.nodeSelector:
@@ -158,7 +160,7 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
     name, top = spec_file.name, root(env, spec_file.name)
     versions = _versions(spec)
     out: Files = {f"{top}/{RESOURCES}": [service_account(name)],
-                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec]),
+                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec], settings.authSecret),
                   f"{top}/hpa.yaml": _hpa_patch(spec)}
     for version in versions:
         server = server_name(name, version.name)
@@ -197,7 +199,7 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
     code = {f: t for m in members for f, t in _code(m, m.envs[env], repo.sources).items()}
     out: Files = {
         f"{top}/{RESOURCES}": [service_account(BASE_NAME)],  # prefixed: <pool>-server
-        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models),
+        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models, settings.authSecret),
         f"{top}/hpa.yaml": _hpa_patch(spec),
         # One rule: each member's path goes to the pool's server.
         f"{top}/route.yaml": route("route", settings.gateway, settings.gatewayNamespace, [{

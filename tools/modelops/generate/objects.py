@@ -89,3 +89,21 @@ def network_policy(name: str, pod_selector: dict, types: list[str], **rules: lis
 
 def namespace_selector(namespace: str) -> dict:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
+AUTH_DIR = "/etc/modelops/auth"
+
+
+def add_auth(pod: dict, container: dict, secret: str | None) -> None:
+    """The bearer token of the environment's Secret (settings: authSecret), if any, as a
+    read-only file: a file, unlike an env var, is not shown by `kubectl describe` or
+    inherited by child processes."""
+    if not secret:
+        return
+    container.setdefault("env", []).append(
+        {"name": "MODELOPS_AUTH_TOKEN_FILE", "value": f"{AUTH_DIR}/token"})
+    container.setdefault("volumeMounts", []).append(
+        {"name": "auth-token", "mountPath": AUTH_DIR, "readOnly": True})
+    pod.setdefault("volumes", []).append({"name": "auth-token", "secret": {
+        "secretName": secret, "items": [{"key": "token", "path": "token"}],
+        "defaultMode": 0o444}})  # any uid: the pod runs as one user

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.argocd import KEEP
-from modelops.generate.objects import (GATEWAY_API, PART_OF, SERVER_PORT, backend, image,
+from modelops.generate.objects import (GATEWAY_API, PART_OF, SERVER_PORT, add_auth, backend,
+                                       image,
                                        kustomization, namespace_selector, network_policy,
                                        prefix, route, up)
 from modelops.names import CATALOG, LOG_COMPACTOR, SHARED_VOLUME
@@ -118,23 +119,32 @@ def gateway(repo: Repo, env: str) -> Files:
 
 
 def _service(repo: Repo, env: str, name: str, config_file: str, config: dict,
-             resources: tuple[str, ...] = ()) -> Files:
-    """A platform service over base/<name>: the pinned server image and its generated
-    config file as a ConfigMap."""
+             resources: tuple[str, ...] = (), patches: Files | None = None) -> Files:
+    """A platform service over base/<name>: the pinned server image, its generated
+    config file as a ConfigMap, and any patches (file name -> patch)."""
     assert repo.settings is not None
     top = f"{root(env)}/{name}"
+    extra = {"patches": [{"path": file} for file in patches]} if patches else {}
     return {f"{top}/{config_file}": config,
+            **{f"{top}/{file}": patch for file, patch in (patches or {}).items()},
             f"{top}/kustomization.yaml": kustomization(
                 repo.settings.environments[env].namespace, [up(4) + f"base/{name}", *resources],
                 images=[image(repo.settings.serverImage)],
-                configMapGenerator=[{"name": name, "files": [config_file]}])}
+                configMapGenerator=[{"name": name, "files": [config_file]}], **extra)}
 
 
 def catalog(repo: Repo, env: str) -> Files:
     assert repo.settings is not None
     settings = repo.settings.environments[env]
+    container: dict = {"name": CATALOG}
+    pod: dict = {"containers": [container]}
+    add_auth(pod, container, settings.authSecret)  # it asks the servers if they are ready
+    patches = {"deployment.yaml": {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": CATALOG},
+        "spec": {"template": {"spec": pod}}}} if settings.authSecret else None
     return _service(repo, env, CATALOG, "catalog.yaml",
-                    contract.catalog_config(repo, env).model_dump(mode="json"), ("route.yaml",)) | {
+                    contract.catalog_config(repo, env).model_dump(mode="json"), ("route.yaml",),
+                    patches) | {
         f"{root(env)}/{CATALOG}/route.yaml": route(
             CATALOG, settings.gateway, settings.gatewayNamespace,
             [{"matches": [prefix("/catalog")], "backendRefs": [backend(CATALOG)]}])}
