@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve import BODY, BUILD, iris_model, modelops_server, stop, wait_ready  # noqa: E402
 
 
-def _load(url: str, stop_at: threading.Event, acked: list[str], thread: int) -> None:
+def _load(url: str, stop_at: threading.Event, acked: list[str], prefix: str) -> None:
     with httpx.Client(base_url=url, timeout=5) as client:
         n = 0
         while not stop_at.is_set():
-            rid = f"t{thread}-{n}"
+            rid = f"{prefix}-{n}"
             n += 1
             try:
                 if client.post("/v2/models/iris/infer", json=BODY,
@@ -74,7 +74,7 @@ def main() -> None:
         wait_ready(f"{url}/v2/health/ready", proc)
         acked: list[str] = []
         stop_at = threading.Event()
-        threads = [threading.Thread(target=_load, args=(url, stop_at, acked, t))
+        threads = [threading.Thread(target=_load, args=(url, stop_at, acked, f"r{round_}t{t}"))
                    for t in range(8)]
         for thread in threads:
             thread.start()

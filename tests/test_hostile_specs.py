@@ -130,3 +130,28 @@ def test_the_table_covers_each_finding(capsys):
     with capsys.disabled():
         print(f"\nhostile specs: {len(CASES)} refused, each at its file, line and column")
     assert len(CASES) >= 25 and HEAD
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_URL", "postgres://admin:pw@db:5432/x"), ("BROKER", "amqp://u:p@mq/"),
+    ("DB_PASS", "hunter2"), ("MYSQL_PWD", "x"), ("SENTRY_DSN", "https://k@o.ingest/1"),
+    ("X", "ghp_" + "a1B2" * 9), ("X", "github_pat_" + "a1B2" * 10), ("X", "glpat-" + "a1B2" * 5),
+    ("X", "xoxb-1234567890-abcdef"), ("X", "sk_live_" + "x9" * 12), ("X", "AIza" + "b" * 35),
+    ("X", "hf_" + "Ab" * 17), ("X", "npm_" + "a" * 36), ("X", "AKIA" + "A" * 16),
+    ("X", "-----BEGIN RSA PRIVATE KEY-----"), ("X", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.x"),
+    ("X", "AccountKey=" + "Ab12" * 10), ("X", "q8Zr2LmK9vXw4TnB7cYp1HsD6gFj3QeA"),
+], ids=lambda v: v[:20])
+def test_a_credential_is_recognised_by_its_name_or_its_shape(name, value):
+    from modelops.checks import looks_secret
+
+    assert looks_secret(name, value)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DECISION_THRESHOLD", "0.5"), ("PASSENGER_LIMIT", "4"), ("MODEL_URL", "https://x.io/m"),
+    ("DATA_DIR", "/mnt/shared/datasets/iris"), ("LOG_LEVEL", "debug"),
+])
+def test_ordinary_settings_are_not_taken_for_credentials(name, value):
+    from modelops.checks import looks_secret
+
+    assert not looks_secret(name, value)
