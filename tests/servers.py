@@ -73,13 +73,19 @@ def example_artifacts(root: Path) -> Path:
 
 
 def model(name: str, runtime: str = "sklearn", versions=None, **extra) -> dict:
+    """A model's server config; an example model's declares its tensors as the
+    generator writes them."""
+    from modelops.generate.contract import declared
     from modelops.repo import load
 
+    tensors = {}
     if versions is None:
         spec = load(REPO).models[name].obj.spec
         versions = [v.model_dump(exclude_none=True) for v in spec.versions]
+        tensors = {side: [t.model_dump() for t in declared(spec, side)]
+                   for side in ("inputs", "outputs")}
     return {"name": name, "runtime": runtime, "versions": versions,
-            "logging": {"enabled": False, "dataset": name}, **extra}
+            "logging": {"enabled": False, "dataset": name}, **tensors, **extra}
 
 
 def config(*models: dict, placement: str = "shared") -> dict:

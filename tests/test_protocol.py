@@ -21,21 +21,21 @@ SAMPLES = {
 @pytest.mark.parametrize("datatype", list(SAMPLES))
 def test_every_datatype_round_trips(datatype):
     tensor = {"name": "t", "datatype": datatype, "shape": [2, 2], "data": SAMPLES[datatype]}
-    name, array = decode_tensor(tensor)
+    name, array, _ = decode_tensor(tensor)
     assert name == "t" and array.shape == (2, 2)
     encoded = orjson.loads(dumps(encode_tensor("t", array)))
     assert encoded == {"name": "t", "datatype": datatype, "shape": [2, 2], "data": SAMPLES[datatype]}
 
 
 def test_nested_data_is_row_major():
-    _, array = decode_tensor({"name": "x", "datatype": "INT32", "shape": [2, 3],
+    _, array, _ = decode_tensor({"name": "x", "datatype": "INT32", "shape": [2, 3],
                               "data": [[1, 2, 3], [4, 5, 6]]})
     assert array.tolist() == [[1, 2, 3], [4, 5, 6]]
 
 
 def test_scalars_and_empty_tensors():
-    _, scalar = decode_tensor({"name": "x", "datatype": "FP32", "shape": [], "data": [1.5]})
-    _, empty = decode_tensor({"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []})
+    _, scalar, _ = decode_tensor({"name": "x", "datatype": "FP32", "shape": [], "data": [1.5]})
+    _, empty, _ = decode_tensor({"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []})
     assert scalar.shape == () and empty.shape == (0, 4)
 
 

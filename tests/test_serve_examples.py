@@ -41,6 +41,11 @@ def test_every_example_answers_its_example(shared_root):
         assert len(specs) >= 5
         for name, entry in specs.items():
             example = entry.obj.spec.example
+            metadata = client.get(f"/v2/models/{name}").json()
+            # A generic client builds its request from the metadata alone.
+            assert [(t["name"], t["datatype"], len(t["shape"])) for t in metadata["inputs"]] \
+                == [(t.name, t.datatype, len(t.shape)) for t in example.request.inputs], name
+            assert metadata["outputs"], name
             body = example.request.model_dump(exclude_none=True)
             got = client.post(f"/v2/models/{name}/infer", json=body)
             assert got.status_code == 200, (name, got.text)

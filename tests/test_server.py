@@ -60,7 +60,7 @@ def test_unversioned_calls_follow_the_traffic_weights(iris):
                                            "data": [1, 2, 3]}]}, 400,
      "input 'input-0': expected 4 features per row, got 3"),
     ("/v2/models/iris/infer", {"inputs": [{"name": "input-0", "datatype": "BYTES", "shape": [1, 4],
-                                           "data": ["a", "b", "c", "d"]}]}, 400, "expected numbers"),
+                                           "data": ["a", "b", "c", "d"]}]}, 400, "expected datatype FP64, got BYTES"),
     ("/v2/models/iris/infer", {**IRIS, "outputs": [{"name": "logits"}]}, 400, "has no output 'logits'"),
 ])
 def test_bad_requests_get_4xx_json(iris, path, body, status, message):

@@ -1,35 +1,116 @@
-"""A standard Open Inference Protocol v2 client library works against the server unchanged."""
+"""Standard Open Inference Protocol v2 clients work against the server unchanged: with their
+default settings, building each request from the server's own metadata."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tritonclient.http as triton
+from tritonclient.utils import triton_to_np_dtype
 
+from conftest import REPO
+from modelops.repo import load
 from servers import config, model
 
+EXAMPLES = load(REPO).models
 
-def test_tritonclient_talks_to_the_server(start_server):
-    server = start_server(config(model("iris"), model("digits", "onnx")))
-    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
-    assert client.is_server_live() and client.is_server_ready()
-    assert client.is_model_ready("iris") and client.is_model_ready("iris", "v2")
-    assert client.get_server_metadata()["name"] == "modelops"
-    meta = client.get_model_metadata("digits")
-    assert meta["inputs"][0]["name"] == "X" and meta["inputs"][0]["datatype"] == "FP32"
 
+@pytest.fixture(scope="module")
+def every_example(tmp_path_factory, shared_root):
+    """One pool serving every example model, as `modelops generate` configures each."""
+    from servers import Server
+
+    models = [model(name, spec.obj.spec.runtime,
+                    **({"code": str(REPO / f"models/{name}/model.py")}
+                       if spec.obj.spec.runtime == "python" else {}))
+              for name, spec in EXAMPLES.items()]
+    server = Server(tmp_path_factory.mktemp("clients"), config(*models), shared_root)
+    server.wait()
+    yield server
+    server.stop()
+
+
+def _example_arrays(name: str, metadata: dict) -> dict[str, np.ndarray]:
+    """The spec's example request, shaped and typed as the server's metadata says."""
+    sent = {t.name: t for t in EXAMPLES[name].obj.spec.example.request.inputs}
+    return {t["name"]: np.array(sent[t["name"]].data, dtype=triton_to_np_dtype(t["datatype"]))
+            .reshape(sent[t["name"]].shape) for t in metadata["inputs"]}
+
+
+def _expect(name: str, got: dict[str, np.ndarray]) -> None:
+    example = EXAMPLES[name].obj.spec.example
+    for want in example.response.outputs:
+        have = got[want.name]
+        assert list(have.shape) == want.shape, (name, want.name)
+        if want.datatype == "BYTES":
+            assert [v.decode() if isinstance(v, bytes) else v for v in have.ravel()] == want.data
+        else:
+            assert np.allclose(have.ravel(), want.data, atol=example.tolerance), (name, want.name)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_tritonclient_http_with_its_defaults(every_example, name):
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{every_example.port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    metadata = client.get_model_metadata(name)
+    inputs = []
+    for tensor_name, array in _example_arrays(name, metadata).items():
+        tensor = triton.InferInput(tensor_name, list(array.shape),
+                                   next(t["datatype"] for t in metadata["inputs"]
+                                        if t["name"] == tensor_name))
+        tensor.set_data_from_numpy(array)  # binary, as tritonclient sends by default
+        inputs.append(tensor)
+    result = client.infer(name, inputs, request_id="t-1")  # outputs in binary, by default
+    assert result.get_response()["id"] == "t-1"
+    _expect(name, {o["name"]: result.as_numpy(o["name"])
+                   for o in result.get_response()["outputs"]})
+    client.close()
+
+
+def test_tritonclient_mixes_binary_and_json_tensors(every_example):
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{every_example.port}")
     rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.6, 3.0, 4.4, 1.4]])
     tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
-    tensor.set_data_from_numpy(rows, binary_data=False)
-    wanted = [triton.InferRequestedOutput("predict_proba", binary_data=False)]
-    result = client.infer("iris", [tensor], model_version="v1", outputs=wanted, request_id="t-1")
+    tensor.set_data_from_numpy(rows)
+    wanted = [triton.InferRequestedOutput("predict_proba"),
+              triton.InferRequestedOutput("predict", binary_data=False)]
+    result = client.infer("iris", [tensor], model_version="v1", outputs=wanted)
     proba = result.as_numpy("predict_proba")
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0)
-    assert result.get_response()["id"] == "t-1" and result.get_response()["model_version"] == "v1"
-
-    image = np.zeros((1, 64), dtype=np.float32)
-    digit = triton.InferInput("X", [1, 64], "FP32")
-    digit.set_data_from_numpy(image, binary_data=False)
-    labels = client.infer("digits", [digit], outputs=[
-        triton.InferRequestedOutput("label", binary_data=False)]).as_numpy("label")
-    assert labels.dtype == np.int64 and labels.shape == (1,)
+    outputs = {o["name"]: o for o in result.get_response()["outputs"]}
+    assert "data" in outputs["predict"] and "binary_data_size" in outputs["predict_proba"][
+        "parameters"]
+    json_only = triton.InferInput("input-0", list(rows.shape), "FP64")
+    json_only.set_data_from_numpy(rows, binary_data=False)
+    again = client.infer("iris", [json_only], model_version="v1", outputs=[
+        triton.InferRequestedOutput("predict_proba", binary_data=False)])
+    assert np.allclose(again.as_numpy("predict_proba"), proba)
     client.close()
+
+
+@pytest.mark.parametrize("what, body, header, message", [
+    ("a header length past the body", b'{"inputs": []}', "999", "the body has 14 bytes"),
+    ("a header length that is not a number", b"{}", "ten", "must be a number"),
+    ("fewer bytes than the shape needs",
+     b'{"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], '
+     b'"parameters": {"binary_data_size": 8}}]}' + b"\0" * 8, None,
+     "needs 32 bytes, binary_data_size is 8"),
+    ("bytes left over after the inputs",
+     b'{"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], '
+     b'"parameters": {"binary_data_size": 32}}]}' + b"\0" * 40, None,
+     "40 bytes follow the JSON, but the inputs' binary_data_size add up to 32"),
+    ("NaN in binary floats",
+     b'{"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], '
+     b'"parameters": {"binary_data_size": 32}}]}' + np.array([np.nan, 1, 2, 3]).tobytes(), None,
+     "NaN or infinity"),
+    ("binary data and JSON data at once",
+     b'{"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [1,2,3,4],'
+     b' "parameters": {"binary_data_size": 32}}]}' + b"\0" * 32, None, "and no 'data'"),
+])
+def test_malformed_binary_requests_are_400s(every_example, what, body, header, message):
+    json_length = body.index(b"}]}") + 3 if header is None else None
+    headers = {"Inference-Header-Content-Length": header or str(json_length)}
+    response = every_example.client.post("/v2/models/iris/versions/v1/infer", content=body,
+                                         headers=headers)
+    assert response.status_code == 400 and message in response.json()["error"], response.text

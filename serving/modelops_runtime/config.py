@@ -43,6 +43,12 @@ class DatasetConfig(_Strict):
     path: str  # relative to the shared volume
 
 
+class TensorConfig(_Strict):
+    name: str
+    datatype: str
+    shape: list[int]  # -1: any size
+
+
 class ModelConfig(_Strict):
     name: str
     runtime: Runtime
@@ -51,6 +57,10 @@ class ModelConfig(_Strict):
     logging: LoggingConfig
     datasets: list[DatasetConfig] = Field(default_factory=list)
     code: str | None = None  # the python model's file, relative to the config file
+    inputs: list[TensorConfig] = Field(default_factory=list)
+    """The tensors the spec declares (or its example shows), for a model whose runtime
+    cannot tell them itself."""
+    outputs: list[TensorConfig] = Field(default_factory=list)
 
 
 class ServerConfig(_Strict):

@@ -11,24 +11,28 @@ turns a ProtocolError into its own error reply, so every transport behaves alike
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
+import sys
 import time
+import traceback
 from typing import Any, Awaitable, Callable
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from modelops_runtime import __version__, metrics
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.options import ServerOptions
 from modelops_runtime.predlog import PredictionLog
-from modelops_runtime.protocol import ProtocolError, as_logged, decode_request, dumps, \
-    encode_tensor, requested_outputs
+from modelops_runtime.protocol import ProtocolError, as_logged, encode_tensor, \
+    requested_outputs
 from modelops_runtime.records import PredictionRecord
 from modelops_runtime.registry import Loaded, Registry
 from modelops_runtime.watch import DatasetWatcher
 
 SERVER_NAME = "modelops"
-EXTENSIONS = ["model_repository"]
+EXTENSIONS = ["model_repository", "binary_tensor_data"]
 
 
 class DataPlane:
@@ -79,9 +83,12 @@ class DataPlane:
 
     # -- inference -----------------------------------------------------------------------
     async def infer(self, name: str, version: str | None, request_id: str,
-                    read_body: Callable[[], Awaitable[bytes]]) -> bytes:
-        """The encoded response of one infer request. The body is read only once the
-        model has admitted the request."""
+                    read_body: Callable[[], Awaitable[bytes]],
+                    decode: Callable[[bytes], tuple[dict, dict[str, np.ndarray]]]
+                    ) -> Inference:
+        """One infer request, whatever the transport: `decode` turns the body into the
+        request and its input arrays (it runs where `predict` runs). The body is read
+        only once the model has admitted the request."""
         started = time.perf_counter()
         served, loaded = self.registry.pick(name, version)
         config = served.config
@@ -96,23 +103,25 @@ class DataPlane:
         gauge.inc()
         try:
             if loaded.fast:  # a thread hop costs more than a fast model's whole predict
-                payload, outputs = _predict(loaded, body)
+                payload, inputs, outputs = _predict(loaded, body, decode)
             else:
-                payload, outputs = await run_in_threadpool(_predict, loaded, body)
+                payload, inputs, outputs = await run_in_threadpool(_predict, loaded, body,
+                                                                   decode)
         except ProtocolError as exc:
             metrics.requests(name, model_version, str(exc.status)).inc()
             raise
-        except Exception:  # a fault of the model, not of the request: counted, then a 500
+        except Exception as exc:  # the model's own fault: counted, logged once, a JSON 500
             metrics.requests(name, model_version, "500").inc()
-            raise
+            print(f"modelops server: model {name!r} {model_version} failed on request "
+                  f"{request_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            traceback.print_exception(exc, file=sys.stderr)
+            raise ProtocolError(f"model {name!r} failed (request id {request_id})", 500) \
+                from None
         finally:
             served.in_flight -= 1
             gauge.dec()
-        response = {"model_name": name, "model_version": model_version,
-                    "id": payload.get("id") or request_id, "outputs": outputs}
-        if isinstance(payload.get("parameters"), dict):
-            response["parameters"] = payload["parameters"]
-        encoded = dumps(response)
+        result = Inference(name, model_version, payload.get("id") or request_id,
+                           payload.get("parameters"), outputs, payload)
         elapsed = time.perf_counter() - started
         metrics.requests(name, model_version, "200").inc()
         metrics.latency(name, model_version).observe(elapsed)
@@ -120,9 +129,10 @@ class DataPlane:
         if self.log and log.enabled and (log.sampleRate >= 1 or random.random() < log.sampleRate):
             self.log.submit(PredictionRecord(
                 id=request_id, model=name, version=model_version, dataset=log.dataset,
-                ts=time.time(), inputs=[as_logged(t) for t in payload["inputs"]], outputs=outputs,
-                latency_ms=round(elapsed * 1000, 3), status=200))
-        return encoded
+                ts=time.time(),
+                inputs=[as_logged(t, inputs[t["name"]]) for t in payload["inputs"]],
+                outputs=result.encoded(), latency_ms=round(elapsed * 1000, 3), status=200))
+        return result
 
     # -- model repository (management) ------------------------------------------------------
     def repository_index(self) -> list[dict]:
@@ -140,16 +150,32 @@ class DataPlane:
         return {"name": name, "state": served.state, "versions": sorted(served.versions)}
 
 
-def _predict(loaded: Loaded, body: bytes) -> tuple[dict, list[dict[str, Any]]]:
-    """Decode, predict, encode: the whole CPU-bound part, timed to choose where it runs."""
+@dataclasses.dataclass
+class Inference:
+    """What a model answered, for a transport to encode."""
+
+    model: str
+    version: str
+    id: str
+    parameters: dict | None
+    outputs: dict[str, np.ndarray]
+    request: dict  # as decoded: which outputs it wants, and how
+    _encoded: list[dict[str, Any]] | None = None
+
+    def encoded(self) -> list[dict[str, Any]]:
+        """The outputs as v2 JSON tensors (numpy data, which orjson writes)."""
+        if self._encoded is None:
+            self._encoded = [encode_tensor(n, a) for n, a in self.outputs.items()]
+        return self._encoded
+
+
+def _predict(loaded: Loaded, body: bytes, decode: Callable
+             ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Decode, check, predict: the whole CPU-bound part, timed to choose where it runs."""
     started = time.perf_counter()
-    payload, inputs = decode_request(body)
-    try:
-        results = loaded.model.infer(inputs, requested_outputs(payload))
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        # What a model raises on inputs it cannot use (wrong names, types or sizes).
-        raise ProtocolError(f"model {loaded.model.name!r} cannot predict on these inputs: "
-                            f"{type(exc).__name__}: {exc}", 422) from None
-    encoded = [encode_tensor(name, array) for name, array in results.items()]
+    payload, inputs = decode(body)
+    inputs = loaded.signature.check(loaded.model.name, inputs)
+    results = loaded.model.infer(inputs, requested_outputs(payload))
+    outputs = {name: np.asarray(array) for name, array in results.items()}
     loaded.observe(time.perf_counter() - started)
-    return payload, encoded
+    return payload, inputs, outputs

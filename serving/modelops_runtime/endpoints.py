@@ -24,12 +24,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from modelops_runtime import errors, metrics
+from modelops_runtime import binary, errors, metrics
 from modelops_runtime.config import ServerConfig
-from modelops_runtime.dataplane import DataPlane
+from modelops_runtime.dataplane import DataPlane, Inference
 from modelops_runtime.middleware import ServerMiddleware
 from modelops_runtime.options import ServerOptions
-from modelops_runtime.protocol import ProtocolError
+from modelops_runtime.protocol import (ProtocolError, datatype_of, decode_request, dumps,
+                                       encode_tensor)
 from modelops_runtime.registry import Registry
 
 
@@ -67,6 +68,31 @@ def _name_and_version(request: Request) -> tuple[str, str | None]:
     return request.path_params["name"], request.path_params.get("version")
 
 
+def _infer_response(result: Inference, as_binary: set[str] | bool) -> Response:
+    """v2 JSON, or JSON then the raw bytes of the outputs the client asked for in binary."""
+    response: dict = {"model_name": result.model, "model_version": result.version,
+                      "id": result.id}
+    if isinstance(result.parameters, dict):
+        response["parameters"] = result.parameters
+    if not as_binary:
+        response["outputs"] = result.encoded()
+        return Response(dumps(response), media_type="application/json")
+    tensors, blobs = [], []
+    for name, array in result.outputs.items():
+        if as_binary is True or name in as_binary:
+            blob = binary.encode(array)
+            blobs.append(blob)
+            tensors.append({"name": name, "datatype": datatype_of(array),
+                            "shape": list(array.shape),
+                            "parameters": {"binary_data_size": len(blob)}})
+        else:
+            tensors.append(encode_tensor(name, array))
+    response["outputs"] = tensors
+    header = dumps(response)
+    return Response(b"".join([header, *blobs]), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(header))})
+
+
 def endpoints(plane: DataPlane) -> list[Endpoint]:
     """The protocol and management routes, over one data plane."""
 
@@ -93,9 +119,11 @@ def endpoints(plane: DataPlane) -> list[Endpoint]:
 
     async def infer(request: Request) -> Response:
         name, version = _name_and_version(request)
-        body = await plane.infer(name, version, request.scope["state"]["request_id"],
-                                 lambda: _read_body(request, plane.options))
-        return Response(body, media_type="application/json")
+        header_length = request.headers.get(binary.HEADER)
+        result = await plane.infer(name, version, request.scope["state"]["request_id"],
+                                   lambda: _read_body(request, plane.options),
+                                   lambda body: decode_request(body, header_length))
+        return _infer_response(result, binary.wanted(result.request))
 
     async def repository_index(request: Request) -> Response:
         return JSONResponse(plane.repository_index())

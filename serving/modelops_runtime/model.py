@@ -16,6 +16,9 @@ from modelops_runtime.protocol import ProtocolError
 
 
 class Model:
+    declared: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
+    """The tensors the spec declares or its example shows (set by the server)."""
+
     def __init__(self, name: str, version: str, artifact_path: Path | None,
                  datasets: dict[str, Path] | None = None):
         self.name = name
@@ -45,8 +48,10 @@ class Model:
         return {n: outputs[n] for n in names}
 
     def metadata(self) -> dict[str, list[dict[str, Any]]]:
-        """{"inputs": [...], "outputs": [...]} tensor descriptions (name, datatype, shape)."""
-        return {"inputs": [], "outputs": []}
+        """{"inputs": [...], "outputs": [...]} tensor descriptions (name, datatype, shape,
+        -1 for any size): what the server checks every request against before `predict`.
+        Override it to declare them in code; by default they are the spec's."""
+        return self.declared
 
     def default_outputs(self) -> list[str] | None:
         """Outputs returned when a request names none (None: all that predict returns)."""

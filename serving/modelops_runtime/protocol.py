@@ -68,7 +68,9 @@ def parameters(where: str, value: Any) -> dict | None:
     return value
 
 
-def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
+def decode_tensor(tensor: Any, blob: memoryview | None = None,
+                  offset: int = 0) -> tuple[str, np.ndarray, int]:
+    """(name, array, bytes it took of `blob`, the binary data after a JSON header)."""
     if not isinstance(tensor, dict):
         raise ProtocolError("each input must be an object with name, shape, datatype and data")
     name = tensor.get("name")
@@ -89,6 +91,17 @@ def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
     if len(shape) > MAX_RANK:
         raise ProtocolError(f"input {name!r}: shape has {len(shape)} dimensions; at most "
                             f"{MAX_RANK}")
+    from modelops_runtime import binary  # the extension builds on this module
+
+    size = binary.size_of(tensor)
+    if size is not None:
+        if data is not None or blob is None:
+            raise ProtocolError(f"input {name!r}: binary_data_size needs the data after the "
+                                f"JSON (Inference-Header-Content-Length) and no 'data'")
+        if offset + size > len(blob):
+            raise ProtocolError(f"input {name!r}: binary_data_size {size} runs past the "
+                                f"{len(blob)} bytes after the JSON")
+        return name, binary.decode(name, datatype, shape, blob[offset:offset + size]), size
     if not isinstance(data, list):
         raise ProtocolError(f"input {name!r}: data must be a list")
     expected = math.prod(shape)
@@ -118,11 +131,18 @@ def decode_tensor(tensor: Any) -> tuple[str, np.ndarray]:
         raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise ProtocolError(f"input {name!r}: {exc}") from None
-    return name, array.reshape(shape)
+    return name, array.reshape(shape), 0
 
 
-def decode_request(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
-    """The parsed request and its inputs as numpy arrays by name."""
+def decode_request(body: bytes, header_length: str | None = None
+                   ) -> tuple[dict, dict[str, np.ndarray]]:
+    """The parsed request and its inputs as numpy arrays by name. With a header length,
+    the body is JSON followed by binary tensor data (binary.py)."""
+    blob = None
+    if header_length is not None:
+        from modelops_runtime import binary
+
+        body, blob = binary.split(body, header_length)
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -133,11 +153,16 @@ def decode_request(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError("request needs a non-empty 'inputs' list")
     arrays: dict[str, np.ndarray] = {}
+    offset = 0
     for tensor in inputs:
-        name, array = decode_tensor(tensor)
+        name, array, used = decode_tensor(tensor, blob, offset)
+        offset += used
         if name in arrays:
             raise ProtocolError(f"input {name!r} is given twice")
         arrays[name] = array
+    if blob is not None and offset != len(blob):
+        raise ProtocolError(f"{len(blob)} bytes follow the JSON, but the inputs' "
+                            f"binary_data_size add up to {offset}")
     outputs = request.get("outputs")
     if outputs is not None and (not isinstance(outputs, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)):
@@ -151,10 +176,14 @@ def decode_request(body: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     return request, arrays
 
 
-def as_logged(tensor: dict) -> dict:
-    """An input as the prediction record keeps it: the four fields a dataset reads."""
+def as_logged(tensor: dict, array: np.ndarray) -> dict:
+    """An input as the prediction record keeps it: the four fields a dataset reads (the
+    data of a binary input as the list JSON would have carried)."""
+    data = tensor.get("data")
+    if data is None:
+        data = array.ravel().tolist()
     return {"name": tensor["name"], "datatype": tensor["datatype"], "shape": tensor["shape"],
-            "data": tensor["data"]}
+            "data": data}
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict:

@@ -18,6 +18,7 @@ from modelops_runtime.config import ModelConfig, ServerConfig, VersionConfig
 from modelops_runtime.model import Model
 from modelops_runtime.protocol import ProtocolError
 from modelops_runtime.runtimes import RUNTIMES, load_class, verify
+from modelops_runtime.signature import Signature
 
 
 INLINE_SECONDS = 0.002  # models faster than this on average run on the event loop
@@ -29,6 +30,7 @@ class Loaded:
     config: VersionConfig
     load_seconds: float
     loaded_at: float
+    signature: Signature
     average: float = float("inf")  # moving average of a call's seconds; unknown at first
     fast: bool = False
 
@@ -109,9 +111,12 @@ class Registry:
             path = resolve_artifact(version.artifact, self.shared_root)
             verify(path, version.sha256)
             model = cls(config.name, version.name, path, datasets)
+            model.declared = {"inputs": [t.model_dump() for t in config.inputs],
+                              "outputs": [t.model_dump() for t in config.outputs]}
             model.load()
             seconds = time.perf_counter() - start
-            loaded[version.name] = Loaded(model, version, seconds, time.time())
+            loaded[version.name] = Loaded(model, version, seconds, time.time(),
+                                          Signature.of(model.metadata()))
             metrics.LOAD_SECONDS.labels(config.name, version.name).set(seconds)
         return loaded
 

@@ -274,12 +274,25 @@ class EnvVar(Strict):
         return self
 
 
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                   "INT64", "FP16", "FP32", "FP64", "BYTES"]
+
+
+class TensorDecl(Strict):
+    """A tensor a model takes or gives: what `GET /v2/models/<m>` lists and the server
+    checks every request against."""
+
+    name: str = Field(min_length=1, max_length=128)
+    datatype: Datatype
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(max_length=32)
+    """Sizes per dimension; -1 for any (the first is usually the batch)."""
+
+
 class Tensor(Strict):
     """An Open Inference Protocol v2 tensor: data in row-major order."""
 
     name: str
-    datatype: Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-                      "INT64", "FP16", "FP32", "FP64", "BYTES"]
+    datatype: Datatype
     shape: list[int]
     data: list[Any]
     parameters: dict[str, Any] | None = None
@@ -355,6 +368,11 @@ class ModelSpec(Strict):
     """Environment variables; secrets only through valueFrom.secretKeyRef."""
     example: Example | None = None
     """A request and the response it must give; `modelops test` checks it."""
+    inputs: list[TensorDecl] | None = None
+    """The input tensors of a `python` or `custom` model (scikit-learn and ONNX models
+    report theirs). Unset: the example request's, with any batch size."""
+    outputs: list[TensorDecl] | None = None
+    """Its output tensors. Unset: the example response's, with any batch size."""
     environments: dict[EnvironmentName, ModelOverrides | None] = Field(default_factory=dict)
     """Per-environment overrides merged over the fields above, by the environment names
     of platform/settings.yaml."""

@@ -15,7 +15,7 @@ from modelops.spec import ModelSpec, PoolSpec, Version
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
 from modelops_compactor.config import CompactedModel, CompactorConfig
 from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
-                                     VersionConfig)
+                                     TensorConfig, VersionConfig)
 
 CODE_FILE = "{name}.py"  # a python model's class, beside the server.yaml that names it
 
@@ -25,10 +25,24 @@ def dataset(spec_file: SpecFile, spec: ModelSpec) -> str:
     return spec.logging.dataset or spec_file.name
 
 
+def declared(spec: ModelSpec, side: str) -> list[TensorConfig]:
+    """A model's tensors as the spec declares them, or as its example shows them (any
+    batch size)."""
+    written = getattr(spec, side)
+    if written is not None:
+        return [TensorConfig(**t.model_dump()) for t in written]
+    example = spec.example
+    shown = (example.request.inputs if side == "inputs" else
+             example.response.outputs if example.response else []) if example else []
+    return [TensorConfig(name=t.name, datatype=t.datatype,
+                         shape=[-1, *t.shape[1:]] if t.shape else []) for t in shown]
+
+
 def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
                  code: str | None = None) -> ModelConfig:
     """One model as a server's config lists it."""
     return ModelConfig(
+        inputs=declared(spec, "inputs"), outputs=declared(spec, "outputs"),
         name=spec_file.name, runtime=spec.runtime, concurrency=spec.concurrency,
         versions=[VersionConfig(**v.model_dump(exclude_none=True)) for v in versions],
         logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
