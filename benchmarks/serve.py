@@ -45,6 +45,9 @@ BODY = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
                     "data": [6.6, 3.0, 4.4, 1.4]}]}
 
 
+GRPC_PORTS: dict[str, int] = {}  # a modelops server's URL -> its gRPC port
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,11 +100,13 @@ def modelops_server(volume: Path, work: Path, models: list[dict], logging: bool 
         m["logging"] = {"enabled": logging, "sampleRate": 1.0, "dataset": m["name"]}
     config = work / f"server-{port}.yaml"
     config.write_text(yaml.safe_dump({"server": "bench", "placement": placement, "models": models}))
+    grpc_port = free_port()
     env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_SHARED_ROOT": str(volume),
            "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(port),
-           "MODELOPS_LOG_DIR": str(work / "logs")}
+           "MODELOPS_GRPC_PORT": str(grpc_port), "MODELOPS_LOG_DIR": str(work / "logs")}
     proc = subprocess.Popen([sys.executable, "-m", "modelops_runtime"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    GRPC_PORTS[f"http://127.0.0.1:{port}"] = grpc_port
     return proc, f"http://127.0.0.1:{port}"
 
 

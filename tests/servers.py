@@ -26,11 +26,11 @@ class Server:
     def __init__(self, workdir: Path, config: dict, shared_root: Path, **settings):
         self.config_path = workdir / "server.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.port = free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MODELOPS_CONFIG": str(self.config_path),
                "MODELOPS_SHARED_ROOT": str(shared_root), "MODELOPS_HOST": "127.0.0.1",
-               "MODELOPS_PORT": str(self.port),
+               "MODELOPS_PORT": str(self.port), "MODELOPS_GRPC_PORT": str(self.grpc_port),
                **{f"MODELOPS_{k.upper()}": str(v) for k, v in settings.items()}}
         self.stderr = workdir / "server.stderr"
         self.proc = subprocess.Popen([sys.executable, "-m", "modelops_runtime"], env=env,

@@ -36,8 +36,8 @@ def _start(args: list[str], ready: str) -> subprocess.Popen:
 @pytest.fixture
 def catalog(shared_root):
     serve_port, catalog_port = free_port(), free_port()
-    server = _start(["serve", "iris", "wine", "--port", str(serve_port), "--shared",
-                     str(shared_root)], f"http://127.0.0.1:{serve_port}/v2/health/ready")
+    server = _start(["serve", "iris", "wine", "--port", str(serve_port), "--grpc-port", "0",
+                     "--shared", str(shared_root)], f"http://127.0.0.1:{serve_port}/v2/health/ready")
     page = _start(["catalog", "--serve", "--port", str(catalog_port), "--server",
                    f"http://127.0.0.1:{serve_port}"], f"http://127.0.0.1:{catalog_port}/catalog")
     yield f"http://127.0.0.1:{catalog_port}/catalog"

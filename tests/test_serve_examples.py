@@ -22,9 +22,9 @@ def _close(expected, actual, tolerance: float) -> bool:
 
 
 def test_every_example_answers_its_example(shared_root):
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "--port", str(port),
-                             "--shared", str(shared_root)], cwd=REPO, stderr=subprocess.PIPE,
+                             "--grpc-port", str(grpc_port), "--shared", str(shared_root)], cwd=REPO, stderr=subprocess.PIPE,
                             env={**os.environ, "GITHUB_ACTIONS": ""})
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -59,3 +59,4 @@ def test_every_example_answers_its_example(shared_root):
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert b"curl -s -H 'content-type: application/json'" in stderr  # ready-to-paste examples
+    assert f"and gRPC on 127.0.0.1:{grpc_port}".encode() in stderr

@@ -114,3 +114,64 @@ def test_malformed_binary_requests_are_400s(every_example, what, body, header, m
     response = every_example.client.post("/v2/models/iris/versions/v1/infer", content=body,
                                          headers=headers)
     assert response.status_code == 400 and message in response.json()["error"], response.text
+
+
+# -- gRPC ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_tritonclient_grpc_with_its_defaults(every_example, name):
+    import tritonclient.grpc as triton_grpc
+
+    client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{every_example.grpc_port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    metadata = client.get_model_metadata(name, as_json=True)
+    for tensor in metadata["inputs"]:  # as the protocol says: int64 shapes, as strings in JSON
+        tensor["shape"] = [int(d) for d in tensor["shape"]]
+    inputs = []
+    for tensor_name, array in _example_arrays(name, metadata).items():
+        tensor = triton_grpc.InferInput(tensor_name, list(array.shape),
+                                        next(t["datatype"] for t in metadata["inputs"]
+                                             if t["name"] == tensor_name))
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    result = client.infer(name, inputs, request_id="g-1")
+    response = result.get_response(as_json=True)
+    assert response["id"] == "g-1"
+    _expect(name, {o["name"]: result.as_numpy(o["name"]) for o in response["outputs"]})
+    client.close()
+
+
+def test_grpc_errors_are_status_codes_with_the_http_messages(every_example):
+    import grpc
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{every_example.grpc_port}")
+    rows = np.zeros((1, 3))
+    tensor = triton_grpc.InferInput("input-0", [1, 3], "FP64")
+    tensor.set_data_from_numpy(rows)
+    with pytest.raises(InferenceServerException) as bad:
+        client.infer("iris", [tensor])
+    assert bad.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "input 'input-0': expected 4 features per row, got 3" in bad.value.message()
+    with pytest.raises(InferenceServerException) as unknown:
+        client.infer("nope", [tensor])
+    assert unknown.value.status() == "StatusCode.NOT_FOUND"
+    index = client.get_model_repository_index(as_json=True)["models"]
+    assert {"name": "iris", "version": "v2", "state": "READY"} in index
+    client.close()
+    with grpc.insecure_channel(f"127.0.0.1:{every_example.grpc_port}") as channel:
+        # Triton's own stubs (its proto, not ours), as another client would hold them.
+        from tritonclient.grpc import service_pb2 as pb
+        from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as empty:
+            stub.ModelInfer(pb.ModelInferRequest(model_name="iris"))
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        request = pb.ModelInferRequest(model_name="iris")
+        request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4]).contents \
+            .fp64_contents.extend([5.1, 3.5, 1.4, 0.2])  # typed contents, not raw bytes
+        reply, call = stub.ModelInfer.with_call(request, metadata=(("x-request-id", "r-7"),))
+        assert reply.id == "r-7" and dict(call.initial_metadata())["x-request-id"] == "r-7"
+        assert np.frombuffer(reply.raw_output_contents[0], "<i8").tolist() == [0]

@@ -188,15 +188,25 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
     table = endpoints(plane)
     extras = Extras(plane, table)
 
+    token = options.auth_token.get_secret_value() if options.auth_token else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         plane.start()
         threading.Thread(target=extras.build_when_loaded, name="docs-after-load",
                          daemon=True).start()
+        grpc_server = None
+        if options.grpc_port:
+            from modelops_runtime.grpc_endpoints import create_server
+
+            grpc_server = create_server(plane, options.host, options.grpc_port, token,
+                                        options.max_body_bytes)
+            await grpc_server.start()
         yield
+        if grpc_server is not None:  # HTTP has drained; let gRPC's in-flight calls finish
+            await grpc_server.stop(grace=options.drain_seconds)
         plane.stop()
 
-    token = options.auth_token.get_secret_value() if options.auth_token else None
     app = Starlette(routes=[Route(e.path, e.handler, methods=[e.method]) for e in table],
                     middleware=[Middleware(ServerMiddleware, token=token,
                                            max_body=options.max_body_bytes)],

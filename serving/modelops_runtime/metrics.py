@@ -32,6 +32,8 @@ LOG_UNWRITABLE = Counter("modelops_prediction_log_unwritable_total",
 LOG_WRITER_UP = Gauge("modelops_prediction_log_writer_up",
                       "1 while the prediction-log writer runs and its last write succeeded.",
                       registry=REGISTRY)
+GRPC_RESPONSES = Counter("modelops_grpc_responses_total",
+                         "Every gRPC response by status code.", ["code"], registry=REGISTRY)
 RESPONSES = Counter("modelops_http_responses_total",
                     "Every HTTP response by status code, whatever the path (errors that never "
                     "reach a model included).", ["code"], registry=REGISTRY)
@@ -55,3 +57,8 @@ def in_flight(model: str):
 @functools.lru_cache(maxsize=64)
 def response(code: str):
     return RESPONSES.labels(code)
+
+
+@functools.lru_cache(maxsize=64)
+def grpc_response(code: str):
+    return GRPC_RESPONSES.labels(code)

@@ -12,7 +12,7 @@ import orjson
 
 from modelops_runtime import metrics
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = ("/v2/health/", "/metrics")  # kubelet and Prometheus carry no token
 
 
@@ -41,7 +41,7 @@ class ServerMiddleware:
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 candidate = value.decode("latin-1")
-                request_id = candidate if _VALID_ID.match(candidate) else ""
+                request_id = candidate if VALID_REQUEST_ID.match(candidate) else ""
             elif key == b"content-length":
                 length = value
             elif key == b"authorization":

@@ -41,6 +41,8 @@ class ServerOptions(BaseSettings):
     """Where the shared volume is mounted: artifacts/, datasets/, logs/."""
     host: str = "0.0.0.0"
     port: int = 8080
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
+    """The Open Inference Protocol over gRPC; 0 turns it off."""
     auth_token: SecretStr | None = None
     """If set, every request but health and metrics needs `Authorization: Bearer <token>`.
     Set but empty or shorter than MIN_TOKEN characters, the server refuses to start:

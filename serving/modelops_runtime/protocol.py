@@ -152,17 +152,7 @@ def decode_request(body: bytes, header_length: str | None = None
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise ProtocolError("request needs a non-empty 'inputs' list")
-    arrays: dict[str, np.ndarray] = {}
-    offset = 0
-    for tensor in inputs:
-        name, array, used = decode_tensor(tensor, blob, offset)
-        offset += used
-        if name in arrays:
-            raise ProtocolError(f"input {name!r} is given twice")
-        arrays[name] = array
-    if blob is not None and offset != len(blob):
-        raise ProtocolError(f"{len(blob)} bytes follow the JSON, but the inputs' "
-                            f"binary_data_size add up to {offset}")
+    arrays = decode_request_tensors(inputs, blob)
     outputs = request.get("outputs")
     if outputs is not None and (not isinstance(outputs, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs)):
@@ -174,6 +164,23 @@ def decode_request(body: bytes, header_length: str | None = None
     if rid is not None and (not isinstance(rid, str) or len(rid) > MAX_ID_LENGTH):
         raise ProtocolError(f"'id' must be a string of at most {MAX_ID_LENGTH} characters")
     return request, arrays
+
+
+def decode_request_tensors(inputs: list, blob: memoryview | None) -> dict[str, np.ndarray]:
+    """Every input as an array by name; `blob` is the binary data that inputs with a
+    binary_data_size take in turn, and must take whole."""
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for tensor in inputs:
+        name, array, used = decode_tensor(tensor, blob, offset)
+        offset += used
+        if name in arrays:
+            raise ProtocolError(f"input {name!r} is given twice")
+        arrays[name] = array
+    if blob is not None and offset != len(blob):
+        raise ProtocolError(f"{len(blob)} bytes follow the JSON, but the inputs' "
+                            f"binary_data_size add up to {offset}")
+    return arrays
 
 
 def as_logged(tensor: dict, array: np.ndarray) -> dict:

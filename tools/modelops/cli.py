@@ -273,6 +273,8 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
           root: Path = ROOT,
           host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on."),
+          grpc_port: int = typer.Option(8081, "--grpc-port",
+                                        help="Port of the gRPC endpoint (0: none)."),
           shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the shared "
                                       "volume (artifacts/, datasets/, logs/).")) -> None:
     """Serve the models locally with the same server that runs in the cluster."""
@@ -291,15 +293,17 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
         typer.echo("nothing to serve: no models matched", err=True)
         raise typer.Exit(1)
     shared = shared if shared.is_absolute() else root / shared
-    typer.echo(f"serving {', '.join(m.name for m in config.models)} on http://{host}:{port} "
-               f"(docs: http://{host}:{port}/docs)", err=True)
+    grpc = f" and gRPC on {host}:{grpc_port}" if grpc_port else ""
+    typer.echo(f"serving {', '.join(m.name for m in config.models)} on http://{host}:{port}"
+               f"{grpc} (docs: http://{host}:{port}/docs)", err=True)
     for model in config.models:
         example = repo.models[model.name].obj.spec.example
         if example is not None:
             body = example.request.model_dump_json(exclude_none=True)
             typer.echo(f"  curl -s -H 'content-type: application/json' "
                        f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
-    run(config, ServerOptions(host=host, port=port, shared_root=shared), root)
+    run(config, ServerOptions(host=host, port=port, grpc_port=grpc_port, shared_root=shared),
+        root)
 
 
 logs = typer.Typer(no_args_is_help=True, help="Prediction logs on the shared volume.")
