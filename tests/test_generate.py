@@ -172,7 +172,9 @@ def test_each_environment_gets_a_gateway_that_takes_only_its_own_routes():
         assert gateway["spec"]["gatewayClassName"] == "modelops"
         listeners = {item["name"]: item for item in gateway["spec"]["listeners"]}
         assert {n: (item["port"], item["hostname"]) for n, item in listeners.items()} == {
-            "http": (80, host), "https": (443, host)}
+            "http": (80, host), "https": (443, host), "grpc": (443, f"*.{host}")}
+        assert listeners["grpc"]["allowedRoutes"]["kinds"] == [
+            {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"}]  # one host per model
         assert listeners["https"]["tls"]["certificateRefs"] == [
             {"kind": "Secret", "name": f"models-{env}-tls"}]  # made outside git
         assert listeners["http"]["allowedRoutes"]["namespaces"]["selector"]["matchLabels"] == {
@@ -193,16 +195,20 @@ def test_no_gateway_when_settings_name_no_class(tiny):
 
 def test_routes_split_by_weight_and_pin_versions():
     files = generate.build(load(REPO))
-    route = yaml.safe_load(files["overlays/production/models/iris/route.yaml"])
+    route, grpc = yaml.safe_load_all(files["overlays/production/models/iris/route.yaml"])
+    assert grpc["kind"] == "GRPCRoute" and grpc["spec"]["hostnames"] == ["iris.models.example.com"]
     assert route["spec"]["parentRefs"] == [{"name": "models-production",
                                              "namespace": "modelops-gateway"}]
     rules = {r["matches"][0]["path"]["value"]: r["backendRefs"] for r in route["spec"]["rules"]}
     assert rules["/v2/models/iris"] == [{"name": "iris-v1-server", "port": 80, "weight": 90},
                                         {"name": "iris-v2-server", "port": 80, "weight": 10}]
     assert rules["/v2/models/iris/versions/v2"] == [{"name": "iris-v2-server", "port": 80}]
-    pool = yaml.safe_load(files["overlays/production/models/tabular/route.yaml"])["spec"]["rules"][0]
+    http, grpc = yaml.safe_load_all(files["overlays/production/models/tabular/route.yaml"])
+    pool = http["spec"]["rules"][0]
     assert [m["path"]["value"] for m in pool["matches"]] == ["/v2/models/diabetes", "/v2/models/wine"]
     assert pool["backendRefs"] == [{"name": "tabular-server", "port": 80}]
+    assert grpc["spec"]["hostnames"] == ["diabetes.models.example.com", "wine.models.example.com"]
+    assert grpc["spec"]["rules"] == [{"backendRefs": [{"name": "tabular-server", "port": 8081}]}]
 
 
 def test_each_environment_namespace_is_locked_down_and_budgeted():
@@ -220,6 +226,6 @@ def test_each_environment_namespace_is_locked_down_and_budgeted():
     gateway = objects[("NetworkPolicy", "allow-gateway-to-servers")]["spec"]["ingress"][0]
     assert gateway["from"][0]["namespaceSelector"]["matchLabels"] == {
         "kubernetes.io/metadata.name": "modelops-gateway"}
-    assert gateway["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert gateway["ports"] == [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}]
     claim = objects[("PersistentVolumeClaim", "modelops-shared")]["spec"]
     assert claim["accessModes"] == ["ReadWriteMany"]

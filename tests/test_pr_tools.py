@@ -40,7 +40,7 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
         "name: churn" in listing["changed"]["ConfigMap/catalog"]
     added = next(c for c in plan["changes"] if c["env"] == "production" and c["name"] == "churn")
     assert added["added"] == ["ConfigMap/churn-v1-config", "Deployment/churn-v1-server",
-                              "HTTPRoute/churn",
+                              "GRPCRoute/churn", "HTTPRoute/churn",
                               "HorizontalPodAutoscaler/churn-v1-server",
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
@@ -58,8 +58,9 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
     plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
     iris = [(c["env"], c["added"], list(c["changed"]), c["removed"], c["facts"])
             for c in plan["changes"] if c["name"] == "iris"]
-    assert iris == [(env, [], ["HTTPRoute/iris"], [], ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
-                    for env in ("staging", "production")]  # exactly the route of iris
+    assert iris == [(env, [], ["GRPCRoute/iris", "HTTPRoute/iris"], [],
+                     ["traffic: v1 90%, v2 10% -> v1 75%, v2 25%"])
+                    for env in ("staging", "production")]  # exactly the routes of iris
     diff = next(c for c in plan["changes"] if c["name"] == "iris")["changed"]["HTTPRoute/iris"]
     assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] \
         == ["-      weight: 90", "+      weight: 75", "-      weight: 10", "+      weight: 25"]

@@ -28,9 +28,17 @@ def test_every_overlay_renders_and_validates(rendered):
     rendered = list(yaml.safe_load_all((rendered / "overlays/production/models/iris.yaml").read_text()))
     kinds = sorted(o["kind"] for o in rendered)
     assert kinds == sorted(["ServiceAccount", "Service", "Service", "ConfigMap", "HTTPRoute",
+                            "GRPCRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget",
                             "PodDisruptionBudget"])
+    grpc = next(o for o in rendered if o["kind"] == "GRPCRoute")  # one host per model
+    assert grpc["spec"]["hostnames"] == ["iris.models.example.com"]
+    *pinned, weighted = grpc["spec"]["rules"]
+    assert [(r["matches"][0]["headers"][0]["value"], r["backendRefs"][0]["name"]) for r in pinned] \
+        == [("v1", "iris-v1-server"), ("v2", "iris-v2-server")]
+    assert [(b["name"], b["port"], b["weight"]) for b in weighted["backendRefs"]] == [
+        ("iris-v1-server", 8081, 90), ("iris-v2-server", 8081, 10)]
     for obj in rendered:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "modelops"
@@ -95,7 +103,9 @@ def test_a_broken_kustomization_is_reported_not_raised(tmp_path):
 
 @pytest.mark.parametrize("file, field, typo, culprit", [
     ("overlays/production/models/iris/route.yaml", "      weight: 90", "      wieght: 90",
-     "HTTPRoute/iris"),
+     "GRPCRoute/iris HTTPRoute/iris"),
+    ("overlays/production/models/iris/route.yaml", "sectionName: grpc", "sectionNam: grpc",
+     "GRPCRoute/iris"),
     ("overlays/argocd/models.yaml", "preserveResourcesOnDeletion",
      "preserveResourcesOnDelete", "ApplicationSet/models"),
 ])
@@ -105,7 +115,7 @@ def test_a_misspelt_custom_resource_field_fails_the_kept_schema(tmp_path, file, 
     path = root / file
     path.write_text(path.read_text().replace(field, typo))
     _, problems = render.render(root, "1.34")
-    assert [p.path for p in problems] == [culprit]
+    assert [p.path for p in problems] == culprit.split()
     assert typo.strip().split(":")[0] in problems[0].message
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -47,6 +48,14 @@ class EnvironmentSettings(Strict):
     """Where the gateway serves this environment (links from the catalog)."""
     grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
     """Grafana, for links to each model's dashboard."""
+
+    @property
+    def host(self) -> str | None:
+        """The public URL's host name; each model's gRPC host is `<model>.<host>`."""
+        return urlsplit(self.publicUrl).hostname if self.publicUrl else None
+
+    def grpc_host(self, model: str) -> str | None:
+        return f"{model}.{self.host}" if self.host else None
 
     def docs_url(self, model: str) -> str | None:
         """A model's API docs, served by its server under its own path on the gateway."""

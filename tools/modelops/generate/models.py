@@ -19,8 +19,8 @@ from typing import Any
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.argocd import app_params
-from modelops.generate.objects import (add_auth, backend, image, kustomization, prefix,
-                                       route, service_account, up)
+from modelops.generate.objects import (add_auth, backend, grpc_backend, grpc_route, image,
+                                       kustomization, prefix, route, service_account, up)
 from modelops import names
 from modelops.names import server_name
 from modelops.repo import Repo, SpecFile
@@ -35,6 +35,9 @@ CONFIG_FILE = "server.yaml"
 RESOURCES = "resources.yaml"  # a model's or pool's own objects, not of one server
 SHARED_ROOT = "/mnt/shared"
 LOGS_SUBPATH = "logs"
+
+
+VERSION_HEADER = "x-model-version"  # pins a version over gRPC, as the path does over HTTP
 
 
 def root(env: str, name: str) -> str:
@@ -172,12 +175,20 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
                           spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
         out |= unit.files(settings.namespace)
     path = f"/v2/models/{name}"
-    out[f"{top}/route.yaml"] = route(name, settings.gateway, settings.gatewayNamespace, [
+    routes = [route(name, settings.gateway, settings.gatewayNamespace, [
         *({"matches": [prefix(f"{path}/versions/{v.name}")],
            "backendRefs": [backend(server_name(name, v.name))]} for v in versions),
         {"matches": [prefix(path)],
          "backendRefs": [backend(server_name(name, v.name), v.weight)
-                         for v in versions]}])
+                         for v in versions]}])]
+    if settings.host:  # gRPC: the model's own host; a version pinned by a request header
+        routes.append(grpc_route(name, settings.gateway, settings.gatewayNamespace,
+                                 [settings.grpc_host(name)], [
+            *({"matches": [{"headers": [{"name": VERSION_HEADER, "value": v.name}]}],
+               "backendRefs": [grpc_backend(server_name(name, v.name))]} for v in versions),
+            {"backendRefs": [grpc_backend(server_name(name, v.name), v.weight)
+                             for v in versions]}]))
+    out[f"{top}/route.yaml"] = routes
     out[f"{top}/kustomization.yaml"] = kustomization(
         settings.namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions],
         selector_labels={"modelops/model": name}, labels=labels(spec_file),
@@ -201,10 +212,14 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
         f"{top}/{RESOURCES}": [service_account(BASE_NAME)],  # prefixed: <pool>-server
         f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models, settings.authSecret),
         f"{top}/hpa.yaml": _hpa_patch(spec),
-        # One rule: each member's path goes to the pool's server.
-        f"{top}/route.yaml": route("route", settings.gateway, settings.gatewayNamespace, [{
+        # One rule: each member's path (and gRPC host) goes to the pool's server.
+        f"{top}/route.yaml": [route("route", settings.gateway, settings.gatewayNamespace, [{
             "matches": [prefix(f"/v2/models/{m.name}") for m in members],
-            "backendRefs": [backend(server_name(pool.name))]}])}
+            "backendRefs": [backend(server_name(pool.name))]}])] + ([grpc_route(
+                "route", settings.gateway, settings.gatewayNamespace,
+                [settings.grpc_host(m.name) for m in members],
+                [{"backendRefs": [grpc_backend(server_name(pool.name))]}])]
+                if settings.host else [])}
     unit = ServerUnit(top, BASE_POOL, names.prefix(pool.name), config, code,
                       {"modelops/pool": pool.name}, spec.autoscaling.minReplicas >= 2)
     out |= unit.files(settings.namespace, (RESOURCES, "route.yaml"), labels(pool),

@@ -12,6 +12,7 @@ KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"  # Gateway, HTTPRoute, GRPCRoute
 PART_OF = {"app.kubernetes.io/part-of": "modelops"}
 SERVER_PORT = 8080  # the container port every model server and the catalog listen on
+GRPC_PORT = 8081  # the model servers' gRPC port (container and Service alike)
 SERVER_IMAGE = "model-server"  # the image name the bases use; overlays pin it with `images:`
 
 
@@ -67,6 +68,20 @@ def route(name: str, gateway: str, gateway_namespace: str, rules: list[dict]) ->
     return {"apiVersion": GATEWAY_API, "kind": "HTTPRoute", "metadata": {"name": name},
             "spec": {"parentRefs": [{"name": gateway, "namespace": gateway_namespace}],
                      "rules": rules}}
+
+
+def grpc_route(name: str, gateway: str, gateway_namespace: str, hostnames: list[str],
+               rules: list[dict]) -> dict:
+    """A GRPCRoute on an environment's Gateway: gRPC carries the model in the message, not
+    the path, so each model has its own host name (as KServe gives each its own)."""
+    return {"apiVersion": GATEWAY_API, "kind": "GRPCRoute", "metadata": {"name": name},
+            "spec": {"parentRefs": [{"name": gateway, "namespace": gateway_namespace,
+                                     "sectionName": "grpc"}],
+                     "hostnames": hostnames, "rules": rules}}
+
+
+def grpc_backend(service: str, weight: int | None = None) -> dict:
+    return backend(service, weight) | {"port": GRPC_PORT}
 
 
 def prefix(path: str) -> dict:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.argocd import KEEP
-from modelops.generate.objects import (GATEWAY_API, PART_OF, SERVER_PORT, add_auth, backend,
+from modelops.generate.objects import (GATEWAY_API, GRPC_PORT, PART_OF, SERVER_PORT, add_auth, backend,
                                        image,
                                        kustomization, namespace_selector, network_policy,
                                        prefix, route, up)
@@ -56,6 +56,7 @@ def namespace(repo: Repo, env: str) -> Files:
     servers = _server_pods()
     catalog_pods = {"app.kubernetes.io/component": CATALOG}
     to_servers = [{"protocol": "TCP", "port": SERVER_PORT}]
+    traffic = [*to_servers, {"protocol": "TCP", "port": GRPC_PORT}]  # the gateway's: HTTP, gRPC
     proxies = settings.gatewayProxies
     gateway_source = namespace_selector(proxies.namespace or settings.gatewayNamespace)
     if proxies.podLabels:
@@ -76,7 +77,7 @@ def namespace(repo: Repo, env: str) -> Files:
             "to": [namespace_selector("kube-system")],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]),
         network_policy("allow-gateway-to-servers", servers, ["Ingress"],
-                       ingress=[{"from": [gateway_source], "ports": to_servers}]),
+                       ingress=[{"from": [gateway_source], "ports": traffic}]),
         network_policy("allow-prometheus-to-servers", servers, ["Ingress"], ingress=[{
             "from": [namespace_selector(settings.monitoringNamespace)], "ports": to_servers}]),
         network_policy("allow-catalog-to-servers", catalog_pods, ["Egress"], egress=[{
@@ -92,23 +93,33 @@ def namespace(repo: Repo, env: str) -> Files:
 def gateway(repo: Repo, env: str) -> Files:
     """The environment's Gateway, when settings name its class: an HTTP listener (and HTTPS
     when the public URL is https, with its certificate from the Secret <gateway>-tls, made
-    outside git) that accepts routes only from the environment's namespace."""
+    outside git) that accepts routes only from the environment's namespace, and, when the
+    public URL names a host, a `grpc` listener for `*.<host>`: one host name per model."""
     assert repo.settings is not None
     settings = repo.settings.environments[env]
     if not settings.gatewayClass:
         return {}
-    host = urlsplit(settings.publicUrl).hostname if settings.publicUrl else None
-    allowed = {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
-        "kubernetes.io/metadata.name": settings.namespace}}},
-        "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]}
-    listeners = [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": allowed}]
-    if settings.publicUrl and settings.publicUrl.startswith("https://"):
+    host = settings.host
+
+    def allowed(kind: str) -> dict:
+        return {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
+            "kubernetes.io/metadata.name": settings.namespace}}},
+            "kinds": [{"group": "gateway.networking.k8s.io", "kind": kind}]}
+
+    secure = bool(settings.publicUrl and settings.publicUrl.startswith("https://"))
+    tls = {"tls": {"mode": "Terminate", "certificateRefs": [
+        {"kind": "Secret", "name": f"{settings.gateway}-tls"}]}}
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80,
+                  "allowedRoutes": allowed("HTTPRoute")}]
+    if secure:
         listeners.append({"name": "https", "protocol": "HTTPS", "port": 443,
-                          "allowedRoutes": allowed, "tls": {"mode": "Terminate", "certificateRefs": [
-                              {"kind": "Secret", "name": f"{settings.gateway}-tls"}]}})
+                          "allowedRoutes": allowed("HTTPRoute"), **tls})
     if host:
         for listener in listeners:
             listener["hostname"] = host
+        listeners.append({"name": "grpc", "protocol": "HTTPS" if secure else "HTTP",
+                          "port": 443 if secure else 80, "hostname": f"*.{host}",
+                          "allowedRoutes": allowed("GRPCRoute"), **(tls if secure else {})})
     top = f"{root(env)}/gateway"
     return {
         f"{top}/resources.yaml": [{"apiVersion": GATEWAY_API, "kind": "Gateway",
