@@ -175,3 +175,30 @@ def test_grpc_errors_are_status_codes_with_the_http_messages(every_example):
         reply, call = stub.ModelInfer.with_call(request, metadata=(("x-request-id", "r-7"),))
         assert reply.id == "r-7" and dict(call.initial_metadata())["x-request-id"] == "r-7"
         assert np.frombuffer(reply.raw_output_contents[0], "<i8").tolist() == [0]
+
+
+def test_kserve_client_over_rest_and_grpc_with_its_defaults(every_example):
+    """KServe's own client (in its own venv: its pins clash with ours), REST and gRPC."""
+    import json
+    import subprocess
+
+    from conftest import isolated_tool
+
+    python = isolated_tool("kserve", "python")
+    job = {"http": every_example.url, "grpc": f"127.0.0.1:{every_example.grpc_port}",
+           "models": {name: [t.model_dump() for t in spec.obj.spec.example.request.inputs]
+                      for name, spec in EXAMPLES.items()}}
+    ran = subprocess.run([str(python), str(REPO / "tests/clients/kserve_client.py")],
+                         input=json.dumps(job), capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answers = json.loads(ran.stdout)
+    for name, spec in EXAMPLES.items():
+        example = spec.obj.spec.example
+        assert answers[name]["ids"] == [f"rest-{name}", f"grpc-{name}"]
+        for transport in ("rest", "grpc"):
+            for want in example.response.outputs:
+                have = answers[name][transport][want.name]
+                if want.datatype == "BYTES":
+                    assert have == want.data, (name, transport)
+                else:
+                    assert np.allclose(have, want.data, atol=example.tolerance), (name, transport)
