@@ -9,12 +9,16 @@ Same scikit-learn model (the iris v1 example), same bounded load (wrk on 127.0.0
                   parallel_workers 1, does not work here: the worker process dies at start
                   ("There is no current event loop in thread 'MainThread'") and restarts.
   bare            a bare Starlette route: orjson parse, predict, orjson dump (the floor)
-Then: resident memory of one pool serving 20 models vs 20 dedicated servers, and the
-time from process start to ready for a dedicated server, next to the time a bare
-process takes to import scikit-learn and load the same model (the floor).
+Then: the same model over gRPC at 16 calls in flight, this server vs MLServer's gRPC
+(h2load drives both alike); one 1 MiB FP32 tensor over JSON, binary
+HTTP and gRPC, next to numpy reading the same bytes; resident memory of one pool serving
+20 models vs 20 dedicated servers; and the time from process start to ready for a
+dedicated server, next to the time a bare process takes to import scikit-learn and load
+the same model (the floor).
 
 Usage: python benchmarks/serve.py [--seconds 5] [--rounds 3]
-Needs wrk (apt-get install wrk); creates build/mlserver-venv on first use.
+Needs wrk and h2load (apt-get install wrk nghttp2-client); creates build/mlserver-venv on
+first use.
 """
 
 from __future__ import annotations
@@ -135,14 +139,16 @@ def mlserver(volume: Path, work: Path, workers: int) -> tuple[subprocess.Popen, 
     port = free_port()
     folder = work / f"mlserver-{port}"
     (folder / "iris").mkdir(parents=True)
+    settings_grpc = free_port()
     (folder / "settings.json").write_text(json.dumps({
-        "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
+        "http_port": port, "grpc_port": settings_grpc, "metrics_port": free_port(),
         "parallel_workers": workers, "debug": False, "host": "127.0.0.1"}))
     (folder / "iris/model-settings.json").write_text(json.dumps({
         "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": str(volume / "artifacts/iris/v1/model.joblib")}}))
     proc = subprocess.Popen([str(binary), "start", str(folder)], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    GRPC_PORTS[f"http://127.0.0.1:{port}"] = settings_grpc
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -161,15 +167,57 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
+def wrk(url: str, connections: int, seconds: int, script: Path,
+        model: str = "iris") -> dict:
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), f"{url}/v2/models/iris/infer"],
+                          "-s", str(script), f"{url}/v2/models/{model}/infer"],
                          capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def grpc_request(path: Path, model: str, name: str, array) -> Path:
+    """A ModelInferRequest with the array as raw bytes (what clients send), framed as one
+    gRPC message (a 0 byte, then the length as 4 bytes big-endian) for h2load to post."""
+    from modelops_runtime.proto import inference_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name=name, datatype={"float64": "FP64", "float32": "FP32"}[
+        str(array.dtype)], shape=array.shape)
+    request.raw_input_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    body = request.SerializeToString()
+    path.write_bytes(b"\0" + len(body).to_bytes(4, "big") + body)
+    return path
+
+
+def grpc_load(url: str, request: Path, streams: int, seconds: int) -> dict:
+    """h2load (C, so the client takes little of the shared CPU): one connection, `streams`
+    calls in flight, each posting the same framed ModelInfer message."""
+    out = subprocess.run(["h2load", "-D", str(seconds), "-c", "1", "-m", str(streams), "-t", "1",
+                          "-d", str(request), "-H", "content-type: application/grpc",
+                          "-H", "te: trailers",
+                          f"http://127.0.0.1:{GRPC_PORTS[url]}/inference.GRPCInferenceService/"
+                          "ModelInfer"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    done = re.search(r"(\d+) succeeded, (\d+) failed", out)
+    if int(done.group(2)):
+        raise RuntimeError(f"{done.group(2)} gRPC calls failed: {out}")
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+    return {"rps": rps, "mean": _ms(mean)}
+
+
+def body_script(path: Path, body: bytes, headers: dict[str, str]) -> Path:
+    """A wrk script that posts `body` (written beside it) with `headers`."""
+    data = path.with_suffix(".body")
+    data.write_bytes(body)
+    lines = ["wrk.method = 'POST'", f"local f = io.open('{data}', 'rb')",
+             "wrk.body = f:read('*a')", "f:close()"]
+    lines += [f"wrk.headers['{k}'] = '{v}'" for k, v in headers.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def start_all(contestants: dict) -> dict:
@@ -205,13 +253,85 @@ def rounds(running: dict, seconds: int, count: int) -> dict[str, dict[int, dict]
     return result
 
 
+def grpc_rounds(running: dict, work: Path, seconds: int, count: int) -> dict[str, dict]:
+    """16 calls in flight on one connection, interleaved rounds, medians."""
+    import numpy as np
+
+    request = grpc_request(work / "iris.grpc", "iris", "input-0",
+                           np.array([[6.6, 3.0, 4.4, 1.4]]))
+    samples: dict[str, list[dict]] = {n: [] for n in ("modelops", "mlserver") if n in running}
+    for _ in range(count):
+        for name in samples:
+            samples[name].append(grpc_load(running[name][1], request, 16, seconds))
+    out = {}
+    for name, runs in samples.items():
+        out[name] = {k: statistics.median(r[k] for r in runs) for k in ("rps", "mean")}
+        print(f"{name + ' gRPC':<14}  16 streams {out[name]['rps']:>6.0f} req/s  mean "
+              f"{out[name]['mean']:>7.2f} ms", flush=True)
+    return out
+
+
+IDENTITY = """
+from modelops_runtime.model import Model
+
+
+class Sum(Model):
+    def predict(self, inputs):
+        return {"total": inputs["x"].sum(axis=1)}
+"""
+
+
+def large_tensor(volume: Path, work: Path, seconds: int) -> None:
+    """One 1 MiB FP32 input (262,144 values) through a model that only sums it, over JSON,
+    binary HTTP and gRPC, next to numpy reading the same bytes (the floor)."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random((1, 262144), dtype=np.float32)
+    code = work / "sum.py"
+    code.write_text(IDENTITY)
+    model = {"name": "sum", "runtime": "python", "code": str(code), "versions": [{"name": "v1"}],
+             "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 262144]}]}
+    proc, url = modelops_server(volume, work, [model])
+    wait_ready(f"{url}/v2/health/ready", proc)
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 262144],
+                                     "parameters": {"binary_data_size": values.nbytes}}]}).encode()
+    as_json = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 262144],
+                                      "data": values.ravel().tolist()}]}).encode()
+    scripts = {
+        "JSON": body_script(work / "large-json.lua", as_json,
+                            {"Content-Type": "application/json"}),
+        "binary HTTP": body_script(work / "large-binary.lua", header + values.tobytes(), {
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(len(header))})}
+    mib = values.nbytes / 2 ** 20
+    try:
+        figures = {name: wrk(url, 4, seconds, script, "sum")["rps"] * mib
+                   for name, script in scripts.items()}
+        request = grpc_request(work / "large.grpc", "sum", "x", values)
+        figures["gRPC"] = grpc_load(url, request, 4, seconds)["rps"] * mib
+    finally:
+        stop(proc)
+    raw = values.tobytes()
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < 1:
+        np.frombuffer(raw, dtype="<f4").sum()
+        count += 1
+    floor = count * mib / (time.perf_counter() - started)
+    print(f"\n1 MiB FP32 tensor ({len(as_json) / 2 ** 20:.1f} MiB as JSON), 4 connections:")
+    for name, rate in figures.items():
+        print(f"  {name:<12} {rate:>8.1f} MiB/s")
+    print(f"  numpy alone  {floor:>8.0f} MiB/s (reading the same bytes: the floor)")
+    print(f"  binary HTTP / JSON             {figures['binary HTTP'] / figures['JSON']:.1f}x  "
+          "(target >= 5)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5, help="length of one load run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install -y wrk")
+    if not shutil.which("wrk") or not shutil.which("h2load"):
+        sys.exit("wrk and h2load are needed: apt-get install -y wrk nghttp2-client")
     from modelops import examples
 
     # The image's pip install compiles the server's bytecode; an editable checkout under
@@ -232,6 +352,7 @@ def main() -> None:
           "load; model: iris v1 (scikit-learn), 1 row; medians:")
     try:
         result = rounds(running, args.seconds, args.rounds)
+        grpc_figures = grpc_rounds(running, work, args.seconds, args.rounds)
     finally:
         for proc, _ in running.values():
             stop(proc)
@@ -246,6 +367,10 @@ def main() -> None:
           "(target >= 90%)")
     lines = sum(len(p.read_text().splitlines()) for p in (work / "logs").rglob("*.jsonl"))
     print(f"  prediction records written     {lines}")
+    ours_g, theirs_g = grpc_figures["modelops"], grpc_figures["mlserver"]
+    print(f"  gRPC: modelops / mlserver req/s {ours_g['rps'] / theirs_g['rps']:.2f}x  "
+          f"(target >= 2; {ours_g['rps']:.0f} vs {theirs_g['rps']:.0f} req/s at 16 streams)")
+    large_tensor(volume, work, args.seconds)
 
     # Memory: one pool with 20 models vs 20 dedicated servers.
     artifacts = ["artifacts/iris/v1/model.joblib", "artifacts/iris/v2/model.joblib",

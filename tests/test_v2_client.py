@@ -173,7 +173,7 @@ def test_grpc_errors_are_status_codes_with_the_http_messages(every_example):
         request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4]).contents \
             .fp64_contents.extend([5.1, 3.5, 1.4, 0.2])  # typed contents, not raw bytes
         reply, call = stub.ModelInfer.with_call(request, metadata=(("x-request-id", "r-7"),))
-        assert reply.id == "r-7" and dict(call.initial_metadata())["x-request-id"] == "r-7"
+        assert reply.id == "r-7" and dict(call.trailing_metadata())["x-request-id"] == "r-7"
         assert np.frombuffer(reply.raw_output_contents[0], "<i8").tolist() == [0]
 
 

@@ -95,7 +95,8 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         metadata = dict(context.invocation_metadata() or ())
         given = metadata.get("x-request-id", "")
         request_id = given if VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
-        await context.send_initial_metadata((("x-request-id", request_id),))
+        # In the trailers: sending headers early would cost every call a write of its own.
+        context.set_trailing_metadata((("x-request-id", request_id),))
         if self.token is not None:
             scheme, _, credentials = metadata.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
