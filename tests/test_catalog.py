@@ -82,6 +82,9 @@ def test_catalog_json_api(catalog):
     assert [v["state"] for v in models["iris"]["versions"]] == ["ready", "ready"]
     assert models["wine"]["placement"] == "pool tabular"
     assert (models["iris"]["minReplicas"], models["iris"]["maxReplicas"]) == (1, 3)
+    page = httpx.get(catalog + "/docs").text  # its API docs work offline too
+    assert "/catalog/docs/assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert httpx.get(catalog + "/docs/assets/swagger-ui.css").status_code == 200
 
 
 def test_generated_catalog_lists_every_model_with_links():

@@ -121,6 +121,7 @@ UNTYPABLE = [
     (_tensor_record(903, datatype="FP32", data=[1e300, 1, 2, 3]), "a value is not a FP32"),
     (_tensor_record(904, shape=[2, 4]), "needs 8 values, has 4"),
     (_tensor_record(905, datatype="FP99"), "unknown datatype 'FP99'"),
+    (_tensor_record(908, datatype={}), "unknown datatype {}"),
     ({**_record(906), "ts": "yesterday"}, "ts is not a DOUBLE"),
     ({**_record(907), "inputs": []}, "inputs is empty"),
     ([1, 2, 3], "not a JSON object"),

@@ -88,6 +88,9 @@ CASES = [
      {"inputs": [tensor(shape=[1] * 300, data=deep(300))]}, 400, "300 dimensions"),
     ("a shape of a trillion values", IRIS, {"inputs": [tensor(shape=[10**6, 10**6])]}, 400,
      "needs 1000000000000 values"),
+    ("a datatype that is an object", IRIS, {"inputs": [tensor(datatype={})]}, 400,
+     "unknown datatype {}"),
+    ("a name that is a list", IRIS, {"inputs": [tensor(name=["x"])]}, 400, "an input has no name"),
     ("a boolean as a dimension", IRIS, {"inputs": [tensor(shape=[True, 4])]}, 400,
      "shape must be a list"),
     ("NaN in the body", IRIS, b'{"inputs": [{"name": "input-0", "datatype": "FP64", '

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import httpx
@@ -125,7 +126,18 @@ def test_openapi_documents_protocol_management_and_model_routes(start_server, tm
     for path in ("/v2/models/{name}/infer", "/v2/repository/index",
                  "/v2/repository/models/{name}/load", "/v2/models/cancer-screen/explain"):
         assert path in paths
-    assert server.client.get("/docs").status_code == 200
+    for page, assets in (("/docs", "/docs/assets"),
+                         ("/v2/models/cancer-screen/docs", "/v2/models/cancer-screen/docs/assets")):
+        html = server.client.get(page).text  # every asset from this server: works offline
+        sources = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html) + \
+            re.findall(r"url: ?'([^']+)'", html)
+        assert sources and all(s.startswith("/") for s in sources), sources
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"):
+            assert f"{assets}/{asset}" in sources
+            fetched = server.client.get(f"{assets}/{asset}")
+            assert fetched.status_code == 200 and len(fetched.content) > 1000
+    assert server.client.get("/docs/assets/../../etc/passwd").status_code == 404
+    assert server.client.get("/docs/assets/redoc.standalone.js").status_code == 404
     infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert infer["tags"] == ["models"] and "requestBody" in infer
     assert [p["name"] for p in infer["parameters"]] == ["name", "version"]

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions
+from modelops_runtime.docs import asset, swagger
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -81,8 +82,16 @@ def _model_html(model: CatalogModel) -> str:
 def create_catalog_app(config: CatalogConfig, token: str | None = None) -> FastAPI:
     """The catalog; `token` is the model servers' bearer token, when they require one."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    app = FastAPI(title="modelops catalog", docs_url="/catalog/docs", redoc_url=None,
+    app = FastAPI(title="modelops catalog", docs_url=None, redoc_url=None,
                   openapi_url="/catalog/openapi.json")
+
+    @app.get("/catalog/docs", include_in_schema=False)
+    async def docs():
+        return swagger("/catalog/openapi.json", app.title, "/catalog/docs/assets")
+
+    @app.get("/catalog/docs/assets/{file}", include_in_schema=False)
+    async def docs_asset(file: str):
+        return asset(file)
 
     @app.get("/catalog/api/models")
     async def models() -> JSONResponse:

@@ -60,7 +60,7 @@ def tensor_problem(side: str, tensor: Any) -> str | None:
     name, datatype, shape, data = (tensor.get(k) for k in ("name", "datatype", "shape", "data"))
     if not isinstance(name, str) or not name:
         return f"a tensor of {side} has no name"
-    if datatype not in SQL_TYPES:
+    if not isinstance(datatype, str) or datatype not in SQL_TYPES:
         return f"{side} {name!r}: unknown datatype {datatype!r}"
     if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):

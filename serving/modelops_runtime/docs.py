@@ -9,16 +9,19 @@ routes them.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import sys
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
 
 from modelops_runtime import __version__
+from modelops_runtime import openapi_schemas as shapes
 from modelops_runtime.errors import HANDLERS, error
 
 if TYPE_CHECKING:  # types only: endpoints.py imports this module, never the reverse
@@ -26,34 +29,43 @@ if TYPE_CHECKING:  # types only: endpoints.py imports this module, never the rev
     from modelops_runtime.endpoints import Endpoint
 
 # The first segment of a model's protocol paths: an extra route may not take one.
-_PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}
-_ERRORS = (("400", "Malformed request or wrong tensors"), ("404", "Unknown model or version"),
-           ("413", "Body too large"), ("503", "Not ready, or at the concurrency limit"))
-_INFER_BODY = {"content": {"application/json": {"schema": {
-    "type": "object", "required": ["inputs"], "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object"},
-        "inputs": {"type": "array", "items": {"type": "object", "required": [
-            "name", "shape", "datatype", "data"]}},
-        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"]}}}}}},
-    "required": True}
+_PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}  # docs/assets too
+_ERRORS = (("400", "Malformed request, or tensors the model does not take"),
+           ("401", "Missing or wrong bearer token"), ("404", "Unknown model or version"),
+           ("408", "Headers or body too slow"), ("413", "Body too large"),
+           ("431", "Headers too large"), ("500", "The model failed (see the server log)"),
+           ("503", "Not ready, or at the concurrency limit"))
 
 
-def _operation(endpoint: "Endpoint") -> dict:
-    """The OpenAPI operation of a protocol route."""
-    json_object = {"application/json": {"schema": {"type": "object"}}}
-    error_body = {"application/json": {"schema": {
-        "type": "object", "properties": {"error": {"type": "string"}}}}}
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(endpoint: "Endpoint", models: list[str], versions: list[str]) -> dict:
+    """The OpenAPI operation of a protocol route: the served models' names and versions
+    are the path parameters' values."""
+    values = {"name": models, "version": versions}
     operation = {
         "tags": [endpoint.tag], "summary": endpoint.summary,
         "operationId": re.sub(r"\W+", "_", f"{endpoint.method} {endpoint.path}").strip("_").lower(),
-        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        "parameters": [{"name": name, "in": "path", "required": True,
+                        "schema": {"type": "string", **({"enum": values[name]}
+                                                        if values.get(name) else {})}}
                        for name in re.findall(r"{(\w+)}", endpoint.path)],
-        "responses": {"200": {"description": "OK", "content": json_object},
-                      **{code: {"description": text, "content": error_body}
+        "responses": {"200": {"description": "OK", "content": _json(endpoint.response or {})},
+                      **{code: {"description": text, "content": _json(shapes.ERROR)}
                          for code, text in _ERRORS}}}
+    if endpoint.unready:
+        operation["responses"]["503"] = {"description": "Not ready",
+                                         "content": _json(endpoint.response or {})}
     if endpoint.path.endswith("/infer"):
-        operation["requestBody"] = _INFER_BODY
+        operation["requestBody"] = {"required": True, "content": _json(shapes.INFER_REQUEST)}
+        operation["responses"]["200"]["content"]["application/octet-stream"] = {
+            "schema": {"type": "string", "format": "binary"}}  # binary tensor data
+    if endpoint.path.endswith("/load"):
+        operation["responses"]["409"] = {"description": "Reload failed; still serving the "
+                                                        "previous versions",
+                                         "content": _json(shapes.ERROR)}
     return operation
 
 
@@ -63,15 +75,49 @@ async def _validation_error(request: Request, exc: RequestValidationError):
     return error(400, f"{where}: {first.get('msg', 'invalid request')}")
 
 
+ASSETS = importlib.resources.files("fastapi_offline") / "static"
+"""Swagger UI's files, from a pinned package: /docs works offline and in air-gapped
+clusters, where a CDN is out of reach."""
+_ASSET_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+                "favicon.png": "image/png"}
+
+
+def swagger(openapi_url: str, title: str, assets: str) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url=openapi_url, title=title,
+                               swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{assets}/swagger-ui.css",
+                               swagger_favicon_url=f"{assets}/favicon.png")
+
+
+def asset(file: str) -> Response:
+    if file not in _ASSET_TYPES:
+        raise HTTPException(404)
+    return Response((ASSETS / file).read_bytes(), media_type=_ASSET_TYPES[file],
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
 def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
     app = FastAPI(title=f"modelops server: {plane.config.server}", version=__version__,
-                  docs_url="/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,
                   description="Open Inference Protocol v2, the model repository API, and "
                               "the extra endpoints of the models served here.")
     app.router.redirect_slashes = False  # its redirect is built from the Host header
     for exc, handler in HANDLERS.items():
         app.add_exception_handler(exc, handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return swagger("/openapi.json", app.title, "/docs/assets")
+
+    @app.get("/docs/assets/{file}", include_in_schema=False)
+    async def docs_asset(file: str) -> Response:
+        return asset(file)
+
+    @app.get("/v2/models/{name}/docs/assets/{file}", include_in_schema=False)
+    async def model_docs_asset(name: str, file: str) -> Response:
+        plane.registry.served(name)  # the gateway routes only this model's path here
+        return asset(file)
 
     @app.get("/v2/models/{name}/openapi.json", include_in_schema=False)
     async def model_openapi(name: str) -> dict:
@@ -81,8 +127,8 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
     @app.get("/v2/models/{name}/docs", include_in_schema=False)
     async def model_docs(name: str):
         plane.registry.served(name)
-        return get_swagger_ui_html(openapi_url=f"/v2/models/{name}/openapi.json",
-                                   title=f"{name}: model server API")
+        return swagger(f"/v2/models/{name}/openapi.json", f"{name}: model server API",
+                        f"/v2/models/{name}/docs/assets")
 
     def mount_routes(name: str) -> None:
         served = plane.registry.models[name]
@@ -112,10 +158,13 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
                                  description=app.description, routes=app.routes)
+            models = sorted(plane.registry.models)
+            versions = sorted({v.name for served in plane.registry.models.values()
+                               for v in served.config.versions})
             for endpoint in endpoints:
                 if endpoint.tag:
                     schema["paths"].setdefault(endpoint.path, {})[endpoint.method.lower()] = \
-                        _operation(endpoint)
+                        _operation(endpoint, models, versions)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelops_runtime import binary, errors, metrics
+from modelops_runtime import openapi_schemas as shapes
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.dataplane import DataPlane, Inference
 from modelops_runtime.middleware import ServerMiddleware
@@ -42,6 +43,8 @@ class Endpoint(NamedTuple):
     handler: Callable
     tag: str | None
     summary: str
+    response: dict | None = None  # the JSON schema of its answer (openapi_schemas.py)
+    unready: bool = False  # answers 503 with its own body when not ready
 
 
 async def _read_body(request: Request, options: ServerOptions) -> bytes:
@@ -134,23 +137,34 @@ def endpoints(plane: DataPlane) -> list[Endpoint]:
     model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
     index = "Every model with its versions, placement, state and load time"
     return [
-        Endpoint("GET", "/v2/health/live", live, "health", "Live: the process answers"),
+        Endpoint("GET", "/v2/health/live", live, "health", "Live: the process answers",
+                 shapes.LIVE),
         Endpoint("GET", "/v2/health/ready", ready, "health",
-                 "Ready: the models are loaded and the server is not draining"),
-        Endpoint("GET", "/v2", server_metadata, "server", "Server metadata"),
+                 "Ready: the models are loaded and the server is not draining", shapes.READY,
+                 True),
+        Endpoint("GET", "/v2", server_metadata, "server", "Server metadata",
+                 shapes.SERVER_METADATA),
         Endpoint("GET", "/metrics", prometheus, None, "Prometheus metrics"),
-        Endpoint("GET", model, model_metadata, "models", "Model metadata"),
-        Endpoint("GET", version, model_metadata, "models", "Model version metadata"),
-        Endpoint("GET", f"{model}/ready", model_ready, "models", "Model ready"),
-        Endpoint("GET", f"{version}/ready", model_ready, "models", "Model version ready"),
+        Endpoint("GET", model, model_metadata, "models", "Model metadata",
+                 shapes.MODEL_METADATA),
+        Endpoint("GET", version, model_metadata, "models", "Model version metadata",
+                 shapes.MODEL_METADATA),
+        Endpoint("GET", f"{model}/ready", model_ready, "models", "Model ready",
+                 shapes.MODEL_READY, True),
+        Endpoint("GET", f"{version}/ready", model_ready, "models", "Model version ready",
+                 shapes.MODEL_READY, True),
         Endpoint("POST", f"{model}/infer", infer, "models",
-                 "Infer (Open Inference Protocol v2), split by the version weights"),
+                 "Infer (Open Inference Protocol v2), split by the version weights",
+                 shapes.INFER_RESPONSE),
         Endpoint("POST", f"{version}/infer", infer, "models",
-                 "Infer (Open Inference Protocol v2) with one version"),
-        Endpoint("GET", "/v2/repository/index", repository_index, "management", index),
-        Endpoint("POST", "/v2/repository/index", repository_index, "management", index),
+                 "Infer (Open Inference Protocol v2) with one version", shapes.INFER_RESPONSE),
+        Endpoint("GET", "/v2/repository/index", repository_index, "management", index,
+                 shapes.REPOSITORY_INDEX),
+        Endpoint("POST", "/v2/repository/index", repository_index, "management", index,
+                 shapes.REPOSITORY_INDEX),
         Endpoint("POST", "/v2/repository/models/{name}/load", reload, "management",
-                 "Reload atomically: the old versions serve until the new ones are loaded"),
+                 "Reload atomically: the old versions serve until the new ones are loaded",
+                 shapes.RELOADED),
     ]
 
 
@@ -207,7 +221,12 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
             await grpc_server.stop(grace=options.drain_seconds)
         plane.stop()
 
-    app = Starlette(routes=[Route(e.path, e.handler, methods=[e.method]) for e in table],
+    methods: dict[str, list[str]] = {}  # one route per path, so a 405 lists every method
+    for e in table:
+        methods.setdefault(e.path, []).append(e.method)
+    handlers = {e.path: e.handler for e in table}
+    app = Starlette(routes=[Route(path, handlers[path], methods=found)
+                            for path, found in methods.items()],
                     middleware=[Middleware(ServerMiddleware, token=token,
                                            max_body=options.max_body_bytes)],
                     exception_handlers=errors.HANDLERS, lifespan=lifespan)

@@ -82,7 +82,7 @@ def decode_tensor(tensor: Any, blob: memoryview | None = None,
                             f"name, datatype, shape, data and parameters")
     parameters(f"input {name!r}:", tensor.get("parameters"))
     datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:
         raise ProtocolError(f"input {name!r}: unknown datatype {datatype!r}; expected one of "
                             f"{', '.join(DTYPES)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
