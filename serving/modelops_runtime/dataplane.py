@@ -102,11 +102,11 @@ class DataPlane:
         gauge = metrics.in_flight(name)
         gauge.inc()
         try:
-            if loaded.fast:  # a thread hop costs more than a fast model's whole predict
-                payload, inputs, outputs = _predict(loaded, body, decode)
+            if loaded.fast or loaded.probe_due():  # a thread hop costs more than a
+                payload, inputs, outputs = _predict(loaded, body, decode, True)  # fast call
             else:
                 payload, inputs, outputs = await run_in_threadpool(_predict, loaded, body,
-                                                                   decode)
+                                                                   decode, False)
         except ProtocolError as exc:
             metrics.requests(name, model_version, str(exc.status)).inc()
             raise
@@ -169,7 +169,7 @@ class Inference:
         return self._encoded
 
 
-def _predict(loaded: Loaded, body: bytes, decode: Callable
+def _predict(loaded: Loaded, body: bytes, decode: Callable, inline: bool
              ) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Decode, check, predict: the whole CPU-bound part, timed to choose where it runs."""
     started = time.perf_counter()
@@ -177,5 +177,5 @@ def _predict(loaded: Loaded, body: bytes, decode: Callable
     inputs = loaded.signature.check(loaded.model.name, inputs)
     results = loaded.model.infer(inputs, requested_outputs(payload))
     outputs = {name: np.asarray(array) for name, array in results.items()}
-    loaded.observe(time.perf_counter() - started)
+    loaded.observe(time.perf_counter() - started, inline)
     return payload, inputs, outputs

@@ -22,6 +22,8 @@ from modelops_runtime.signature import Signature
 
 
 INLINE_SECONDS = 0.002  # models faster than this on average run on the event loop
+PROBE_SECONDS = 2.0  # how often a model in the thread pool is timed on the loop again
+CALIBRATION = 8  # a version's first calls are timed wherever they run
 
 
 @dataclasses.dataclass
@@ -33,10 +35,27 @@ class Loaded:
     signature: Signature
     average: float = float("inf")  # moving average of a call's seconds; unknown at first
     fast: bool = False
+    probed: float = 0.0  # when a pooled model was last timed on the loop
+    calls: int = 0
 
-    def observe(self, seconds: float) -> None:
-        self.average = seconds if self.average == float("inf") else \
-            0.9 * self.average + 0.1 * seconds
+    def probe_due(self) -> bool:
+        """Time on the loop, once every PROBE_SECONDS, a model the pool runs: in the pool
+        its calls look slower than they are (they wait for the GIL the loop holds), so
+        timings from there alone would keep a fast model in the pool for good."""
+        now = time.monotonic()
+        if self.fast or now - self.probed < PROBE_SECONDS:
+            return False
+        self.probed = now
+        return True
+
+    def observe(self, seconds: float, inline: bool) -> None:
+        """A call's seconds: the first CALIBRATION calls wherever they ran, then those on
+        the loop (a probe starts the average afresh)."""
+        self.calls += 1
+        if self.average == float("inf") or (inline and not self.fast):
+            self.average = seconds
+        elif inline or self.calls <= CALIBRATION:
+            self.average = 0.9 * self.average + 0.1 * seconds
         self.fast = self.average < INLINE_SECONDS
 
 
@@ -116,7 +135,8 @@ class Registry:
             model.load()
             seconds = time.perf_counter() - start
             loaded[version.name] = Loaded(model, version, seconds, time.time(),
-                                          Signature.of(model.metadata()))
+                                          Signature.of(model.metadata()),
+                                          probed=time.monotonic())
             metrics.LOAD_SECONDS.labels(config.name, version.name).set(seconds)
         return loaded
 
