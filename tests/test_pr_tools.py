@@ -138,3 +138,18 @@ def test_removing_many_models_at_once_is_refused_unless_allowed(clone):
         "> [!CAUTION]",
         "> **This change deletes 2 model(s) or pool(s) from every environment**: `digits`, "
         "`wine`. Argo CD removes their Deployments, Services and routes once this is merged."]
+
+
+def test_a_canary_change_reads_in_a_pull_request(clone):
+    """Short lines, a summary first, and the generated catalog diffed line by line: a
+    reviewer sees exactly the weights that changed (issue 14's first finding)."""
+    spec = clone / "models/iris/model.yaml"
+    spec.write_text(spec.read_text().replace("weight: 90", "weight: 80").replace("weight: 10", "weight: 20"))
+    markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    assert max(len(line) for line in markdown.splitlines()) <= 200
+    assert markdown.splitlines()[2] == "**Models:** 1 changed (`iris`)"
+    catalog = markdown.split("<summary>production/platform: ConfigMap/catalog</summary>")[1]
+    changed = [line for line in catalog.split("</details>")[0].splitlines()
+               if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    assert changed == ["-      weight: 90", "+      weight: 80", "-      weight: 10",
+                       "+      weight: 20"]

@@ -111,6 +111,27 @@ def _objects(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[s
     return objects
 
 
+def _lines(obj: dict) -> list[str]:
+    """An object as the lines a reviewer reads: a ConfigMap's files (the generated
+    configs) line by line, not as one escaped string."""
+    if obj["kind"] != "ConfigMap":
+        return yamlemit.dump(obj).splitlines()
+    files = obj.get("data") or {}
+    rest = {k: v for k, v in obj.items() if k != "data"}
+    rest["metadata"] = {**rest["metadata"], "name": _HASHED.sub("", rest["metadata"]["name"])}
+    lines = yamlemit.dump(rest).splitlines()
+    for name, text in sorted(files.items()):
+        lines += [f"data {name}:", *("  " + line for line in str(text).splitlines())]
+    return lines
+
+
+def _diff(old: dict, new: dict) -> str:
+    a, b = _lines(old), _lines(new)
+    if a == b:
+        return ""
+    return "\n".join(difflib.unified_diff(a, b, "before", "after", lineterm="", n=2))
+
+
 @dataclasses.dataclass
 class AppChange:
     env: str
@@ -194,10 +215,9 @@ def make_plan(root: Path, base_ref: str) -> Plan:
             diffs = {}
             for key in sorted(set(old) & set(new)):
                 # A new ConfigMap hash in a Deployment stays visible: it means a rollout.
-                a, b = yamlemit.dump(old[key]).splitlines(), yamlemit.dump(new[key]).splitlines()
-                if a != b:
-                    diffs[key] = "\n".join(difflib.unified_diff(a, b, "before", "after",
-                                                                lineterm="", n=2))
+                diff = _diff(old[key], new[key])
+                if diff:
+                    diffs[key] = diff
             _, env, name = _app(app + "/kustomization.yaml")
             entries = (base.models.get(name) or base.pools.get(name),
                        head.models.get(name) or head.pools.get(name))
@@ -229,6 +249,22 @@ def make_plan(root: Path, base_ref: str) -> Plan:
     return Plan(base_ref, gone, changes, totals)
 
 
+def _summary(plan: Plan) -> str:
+    """One line first, as a reviewer skims a PR comment: which models are added, changed
+    and removed (the details follow, folded)."""
+    kinds: dict[str, set[str]] = {"added": set(), "changed": set()}
+    for change in plan.changes:
+        if change.name == "platform":
+            continue
+        new = change.added and not change.changed and not change.removed
+        kinds["added" if new else "changed"].add(change.name)
+    kinds["changed"] -= kinds["added"]
+    parts = [f"{len(names)} {kind} ({', '.join(f'`{n}`' for n in sorted(names))})"
+             for kind, names in (("added", kinds["added"]), ("changed", kinds["changed"]),
+                                 ("removed", set(plan.removed))) if names]
+    return "**Models:** " + ("; ".join(parts) if parts else "none; only the platform changes")
+
+
 def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
     if plan.removed:
@@ -238,6 +274,8 @@ def markdown(plan: Plan) -> str:
                   "Argo CD removes their Deployments, Services and routes once this is merged.", ""]
     if not plan.changes:
         lines += ["No change to any model or pool.", ""]
+    else:
+        lines += [_summary(plan), ""]
     for env in plan.capacity:  # every environment, in the order settings declare them
         changes = [c for c in plan.changes if c.env == env]
         if not changes:
