@@ -45,11 +45,13 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
     staging = plan["capacity"]["staging"]  # the scaffold asks 250m CPU, 1-3 replicas
-    assert staging["before"]["cpu_max"] == "6" and staging["after"]["cpu_max"] == "6750m"
-    assert staging["before"]["cpu_min"] == "2250m" and staging["after"]["cpu_min"] == "2500m"
+    assert staging["before"]["cpu_max"] == "6" and staging["after"]["cpu_max"] == "6.75"
+    assert staging["before"]["cpu_min"] == "2.25" and staging["after"]["cpu_min"] == "2.5"
 
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
+    assert markdown.splitlines()[2] == "**Models:** 1 added (`churn`)"
+    assert "| staging | 2.25-6 -> **2.5-6.75** |" in markdown  # cores in the CPU column
 
 
 def test_a_canary_weight_change_changes_only_the_traffic(clone):

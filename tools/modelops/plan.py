@@ -182,11 +182,18 @@ def _totals(repo: Repo, env: str) -> dict[str, Decimal]:
 
 
 def _fmt(field: str, value: Decimal) -> str:
+    """One unit per column, so totals compare at a glance: cores, GiB, GPUs."""
     if field.startswith("cpu"):
-        return quantity.cpu(value)
+        return _decimal(value)
     if field.startswith("memory"):
-        return quantity.memory(value)
+        return _decimal(value / 2 ** 30)
     return str(int(value))
+
+
+def _decimal(value: Decimal) -> str:
+    """At most two decimals, no trailing zeros: 2.25, 6, 0.5."""
+    text = f"{value.quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def make_plan(root: Path, base_ref: str) -> Plan:
@@ -292,7 +299,7 @@ def markdown(plan: Plan) -> str:
                 lines += [f"<details><summary>{env}/{c.name}: {key}</summary>", "",
                           "```diff", diff, "```", "</details>", ""]
     lines += ["### Capacity (requests at min and max replicas)", "",
-              "| env | CPU | memory | GPU | budget |", "|---|---|---|---|---|"]
+              "| env | CPU (cores) | memory (GiB) | GPU | budget |", "|---|---|---|---|---|"]
     for env, sides in plan.capacity.items():
         b, a, budget = sides["before"], sides["after"], sides["budget"]
 
@@ -301,7 +308,10 @@ def markdown(plan: Plan) -> str:
             text = f"{a[lo]}-{a[hi]}"
             return text if (b[lo], b[hi]) == (a[lo], a[hi]) else f"{b[lo]}-{b[hi]} -> **{text}**"
 
+        def limit(kind: str) -> str:
+            value = budget.get(kind)
+            return "-" if value is None else _fmt(kind, quantity.parse(value))
+
         lines.append(f"| {env} | {pair('cpu')} | {pair('memory')} | {pair('gpu')} | "
-                     f"{budget.get('cpu', '-')} CPU, {budget.get('memory', '-')}, "
-                     f"{budget.get('gpu', 0)} GPU |")
+                     f"{limit('cpu')} cores, {limit('memory')} GiB, {limit('gpu')} GPU |")
     return "\n".join(lines) + "\n"
