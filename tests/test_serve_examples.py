@@ -60,3 +60,18 @@ def test_every_example_answers_its_example(shared_root):
     assert proc.returncode == 0
     assert b"curl -s -H 'content-type: application/json'" in stderr  # ready-to-paste examples
     assert f"and gRPC on 127.0.0.1:{grpc_port}".encode() in stderr
+    assert b"  ready   iris (v1, v2)" in stderr  # each model's state, once loading is over
+
+
+def test_serve_says_what_failed_and_stops_when_nothing_loads(tmp_path):
+    """A newcomer who skipped building the artifacts is told why and how, not given 503s."""
+    port = free_port()
+    ran = subprocess.run([sys.executable, "-m", "modelops", "serve", "iris", "--port", str(port),
+                          "--grpc-port", "0", "--shared", str(tmp_path / "empty")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "GITHUB_ACTIONS": ""})
+    assert ran.returncode == 1
+    assert f"failed  iris: ArtifactError: artifact {tmp_path}/empty/artifacts/iris/v1/" \
+           f"model.joblib does not exist" in ran.stderr
+    assert f"python -m modelops.examples {tmp_path / 'empty'}" in ran.stderr
+    assert ran.stderr.rstrip().endswith("error: no model could load; stopping")

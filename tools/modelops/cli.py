@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import typer
@@ -302,8 +305,42 @@ def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]
             body = example.request.model_dump_json(exclude_none=True)
             typer.echo(f"  curl -s -H 'content-type: application/json' "
                        f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
+    from modelops_runtime.registry import Registry
+
+    registry = Registry(config, shared, root)
+    registry.start_loading()
+    nothing = threading.Event()
+    threading.Thread(target=_report_loading, args=(registry, shared, nothing),
+                     daemon=True).start()
     run(config, ServerOptions(host=host, port=port, grpc_port=grpc_port, shared_root=shared),
-        root)
+        root, registry)
+    if nothing.is_set():
+        raise typer.Exit(1)
+
+
+def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:
+    """Once loading is over, each model's state on stderr (a failure with its reason and
+    what fixes it); the server stops with exit 1 when no model could load."""
+    registry.wait_loaded()
+    failed = False
+    for model in registry.describe():
+        if model["state"] == "ready":
+            versions = ", ".join(v["name"] for v in model["versions"])
+            typer.echo(f"  ready   {model['name']} ({versions})", err=True)
+            continue
+        failed = True
+        typer.echo(f"  failed  {model['name']}: {model['reason']}", err=True)
+    if failed and "does not exist" in " ".join(m["reason"] for m in registry.describe()):
+        typer.echo(f"  the example artifacts are built with: python -m modelops.examples {shared} "
+                   "(make demo does it)", err=True)
+    if not any(m["state"] == "ready" for m in registry.describe()):
+        typer.echo("error: no model could load; stopping", err=True)
+        nothing.set()
+        for _ in range(600):  # once the server handles SIGTERM (a drain, not a kill)
+            if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 logs = typer.Typer(no_args_is_help=True, help="Prediction logs on the shared volume.")
