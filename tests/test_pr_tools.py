@@ -148,6 +148,8 @@ def test_a_canary_change_reads_in_a_pull_request(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("weight: 90", "weight: 80").replace("weight: 10", "weight: 20"))
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    assert run_modelops("plan", "--base", "HEAD", "-o", "markdown", cwd=clone).stdout == markdown
+    assert run_modelops("plan", "-o", "human", cwd=clone).returncode == 2  # plan's own formats
     assert max(len(line) for line in markdown.splitlines()) <= 200
     assert markdown.splitlines()[2] == "**Models:** 1 changed (`iris`)"
     catalog = markdown.split("<summary>production/platform: ConfigMap/catalog</summary>")[1]

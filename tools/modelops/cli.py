@@ -31,6 +31,13 @@ class Output(str, enum.Enum):
     github = "github"
 
 
+class PlanOutput(str, enum.Enum):
+    """What `plan` writes: its own formats, not validate's."""
+
+    markdown = "markdown"
+    json = "json"
+
+
 def _output(choice: Output | None) -> str:
     if choice is not None:
         return choice.value
@@ -170,8 +177,9 @@ def plan(base: str = typer.Option(None, "--base", metavar="REF",
                                   help="Compare with this git ref (default: the merge base "
                                        "with origin/main, else main)."),
          root: Path = ROOT,
-         output: Output = typer.Option(None, "--output", "-o",
-                                       help="markdown (default, for a PR comment) or json")) -> None:
+         output: PlanOutput = typer.Option(PlanOutput.markdown, "--output", "-o",
+                                           help="markdown (for a PR comment) or json.")
+         ) -> None:
     """What this change does to the cluster: objects, replicas, resources, traffic, capacity."""
     import orjson
 
@@ -185,7 +193,7 @@ def plan(base: str = typer.Option(None, "--base", metavar="REF",
             _loaded(root, _output(None))  # prints the located problems
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
-    if output == Output.json:
+    if output == PlanOutput.json:
         typer.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
         typer.echo(planning.markdown(result), nl=False)
