@@ -202,3 +202,39 @@ def test_kserve_client_over_rest_and_grpc_with_its_defaults(every_example):
                     assert have == want.data, (name, transport)
                 else:
                     assert np.allclose(have, want.data, atol=example.tolerance), (name, transport)
+
+
+def test_grpc_requires_the_same_bearer_token(start_server):
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    token = "a-token-of-at-least-16-chars"
+    server = start_server(config(model("iris"), placement="dedicated"), auth_token=token)
+    client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
+    rows = np.array([[5.1, 3.5, 1.4, 0.2]])
+    tensor = triton_grpc.InferInput("input-0", [1, 4], "FP64")
+    tensor.set_data_from_numpy(rows)
+    for headers in (None, {"authorization": "Bearer wrong-token-of-16-chars"},
+                    {"authorization": token}):
+        with pytest.raises(InferenceServerException) as denied:
+            client.infer("iris", [tensor], headers=headers)
+        assert denied.value.status() == "StatusCode.UNAUTHENTICATED"
+        assert "missing or wrong bearer token" in denied.value.message()
+    answer = client.infer("iris", [tensor], headers={"authorization": f"bearer {token}"})
+    assert answer.as_numpy("predict").tolist() == [0]
+    client.close()
+
+
+def test_grpc_has_the_same_body_limit(start_server):
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    server = start_server(config(model("iris"), placement="dedicated"), max_body_bytes=2048)
+    client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
+    rows = np.ones((400, 4))
+    tensor = triton_grpc.InferInput("input-0", [400, 4], "FP64")
+    tensor.set_data_from_numpy(rows)
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("iris", [tensor])
+    assert refused.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+    client.close()
