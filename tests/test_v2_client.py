@@ -118,6 +118,15 @@ def test_malformed_binary_requests_are_400s(every_example, what, body, header, m
 
 # -- gRPC ------------------------------------------------------------------------------
 
+def _iris_rows(rows: np.ndarray):
+    """iris's input as tritonclient.grpc sends it by default (raw bytes)."""
+    import tritonclient.grpc as triton_grpc
+
+    tensor = triton_grpc.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows)
+    return tensor
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_tritonclient_grpc_with_its_defaults(every_example, name):
     import tritonclient.grpc as triton_grpc
@@ -148,8 +157,7 @@ def test_grpc_errors_are_status_codes_with_the_http_messages(every_example):
 
     client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{every_example.grpc_port}")
     rows = np.zeros((1, 3))
-    tensor = triton_grpc.InferInput("input-0", [1, 3], "FP64")
-    tensor.set_data_from_numpy(rows)
+    tensor = _iris_rows(rows)
     with pytest.raises(InferenceServerException) as bad:
         client.infer("iris", [tensor])
     assert bad.value.status() == "StatusCode.INVALID_ARGUMENT"
@@ -212,8 +220,7 @@ def test_grpc_requires_the_same_bearer_token(start_server):
     server = start_server(config(model("iris"), placement="dedicated"), auth_token=token)
     client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
     rows = np.array([[5.1, 3.5, 1.4, 0.2]])
-    tensor = triton_grpc.InferInput("input-0", [1, 4], "FP64")
-    tensor.set_data_from_numpy(rows)
+    tensor = _iris_rows(rows)
     for headers in (None, {"authorization": "Bearer wrong-token-of-16-chars"},
                     {"authorization": token}):
         with pytest.raises(InferenceServerException) as denied:
@@ -232,8 +239,7 @@ def test_grpc_has_the_same_body_limit(start_server):
     server = start_server(config(model("iris"), placement="dedicated"), max_body_bytes=2048)
     client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
     rows = np.ones((400, 4))
-    tensor = triton_grpc.InferInput("input-0", [400, 4], "FP64")
-    tensor.set_data_from_numpy(rows)
+    tensor = _iris_rows(rows)
     with pytest.raises(InferenceServerException) as refused:
         client.infer("iris", [tensor])
     assert refused.value.status() == "StatusCode.RESOURCE_EXHAUSTED"

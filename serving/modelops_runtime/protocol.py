@@ -91,9 +91,11 @@ def decode_tensor(tensor: Any, blob: memoryview | None = None,
     if len(shape) > MAX_RANK:
         raise ProtocolError(f"input {name!r}: shape has {len(shape)} dimensions; at most "
                             f"{MAX_RANK}")
-    from modelops_runtime import binary  # the extension builds on this module
+    size = None
+    if tensor.get("parameters"):  # the binary extension's, when it is used at all
+        from modelops_runtime import binary  # it builds on this module
 
-    size = binary.size_of(tensor)
+        size = binary.size_of(tensor)
     if size is not None:
         if data is not None or blob is None:
             raise ProtocolError(f"input {name!r}: binary_data_size needs the data after the "

@@ -330,18 +330,17 @@ def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:
     """Once loading is over, each model's state on stderr (a failure with its reason and
     what fixes it); the server stops with exit 1 when no model could load."""
     registry.wait_loaded()
-    failed = False
-    for model in registry.describe():
+    models = registry.describe()
+    for model in models:
         if model["state"] == "ready":
             versions = ", ".join(v["name"] for v in model["versions"])
             typer.echo(f"  ready   {model['name']} ({versions})", err=True)
-            continue
-        failed = True
-        typer.echo(f"  failed  {model['name']}: {model['reason']}", err=True)
-    if failed and "does not exist" in " ".join(m["reason"] for m in registry.describe()):
+        else:
+            typer.echo(f"  failed  {model['name']}: {model['reason']}", err=True)
+    if any("does not exist" in m["reason"] for m in models if m["state"] != "ready"):
         typer.echo(f"  the example artifacts are built with: python -m modelops.examples {shared} "
                    "(make demo does it)", err=True)
-    if not any(m["state"] == "ready" for m in registry.describe()):
+    if not any(m["state"] == "ready" for m in models):
         typer.echo("error: no model could load; stopping", err=True)
         nothing.set()
         for _ in range(600):  # once the server handles SIGTERM (a drain, not a kill)

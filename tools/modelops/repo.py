@@ -21,7 +21,7 @@ from modelops.gcpause import paused
 from modelops.located import closest, diagnose
 from modelops.settings import Settings
 from modelops.spec import KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec, Resources
-from modelops.yamlload import Document, Loc, load_text
+from modelops.yamlload import Document, Loc, line_col, load_text
 
 SPEC_FILES = {"Model": "model.yaml", "Pool": "pool.yaml"}
 
@@ -161,9 +161,7 @@ def _compiled(rel: str, raw: bytes) -> tuple[str, Diagnostic | None]:
         source = raw.decode("utf-8")
         compile(source, rel, "exec", dont_inherit=True)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return "", Diagnostic(rel, line, exc.start - raw.rfind(b"\n", 0, exc.start), "",
-                              "model.py is not UTF-8 text")
+        return "", Diagnostic(rel, *line_col(raw, exc.start), "", "model.py is not UTF-8 text")
     except SyntaxError as exc:
         return "", Diagnostic(rel, exc.lineno or 1, exc.offset or 1, "",
                               f"model.py does not compile: {exc.msg}")

@@ -123,7 +123,7 @@ class _Builder:
         return out
 
 
-def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+def line_col(raw: bytes, offset: int) -> tuple[int, int]:
     """1-based line and column of a byte offset (so an editor can point at it)."""
     return raw.count(b"\n", 0, offset) + 1, offset - raw.rfind(b"\n", 0, offset)
 
@@ -139,12 +139,12 @@ def load_text(file: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]
         return refuse(f"file is {len(raw)} bytes, over the {MAX_FILE_BYTES}-byte limit for a spec")
     if b"\x00" in raw:
         return refuse("file is binary, not YAML text (it contains NUL bytes)",
-                      *_line_col(raw, raw.index(b"\x00")))
+                      *line_col(raw, raw.index(b"\x00")))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return refuse(f"file is not UTF-8 text (bad byte 0x{raw[exc.start]:02x} at offset "
-                      f"{exc.start})", *_line_col(raw, exc.start))
+                      f"{exc.start})", *line_col(raw, exc.start))
     try:
         loader = _Loader(text)
         try:
