@@ -34,10 +34,12 @@ check: $(STAMP)
 test: $(STAMP) debian-tools
 	$(BIN)/python -m pytest
 
-## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts).
+## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts),
+## curl (the README's commands, run by tests/test_readme.py).
 debian-tools:
-	@command -v chromium >/dev/null && command -v promtool >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium prometheus; }
+	@command -v chromium >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium prometheus curl ca-certificates; }
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .hypothesis

@@ -113,3 +113,17 @@ def isolated_tool(extra: str, command: str) -> Path:
                         "--disable-pip-version-check", *pins], check=True)
         stamp.touch()
     return venv / "bin" / command
+
+
+@pytest.fixture
+def fresh_copy(tmp_path: Path, shared_root: Path) -> Path:
+    """This working tree's repository, committed on main, with .venv and the example
+    artifacts in place, as after `make demo`."""
+    root = copy_repo(tmp_path)
+    shutil.copytree(REPO / "docs", root / "docs")
+    (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    shutil.copytree(shared_root, root / "var/volume")
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(["git", *command], cwd=root, check=True)
+    return root

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -33,13 +34,39 @@ def _start(args: list[str], ready: str) -> subprocess.Popen:
         time.sleep(0.1)
 
 
+def _logged_traffic(volume, port: int) -> None:
+    """A day of iris traffic whose petal length (feature 2) drifted, logged by the real
+    server and compacted by the real compactor into a drift summary."""
+    server = _start(["serve", "iris", "--port", str(port), "--grpc-port", "0", "--shared",
+                     str(volume)], f"http://127.0.0.1:{port}/v2/health/ready")
+    from sklearn.datasets import load_iris
+
+    rng = random.Random(0)
+    rows = [[x + (2.5 if j == 2 else 0) for j, x in enumerate(rng.choice(load_iris().data))]
+            for _ in range(300)]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        for start in range(0, len(rows), 10):
+            chunk = [round(x, 2) for row in rows[start:start + 10] for x in row]
+            client.post("/v2/models/iris/infer", json={"inputs": [{
+                "name": "input-0", "datatype": "FP64", "shape": [10, 4], "data": chunk}]})
+    server.terminate()
+    server.wait(30)
+    done = subprocess.run([sys.executable, "-m", "modelops", "logs", "compact", "--shared",
+                           str(volume)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture
-def catalog(shared_root):
+def catalog(shared_root, tmp_path):
+    volume = tmp_path / "volume"
+    shutil.copytree(shared_root, volume)
     serve_port, catalog_port = free_port(), free_port()
+    _logged_traffic(volume, serve_port)
     server = _start(["serve", "iris", "wine", "--port", str(serve_port), "--grpc-port", "0",
-                     "--shared", str(shared_root)], f"http://127.0.0.1:{serve_port}/v2/health/ready")
+                     "--shared", str(volume)], f"http://127.0.0.1:{serve_port}/v2/health/ready")
     page = _start(["catalog", "--serve", "--port", str(catalog_port), "--server",
-                   f"http://127.0.0.1:{serve_port}"], f"http://127.0.0.1:{catalog_port}/catalog")
+                   f"http://127.0.0.1:{serve_port}", "--shared", str(volume)],
+                  f"http://127.0.0.1:{catalog_port}/catalog")
     yield f"http://127.0.0.1:{catalog_port}/catalog"
     for proc in (page, server):
         proc.terminate()
@@ -69,12 +96,25 @@ def test_catalog_page_in_a_browser(catalog, tmp_path):
     assert state["digits-v1"] == "not ready"  # not served by this local server
     assert "90%" in dom and "10%" in dom and "team data-science" in dom
     assert "pool tabular" in dom and 'href="http://127.0.0.1' in dom  # API docs link
+    iris = dom.split('id="model-iris"')[1].split("</section>")[0]
+    assert 'aria-label="traffic: v1 90%, v2 10%"' in iris
+    assert re.search(r"drift \(PSI\) on \d{4}-\d{2}-\d{2}, v[12]: \d+ rows vs iris-training", iris)
+    bars = dict(re.findall(r"<title>(input-0_\d): PSI ([\d.]+)</title>", iris))
+    assert float(bars["input-0_2"]) > 0.25 > 0.1 > float(bars["input-0_1"])  # the drifted one
+    assert 'fill="#e03131"' in iris  # drawn in the "significant" colour
+    wine = dom.split('id="model-wine"')[1].split("</section>")[0]
+    assert 'aria-label="traffic: v1 100%"' in wine and "drift" not in wine  # no reference
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "catalog.png"
     shot.unlink(missing_ok=True)
     _chromium(tmp_path, f"--screenshot={shot}", catalog)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    from PIL import Image
+
+    with Image.open(shot) as image:  # the charts' colours are on the picture, not only in the DOM
+        colours = {c for _, c in image.convert("RGB").getcolors(2 ** 20)}
+    assert {(0x24, 0x58, 0xd6), (0xf0, 0x8c, 0x00), (0xe0, 0x31, 0x31)} <= colours
 
 
 def test_catalog_json_api(catalog):

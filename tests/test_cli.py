@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 from conftest import run_modelops
 
@@ -41,3 +44,73 @@ def test_github_annotations_inside_actions(tiny):
     assert ("::error file=models/alpha/model.yaml,line=7,col=12,title=spec.runtime::spec.runtime: "
             "input should be 'sklearn', 'onnx', 'python' or 'custom', got 'sklern' "
             "(did you mean 'sklearn'?)") in result.stderr.splitlines()
+
+
+def _commands():
+    """Every command of the CLI, with its full name, as click sees it."""
+    import click
+    import typer
+
+    from modelops.cli import app
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    root = typer.main.get_command(app)
+    return [(" ".join(path), command, click.Context(command)) for path, command in
+            walk(root, [])]
+
+
+def test_every_option_and_argument_has_help():
+    missing = [f"{name or 'modelops'} {param.name}" for name, command, ctx in _commands()
+               for param in command.get_params(ctx) if not (param.help or "").strip()]
+    assert missing == []
+
+
+def test_help_follows_click_conventions(tiny):
+    """Flags take no value and show none; arguments read NAME, not {name}; exit codes last."""
+    new = run_modelops("new", "--help", cwd=tiny.root).stdout
+    assert new.startswith("Usage: modelops new [OPTIONS] NAME\n")
+    assert "--runtime [sklearn|onnx|python|custom]" in new
+    generate = run_modelops("generate", "--help", cwd=tiny.root).stdout
+    assert "  --check  " in generate and "<bool>" not in generate
+    assert generate.rstrip().endswith("2 usage error (an unknown option, a bad value).")
+    refused = run_modelops("generate", "--check", "true", cwd=tiny.root)
+    assert refused.returncode == 2 and "unexpected extra argument" in refused.stderr
+
+
+def test_every_listed_choice_is_accepted():
+    """What `--help` lists for -o is exactly what the command takes, per command."""
+    listed = {}
+    for name, command, ctx in _commands():
+        for param in command.get_params(ctx):
+            if "--output" in getattr(param, "opts", []):
+                choices = [c.value for c in param.type_descriptor.choices]
+                listed[name] = choices
+                for choice in choices:
+                    command.make_context(name, ["-o", choice])  # raises on a refused value
+    assert listed == {"validate": ["human", "json", "github"],
+                      "render": ["human", "json", "github"], "plan": ["markdown", "json"],
+                      "logs compact": ["human", "json"]}
+
+
+def test_shell_completion_offers_commands_choices_and_models(tiny):
+    tiny.model("alpha")
+    tiny.model("beta")
+
+    def complete(words: str) -> list[str]:
+        env = {"_MODELOPS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        proc = subprocess.run([sys.executable, "-c", "from modelops.cli import main; main()"],
+                              cwd=tiny.root, capture_output=True, text=True,
+                              env={**os.environ, **env})
+        return proc.stdout.split()
+
+    assert complete("modelops pl") == ["plan"]
+    assert complete("modelops plan -o ") == ["markdown", "json"]
+    assert complete("modelops test ") == ["alpha", "beta"]
+    assert complete("modelops serve b") == ["beta"]
+    script = run_modelops("--show-completion", "bash", cwd=tiny.root)
+    assert script.returncode == 0 and "_MODELOPS_COMPLETE=complete_bash" in script.stdout

@@ -271,7 +271,8 @@ def test_a_servers_logs_become_a_dataset_another_model_can_read(start_server, tm
     assert watcher.check() == []
 
     repo = TinyRepo(tmp_path / "repo")
-    repo.write("models/iris/model.yaml", (REPO / "models/iris/model.yaml").read_text())
+    for file in ("model.yaml", "train.py"):  # the model's folder, as a data scientist has it
+        repo.write(f"models/iris/{file}", (REPO / "models/iris" / file).read_text())
     done = run_modelops("logs", "compact", "--shared", str(shared), "-o", "json",
                         cwd=repo.root)
     assert done.returncode == 0, done.stderr

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, run_modelops
 
@@ -51,7 +54,10 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
     assert markdown.splitlines()[2] == "**Models:** 1 added (`churn`)"
-    assert "| staging | 2.25-6 -> **2.5-6.75** |" in markdown  # cores in the CPU column
+    assert markdown.splitlines()[4] == ("**At max replicas:** staging +3 replicas, +0.75 cores, "
+                                        "+1.5 GiB; production +3 replicas, +0.75 cores, +1.5 GiB")
+    assert "| staging | 5-14 -> **6-17** | 2.25-6 -> **2.5-6.75** | 3.88-10.25 -> **4.38-11.75** |" \
+        in markdown  # one unit per column: replicas, cores, GiB
 
 
 def test_a_canary_weight_change_changes_only_the_traffic(clone):
@@ -71,6 +77,21 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
                       for env in ("staging", "production")}  # the page shows the new weights
     assert plan["capacity"]["production"]["before"] == plan["capacity"]["production"]["after"]
 
+    markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    assert max(len(line) for line in markdown.splitlines()) <= 200
+    assert markdown.splitlines()[2:5] == [
+        "**Models:** 1 changed (`iris`)", "",
+        "**At max replicas:** staging unchanged; production unchanged"]
+    folded = re.findall(r"<summary>(.*)</summary>", markdown)
+    assert folded == [f"{env}/{name}: {key}" for env in ("staging", "production")
+                      for name, key in (("iris", "GRPCRoute/iris"), ("iris", "HTTPRoute/iris"),
+                                        ("platform", "ConfigMap/catalog"),
+                                        ("platform", "Deployment/catalog"))]
+    catalog = markdown.split("<summary>staging/platform: ConfigMap/catalog</summary>")[1]
+    changed = [line for line in catalog.split("</details>")[0].splitlines()
+               if line.startswith(("+", "-")) and line[:3] not in ("+++", "---")]
+    assert changed == ["-      weight: 90", "+      weight: 75", "-      weight: 10", "+      weight: 25"]
+
 
 def test_a_pool_change_shows_the_object_diff(clone):
     pool = clone / "models/tabular/pool.yaml"
@@ -80,6 +101,25 @@ def test_a_pool_change_shows_the_object_diff(clone):
     assert list(change["changed"]) == ["Deployment/tabular-server"]
     assert "-            memory: 1Gi\n+            memory: 2Gi" in change["changed"]["Deployment/tabular-server"]
     assert change["facts"] == ["resources: 500m CPU, 1Gi -> 500m CPU, 2Gi"]
+
+
+def test_new_python_model_with_an_artifact_declares_its_tensors(clone, tmp_path):
+    artifact = tmp_path / "weights.npy"
+    artifact.write_bytes(b"weights")
+    created = run_modelops("new", "churn", "--runtime", "python", "--artifact", str(artifact),
+                           cwd=clone)
+    assert created.returncode == 0, created.stderr
+    spec = yaml.safe_load((clone / "models/churn/model.yaml").read_text())["spec"]
+    assert spec["versions"][0]["artifact"] == "pvc://artifacts/churn/v1/model.npy"
+    assert spec["versions"][0]["sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert (clone / "var/volume/artifacts/churn/v1/model.npy").read_bytes() == b"weights"
+    assert spec["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 3]}]
+    assert "self.artifact_path" in (clone / "models/churn/model.py").read_text()
+    tested = run_modelops("test", "churn", cwd=clone)
+    assert tested.returncode == 0, tested.stderr
+    custom = run_modelops("new", "box", "--runtime", "custom", "--artifact", str(artifact),
+                          cwd=clone)
+    assert custom.returncode == 1 and "a custom image brings its own files" in custom.stderr
 
 
 def test_new_refuses_to_overwrite_and_checks_the_name(clone):

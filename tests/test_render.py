@@ -31,7 +31,7 @@ def test_every_overlay_renders_and_validates(rendered):
                             "GRPCRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                            "PodDisruptionBudget"])
+                            "PodDisruptionBudget", "ConfigMap", "CronJob", "CronJob"])
     grpc = next(o for o in rendered if o["kind"] == "GRPCRoute")  # one host per model
     assert grpc["spec"]["hostnames"] == ["iris.models.example.com"]
     *pinned, weighted = grpc["spec"]["rules"]

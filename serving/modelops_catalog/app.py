@@ -15,6 +15,9 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from pathlib import Path
+
+from modelops_catalog import charts
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions
 from modelops_runtime.docs import asset, swagger
 
@@ -44,7 +47,8 @@ PAGE = r"""<!doctype html>
  text-align: left }} .state {{ border-radius: 999px; padding: .05rem .6rem; font-size: .85rem;
  background: #e4e6eb }} .state.ready {{ background: #d3f5dc; color: #11612b }}
  .state.not-ready, .state.unreachable {{ background: #fde0e0; color: #8a1c1c }}
- a {{ color: #2458d6 }}
+ a {{ color: #2458d6 }} .charts {{ display: flex; gap: 2rem; flex-wrap: wrap; margin: .5rem 0 }}
+ figure {{ margin: 0 }} figcaption {{ color: #5a6273; font-size: .85rem; margin: 0 0 .3rem }}
 </style></head>
 <body><h1>Model catalog <span class="meta">({env}, {count} models)</span></h1>
 {models}
@@ -64,11 +68,39 @@ refresh(); setInterval(refresh, 10000);
 </script></body></html>"""
 
 
-def _model_html(model: CatalogModel) -> str:
+def _charts_html(model: CatalogModel, shared_root: Path | None) -> str:
+    """The traffic split, and the newest drift summary when the model's logs have one."""
+    figures = [("traffic per version", charts.traffic([(v.name, v.weight)
+                                                       for v in model.versions]))]
+    if model.drift:
+        report = charts.latest_drift(shared_root, model.drift) if shared_root else None
+        if report is None:
+            figures.append(("drift: no summary yet (the log compactor writes one a day)", ""))
+        elif report["features"]:
+            caption = (f"drift (PSI) on {report['date']}, {report['version']}: "
+                       f"{report.get('rows', 0)} rows vs {Path(report['reference']).name}")
+            figures.append((caption, charts.drift(report["features"])))
+        else:
+            figures.append((f"drift on {report['date']}: "
+                            f"{report.get('error') or 'no feature matches the reference'}", ""))
+    return '<div class="charts">' + "".join(
+        f'<figure><figcaption>{html.escape(caption)}</figcaption>{svg}</figure>'
+        for caption, svg in figures) + "</div>"
+
+
+def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
     e = html.escape
+    def trained(v) -> str:
+        if not v.metrics:
+            return "-"
+        scores = ", ".join(f"{e(k)} {val:g}" for k, val in sorted(v.metrics.items()) if k != "rows")
+        lineage = f' · <abbr title="{e(v.lineage)}">lineage</abbr>' if v.lineage else ""
+        return scores + lineage
+
     rows = "".join(
         f'<tr><td>{e(v.name)}</td><td>{v.weight}%</td><td><span class="state" '
-        f'id="state-{e(model.name)}-{e(v.name)}">checking</span></td></tr>'
+        f'id="state-{e(model.name)}-{e(v.name)}">checking</span></td>'
+        f'<td class="trained">{trained(v)}</td></tr>'
         for v in model.versions)
     links = " · ".join(f'<a href="{e(url)}">{label}</a>' for label, url in
                        (("API docs", model.docsUrl), ("dashboard", model.dashboardUrl)) if url)
@@ -76,11 +108,14 @@ def _model_html(model: CatalogModel) -> str:
             f'<div class="meta">team {e(model.team)} · {e(model.runtime)} · {e(model.placement)}'
             f' · {model.minReplicas}-{model.maxReplicas} replicas</div>'
             f'<p>{e(model.description)}</p><table><tr><th>version</th><th>traffic</th>'
-            f'<th>state</th></tr>{rows}</table>{links}</section>')
+            f'<th>state</th><th>holdout scores</th></tr>{rows}</table>'
+            f'{_charts_html(model, shared_root)}{links}</section>')
 
 
-def create_catalog_app(config: CatalogConfig, token: str | None = None) -> FastAPI:
-    """The catalog; `token` is the model servers' bearer token, when they require one."""
+def create_catalog_app(config: CatalogConfig, token: str | None = None,
+                       shared_root: Path | None = None) -> FastAPI:
+    """The catalog; `token` is the model servers' bearer token, when they require one;
+    `shared_root` the shared volume, whose drift summaries the page charts."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     app = FastAPI(title="modelops catalog", docs_url=None, redoc_url=None,
                   openapi_url="/catalog/openapi.json")
@@ -112,7 +147,8 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None) -> FastA
     async def page() -> HTMLResponse:
         return HTMLResponse(PAGE.format(env=html.escape(config.environment),
                                         count=len(config.models),
-                                        models="\n".join(map(_model_html, config.models))))
+                                        models="\n".join(_model_html(m, shared_root)
+                                                          for m in config.models)))
 
     @app.get("/v2/health/live", include_in_schema=False)
     @app.get("/v2/health/ready", include_in_schema=False)
@@ -131,6 +167,6 @@ def main() -> None:
     except (OSError, ValueError) as exc:
         sys.exit(f"modelops catalog: cannot start: {exc}")
     token = options.auth_token.get_secret_value() if options.auth_token else None
-    uvicorn.run(create_catalog_app(config, token), host=options.host, port=options.port,
+    uvicorn.run(create_catalog_app(config, token, options.shared_root), host=options.host, port=options.port,
                 access_log=False, log_level="warning")
 

@@ -18,6 +18,8 @@ class CatalogVersion(_Strict):
     name: str
     weight: int
     readyUrl: str  # the serving version's v2 readiness endpoint
+    metrics: dict[str, float] | None = None  # a trained version's holdout scores
+    lineage: str | None = None  # where its training run's lineage.json is
 
 
 class CatalogModel(_Strict):
@@ -31,6 +33,9 @@ class CatalogModel(_Strict):
     versions: list[CatalogVersion]
     docsUrl: str | None = None
     dashboardUrl: str | None = None
+    drift: str | None = None
+    """Where on the shared volume the compactor writes this model's drift summaries
+    (datasets/<dataset>/model=<name>), when its logs have a reference to drift against."""
 
 
 class CatalogConfig(_Strict):
@@ -55,6 +60,8 @@ class CatalogOptions(BaseSettings):
     """The catalog's data (written by `modelops generate`)."""
     host: str = "0.0.0.0"
     port: int = 8080
+    shared_root: Path | None = None
+    """The shared volume (its datasets/ mounted read-only), for the drift charts."""
     auth_token: SecretStr | None = None
     """The model servers' bearer token (the same Secret), sent with every readiness check."""
     auth_token_file: Path | None = None

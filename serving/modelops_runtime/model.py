@@ -61,5 +61,14 @@ class Model:
         """Extra endpoints as (method, path, handler), mounted under /v2/models/<name>."""
         return []
 
+    @classmethod
+    def train(cls, features: np.ndarray, labels: np.ndarray, parameters: dict[str, Any],
+              seed: int) -> Any:
+        """Fit on these rows (features: float64, one column per spec `training.features`)
+        and return what load() reads back from self.artifact_path: it is saved with
+        joblib. Use `seed` for every random choice, so the same data trains the same
+        bytes."""
+        raise NotImplementedError(f"{cls.__name__} has no train()")
+
     def on_dataset_change(self, name: str, path: Path) -> None:
         """Called when a file of a dataset this model reads changes on the shared volume."""

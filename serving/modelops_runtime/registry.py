@@ -97,6 +97,32 @@ def resolve_artifact(uri: str | None, shared_root: Path) -> Path | None:
     raise ValueError(f"unsupported artifact URI {uri!r}")
 
 
+def model_class(config: ModelConfig, config_dir: Path) -> type[Model]:
+    """The class that serves a model: its runtime's, or a python model's own."""
+    if config.runtime == "python":
+        if not config.code:
+            raise ValueError("a python model needs its code file")
+        code = Path(config.code)
+        return load_class(code if code.is_absolute() else config_dir / code)
+    if config.runtime not in RUNTIMES:
+        raise ValueError(f"runtime {config.runtime!r} is served by its own image, "
+                         "not by this server")
+    return RUNTIMES[config.runtime]
+
+
+def build_model(cls: type[Model], config: ModelConfig, version: VersionConfig,
+                shared_root: Path) -> Model:
+    """One version, its artifact verified, ready for load(): what the server serves and
+    what training and batch jobs predict with, so the three cannot differ."""
+    path = resolve_artifact(version.artifact, shared_root)
+    verify(path, version.sha256)
+    model = cls(config.name, version.name, path,
+                {d.name: shared_root / d.path for d in config.datasets})
+    model.declared = {"inputs": [t.model_dump() for t in config.inputs],
+                      "outputs": [t.model_dump() for t in config.outputs]}
+    return model
+
+
 class Registry:
     def __init__(self, config: ServerConfig, shared_root: Path, config_dir: Path):
         self.config = config
@@ -110,28 +136,12 @@ class Registry:
 
     # -- loading -------------------------------------------------------------------
 
-    def _model_class(self, config: ModelConfig) -> type[Model]:
-        if config.runtime == "python":
-            if not config.code:
-                raise ValueError("a python model needs its code file")
-            code = Path(config.code)
-            return load_class(code if code.is_absolute() else self.config_dir / code)
-        if config.runtime not in RUNTIMES:
-            raise ValueError(f"runtime {config.runtime!r} is served by its own image, "
-                             "not by this server")
-        return RUNTIMES[config.runtime]
-
     def _load_versions(self, config: ModelConfig) -> dict[str, Loaded]:
-        cls = self._model_class(config)
-        datasets = {d.name: self.shared_root / d.path for d in config.datasets}
+        cls = model_class(config, self.config_dir)
         loaded = {}
         for version in config.versions:
             start = time.perf_counter()
-            path = resolve_artifact(version.artifact, self.shared_root)
-            verify(path, version.sha256)
-            model = cls(config.name, version.name, path, datasets)
-            model.declared = {"inputs": [t.model_dump() for t in config.inputs],
-                              "outputs": [t.model_dump() for t in config.outputs]}
+            model = build_model(cls, config, version, self.shared_root)
             model.load()
             seconds = time.perf_counter() - start
             loaded[version.name] = Loaded(model, version, seconds, time.time(),

@@ -44,6 +44,8 @@ class Usage:
     memory_max: Decimal
     gpu_min: int
     gpu_max: int
+    replicas_min: int
+    replicas_max: int
 
 
 def usage(name: str, team: str, file: str, spec: ModelSpec | PoolSpec) -> Usage | None:
@@ -55,7 +57,8 @@ def usage(name: str, team: str, file: str, spec: ModelSpec | PoolSpec) -> Usage 
     cpu, mem = quantity.parse(res.cpu), quantity.parse(res.memory)
     gpu = res.gpu.count if res.gpu else 0
     lo, hi = servers * hpa.minReplicas, servers * hpa.maxReplicas
-    return Usage(name, team, file, cpu * lo, cpu * hi, mem * lo, mem * hi, gpu * lo, gpu * hi)
+    return Usage(name, team, file, cpu * lo, cpu * hi, mem * lo, mem * hi, gpu * lo, gpu * hi,
+                 lo, hi)
 
 
 def over_budget(budget: Budget, used: list[Usage]) -> list[str]:

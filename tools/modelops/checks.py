@@ -167,6 +167,8 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
             problem(env, _env_loc(entry, env, "logging") + ("reference",),
                     f"reference {reference!r} is not one of this model's datasets "
                     f"({', '.join(known) or 'none declared'})")
+        _check_jobs(spec, entry.name, lambda loc, message, env=env: problem(
+            env, _env_loc(entry, env, loc[0]) + loc[1:], message))
         for i, var in enumerate(spec.env):
             if var.value is not None and looks_secret(var.name, var.value):
                 problem(env, _env_loc(entry, env, "env") + (i, "value"),
@@ -194,6 +196,29 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
         for loc in places:
             report.at(entry, loc, f"{field} of a shared model are set by its pool {pool!r}"
                       f"{why}: set them in models/{pool}/pool.yaml", key=True)
+
+
+def _check_jobs(spec: ModelSpec, model: str, problem) -> None:
+    """Training and batch blocks name datasets and versions that exist."""
+    names = sorted(d.name for d in spec.datasets)
+    logged = spec.logging.dataset or model if spec.logging.enabled else None
+    if spec.training:
+        for i, source in enumerate(spec.training.inputs):
+            if source.dataset not in names and source.dataset != logged:
+                known = names + ([logged] if logged else [])
+                problem(("training", "inputs", i, "dataset"),
+                        f"training input {source.dataset!r} is neither one of datasets nor "
+                        f"the dataset of its prediction logs ({', '.join(known) or 'none'})")
+    if spec.batch:
+        if spec.batch.input not in names:
+            problem(("batch", "input"), f"batch.input {spec.batch.input!r} is not one of "
+                    f"datasets ({', '.join(names) or 'none declared'})")
+        versions = [v.name for v in spec.versions]
+        if spec.batch.version and spec.batch.version not in versions:
+            problem(("batch", "version"), f"batch.version {spec.batch.version!r} is not one "
+                    f"of the versions ({', '.join(versions)})")
+        if not spec.batch.features and not spec.training:
+            problem(("batch",), "batch.features is needed when there is no training block")
 
 
 def _check_budget(report: _Reporter, entries: list[SpecFile],

@@ -13,13 +13,14 @@ from pathlib import Path
 import typer
 
 from modelops import diagnostics as diag
+from modelops.helpformat import Command, Group
 from modelops.generate import files as gen
 from modelops import render as rend
 from modelops.repo import Repo, load
 from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="GitOps for machine-learning models: one YAML file per model.")
+app = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True,
+                  pretty_exceptions_enable=False, help="GitOps for machine-learning models: one YAML file per model.")
 
 ROOT = typer.Option(Path("."), "--root", help="Repository root.", file_okay=False,
                     exists=True, resolve_path=True)
@@ -36,6 +37,20 @@ class PlanOutput(str, enum.Enum):
 
     markdown = "markdown"
     json = "json"
+
+
+class SummaryOutput(str, enum.Enum):
+    """A run's summary: lines for people, or JSON for machines."""
+
+    human = "human"
+    json = "json"
+
+
+def _model_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for model arguments: the folders under models/."""
+    root = Path(ctx.params.get("root") or ".")
+    return sorted(p.parent.name for p in (root / "models").glob("*/model.yaml")
+                  if p.parent.name.startswith(incomplete))
 
 
 def _output(choice: Output | None) -> str:
@@ -66,8 +81,8 @@ def _loaded(root: Path, output: str) -> Repo:
 Runtime = enum.Enum("Runtime", {name: name for name in RUNTIMES}, type=str)
 
 
-@app.command()
-def new(name: str = typer.Argument(..., help="The model's name (becomes models/NAME/)."),
+@app.command(cls=Command)
+def new(name: str = typer.Argument(..., metavar="NAME", help="The model's name (becomes models/NAME/)."),
         runtime: Runtime = typer.Option(..., "--runtime", help="sklearn, onnx, python or custom."),
         pool: str = typer.Option(None, "--pool", help="Join this pool instead of running "
                                                       "dedicated servers."),
@@ -95,7 +110,7 @@ def new(name: str = typer.Argument(..., help="The model's name (becomes models/N
     typer.echo("next:\n" + "\n".join(f"  {step}" for step in steps))
 
 
-@app.command()
+@app.command(cls=Command)
 def validate(root: Path = ROOT,
              output: Output = typer.Option(None, "--output", "-o",
                                            help="human, json, or github annotations "
@@ -130,7 +145,7 @@ def validate(root: Path = ROOT,
         typer.echo(f"ok: {len(repo.models)} model(s), {len(repo.pools)} pool(s)")
 
 
-@app.command()
+@app.command(cls=Command)
 def generate(root: Path = ROOT,
              check: bool = typer.Option(False, "--check",
                                         help="Write nothing; exit 1 if any generated file "
@@ -149,11 +164,14 @@ def generate(root: Path = ROOT,
                f"{len(stale.changed)} updated, {len(stale.removed)} removed")
 
 
-@app.command()
+@app.command(cls=Command)
 def render(root: Path = ROOT,
            out: Path = typer.Option(None, "--out", help="Also write each rendered overlay "
                                                         "to DIR/<env>/<name>.yaml."),
-           output: Output = typer.Option(None, "--output", "-o")) -> None:
+           output: Output = typer.Option(None, "--output", "-o",
+                                         help="human, json, or github annotations for the "
+                                              "problems (default: github inside GitHub "
+                                              "Actions)")) -> None:
     """Build every overlay with kustomize and validate every object strictly."""
     fmt = _output(output)
     repo = _loaded(root, fmt)
@@ -172,7 +190,7 @@ def render(root: Path = ROOT,
                    f"{repo.settings.kubernetesVersion}")
 
 
-@app.command()
+@app.command(cls=Command)
 def plan(base: str = typer.Option(None, "--base", metavar="REF",
                                   help="Compare with this git ref (default: the merge base "
                                        "with origin/main, else main)."),
@@ -199,8 +217,8 @@ def plan(base: str = typer.Option(None, "--base", metavar="REF",
         typer.echo(planning.markdown(result), nl=False)
 
 
-@app.command("test")
-def test_models(models: list[str] = typer.Argument(None, metavar="[MODEL]...",
+@app.command("test", cls=Command)
+def test_models(models: list[str] = typer.Argument(None, metavar="MODEL", autocompletion=_model_names,
                                                    help="Models to test (default: all)."),
                 root: Path = ROOT,
                 shared: Path = typer.Option(Path("var/volume"), help="Where the artifacts are."),
@@ -251,14 +269,18 @@ def _changed_models(root: Path, ref: str) -> set[str]:
     return {p.split("/")[1] for p in paths if p.count("/") >= 2}
 
 
-@app.command()
+@app.command(cls=Command)
 def catalog(root: Path = ROOT,
             serve_it: bool = typer.Option(False, "--serve", help="Serve the page instead of "
                                                                  "printing the data."),
             server: str = typer.Option("http://127.0.0.1:8080", help="The local `modelops "
                                        "serve` whose models' readiness the page shows."),
-            host: str = typer.Option("127.0.0.1"),
-            port: int = typer.Option(8081)) -> None:
+            host: str = typer.Option("127.0.0.1", help="Address the page listens on "
+                                                       "(with --serve)."),
+            port: int = typer.Option(8082, help="Port the page listens on (with --serve)."),
+            shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the "
+                                        "shared volume, whose drift summaries the page "
+                                        "charts.")) -> None:
     """The model catalog: every model, its versions, traffic and live readiness."""
     import orjson
 
@@ -275,11 +297,14 @@ def catalog(root: Path = ROOT,
     from modelops_catalog.app import create_catalog_app
 
     typer.echo(f"catalog on http://{host}:{port}/catalog (readiness from {server})", err=True)
-    uvicorn.run(create_catalog_app(data), host=host, port=port, log_level="warning")
+    shared = shared if shared.is_absolute() else root / shared
+    uvicorn.run(create_catalog_app(data, shared_root=shared), host=host, port=port,
+                log_level="warning")
 
 
-@app.command()
-def serve(targets: list[str] = typer.Argument(None, metavar="[MODEL_SPEC_OR_DIR]...",
+@app.command(cls=Command)
+def serve(targets: list[str] = typer.Argument(None, metavar="MODEL_SPEC_OR_DIR",
+                                              autocompletion=_model_names,
                                               help="Models, specs or folders (default: all)."),
           root: Path = ROOT,
           host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -350,16 +375,129 @@ def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-logs = typer.Typer(no_args_is_help=True, help="Prediction logs on the shared volume.")
+def _job_config(root: Path, name: str):
+    """A model's job.yaml as the cluster's would be, for the local environment, with its
+    code read from models/<name>/."""
+    from modelops.generate.contract import job_config
+
+    repo = _loaded(root, _output(None))
+    if name not in repo.models:
+        typer.echo(f"error: no model named {name!r}; models: {', '.join(sorted(repo.models))}",
+                   err=True)
+        raise typer.Exit(1)
+    assert repo.settings is not None
+    spec_file = repo.models[name]
+    code = str((root / "models" / name / "model.py").resolve())
+    config = job_config(spec_file, spec_file.envs[repo.settings.local_environment],
+                        code if spec_file.obj.spec.runtime == "python" else None)
+    return repo, config, root / "models" / name
+
+
+MODEL = typer.Argument(..., metavar="MODEL", autocompletion=_model_names,
+                       help="The model, by name.")
+SHARED = typer.Option(Path("var/volume"), "--shared", help="Local stand-in for the shared "
+                      "volume (reads datasets/, writes artifacts/ or datasets/).")
+
+
+@app.command(cls=Command)
+def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
+    """Check the data, train, score against the serving version and publish
+    artifacts/MODEL/vN/ with metrics.json and lineage.json (what the CronJob runs)."""
+    from modelops_jobs.training import TrainingFailed, train as run_training
+
+    _, config, code_dir = _job_config(root, name)
+    if config is None or config.training is None:
+        typer.echo(f"error: model {name!r} declares no training (spec.training)", err=True)
+        raise typer.Exit(1)
+    shared = shared if shared.is_absolute() else root / shared
+    try:
+        trained = run_training(config, shared, code_dir)
+    except TrainingFailed as exc:
+        typer.echo(f"error: training stopped, nothing written: {exc}", err=True)
+        raise typer.Exit(1)
+    holdout = trained.metrics["holdout"]
+    scores = ", ".join(f"{k} {v}" for k, v in holdout.items() if k != "rows")
+    serving = trained.metrics.get("serving") or {}
+    versus = ", ".join(f"{k} {v}" for k, v in serving.items() if k not in ("version", "error"))
+    typer.echo(f"trained {name} {trained.version}: {scores} on {holdout['rows']} holdout rows"
+               + (f" (serving {serving['version']}: {versus})" if versus else ""))
+    typer.echo(f"  {trained.artifact} sha256 {trained.sha256}")
+    typer.echo(f"next: modelops propose {name}")
+
+
+@app.command(cls=Command)
+def propose(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
+    """Add the newest trained version to models/MODEL/model.yaml as a canary, with its
+    metrics and lineage, for a pull request."""
+    from modelops.propose import ProposeError, propose as add_version
+
+    repo = _loaded(root, _output(None))
+    shared = shared if shared.is_absolute() else root / shared
+    original = (root / "models" / name / "model.yaml").read_text() if name in repo.models else ""
+    try:
+        version, weight = add_version(repo, name, shared)
+    except ProposeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    edited = load(root)
+    if not edited.ok:  # never leave a spec that does not validate
+        _report(edited.diagnostics, _output(None))
+        (root / "models" / name / "model.yaml").write_text(original)
+        typer.echo("error: the edited spec did not validate; it is left as it was", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"proposed {name} {version} at {weight}% in models/{name}/model.yaml")
+    typer.echo(f"next: modelops test {name} && modelops generate && modelops plan")
+
+
+@app.command(cls=Command)
+def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
+          workers: int = typer.Option(1, "--workers", min=1, max=32,
+                                      help="Processes scoring in parallel, each taking every "
+                                           "n-th input file (as the Indexed Job's pods do)."),
+          date: str = typer.Option(None, "--date", metavar="YYYY-MM-DD",
+                                   help="The output partition's date (default: today).")) -> None:
+    """Score the model's batch input dataset into its output dataset, exactly once (what
+    the CronJob runs)."""
+    import datetime
+    from concurrent.futures import ProcessPoolExecutor
+
+    from modelops_jobs import batch as batching
+    from modelops_jobs.data import DataError
+
+    _, config, code_dir = _job_config(root, name)
+    if config is None or config.batch is None:
+        typer.echo(f"error: model {name!r} declares no batch job (spec.batch)", err=True)
+        raise typer.Exit(1)
+    shared = shared if shared.is_absolute() else root / shared
+    date = date or datetime.date.today().isoformat()
+    try:
+        if workers == 1:
+            results = [batching.run(config, shared, code_dir, 0, 1, date)]
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(batching.run, [config] * workers, [shared] * workers,
+                                        [code_dir] * workers, range(workers),
+                                        [workers] * workers, [date] * workers))
+    except (ValueError, DataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    rows = sum(r.rows for r in results)
+    typer.echo(f"scored {rows} row(s) from {sum(r.written for r in results)} file(s) into "
+               f"{batching.output_dir(config, shared, date).relative_to(shared)} "
+               f"({sum(r.skipped for r in results)} already done)")
+
+
+logs = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True, help="Prediction logs on the shared volume.")
 app.add_typer(logs, name="logs")
 
 
-@logs.command("compact")
+@logs.command("compact", cls=Command)
 def logs_compact(root: Path = ROOT,
                  shared: Path = typer.Option(Path("var/volume"), help="Local stand-in for the "
                                              "shared volume (reads logs/, writes datasets/)."),
-                 output: Output = typer.Option(None, "--output", "-o",
-                                               help="json: the run's summary for machines.")) -> None:
+                 output: SummaryOutput = typer.Option(SummaryOutput.human, "--output", "-o",
+                                                      help="human, or json: the run's summary "
+                                                           "for machines.")) -> None:
     """Compact closed prediction logs into Parquet datasets, with drift summaries
     (what the CronJob runs in the cluster)."""
     import orjson
@@ -374,7 +512,7 @@ def logs_compact(root: Path = ROOT,
     except Exception as exc:  # DuckDB and file errors: nothing was consumed
         typer.echo(f"error: compaction failed, logs left in place: {exc}", err=True)
         raise typer.Exit(1)
-    if output is Output.json:
+    if output is SummaryOutput.json:
         typer.echo(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         _print_compaction(summary, shared)
@@ -398,6 +536,6 @@ def _print_compaction(summary, shared: Path) -> None:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="modelops")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -78,17 +78,32 @@ ARTIFACTS: dict[str, Callable[[], bytes]] = {
 
 
 def _iris_reference() -> bytes:
-    """The training features, named as the log compactor names the logged inputs, so
-    iris's prediction logs get a drift summary against them."""
-    x, _ = datasets.load_iris(return_X_y=True)
+    """The training set: features named as the log compactor names the logged inputs
+    (so iris's prediction logs get a drift summary against them, and both train it),
+    and the label."""
+    x, y = datasets.load_iris(return_X_y=True)
     buffer = io.StringIO()
-    np.savetxt(buffer, x, fmt="%.1f", delimiter=",", comments="",
-               header=",".join(f"in_input-0_{j}" for j in range(x.shape[1])))
+    np.savetxt(buffer, np.column_stack([x, y]), fmt=["%.1f"] * x.shape[1] + ["%d"],
+               delimiter=",", comments="",
+               header=",".join([*(f"in_input-0_{j}" for j in range(x.shape[1])), "label"]))
     return buffer.getvalue().encode()
+
+
+def _iris_to_score(day: int) -> Callable[[], bytes]:
+    """Rows for the nightly batch job: iris-like measurements, a file per day."""
+    def make() -> bytes:
+        x, _ = datasets.load_iris(return_X_y=True)
+        rows = np.random.default_rng(day).permutation(x)[:100]
+        buffer = io.StringIO()
+        np.savetxt(buffer, rows, fmt="%.1f", delimiter=",", comments="",
+                   header=",".join(f"in_input-0_{j}" for j in range(x.shape[1])))
+        return buffer.getvalue().encode()
+    return make
 
 
 DATASETS: dict[str, Callable[[], bytes]] = {
     "datasets/iris-training/train.csv": _iris_reference,
+    **{f"datasets/iris-to-score/day-{d}.csv": _iris_to_score(d) for d in (1, 2, 3)},
 }
 
 

@@ -154,6 +154,9 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
             out["resources"] = f"{spec.resources.cpu} CPU, {spec.resources.memory}{gpu}"
         if isinstance(spec, ModelSpec):
             out["traffic"] = ", ".join(f"{v.name} {v.weight}%" for v in spec.versions)
+            trained = [_scores(v) for v in spec.versions if v.metrics]
+            if trained:
+                out["holdout"] = "; ".join(trained)
             out["placement"] = spec.placement if spec.placement == "dedicated" \
                 else f"pool {spec.placement.shared}"
         return out
@@ -161,6 +164,16 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
     before, after = describe(old), describe(new)
     return [f"{key}: {before.get(key, '-')} -> {after.get(key, '-')}"
             for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def _scores(version) -> str:
+    """A trained version's holdout scores, next to the serving version's on the same rows."""
+    def line(scores: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:g}" for k, v in sorted(scores.items()) if k != "rows")
+
+    m = version.metrics
+    versus = f" (serving {m.servingVersion}: {line(m.serving)})" if m.servingVersion else ""
+    return f"{version.name} {line(m.holdout)}{versus}"
 
 
 @dataclasses.dataclass
@@ -178,11 +191,12 @@ def _totals(repo: Repo, env: str) -> dict[str, Decimal]:
     used = [u for e in [*repo.models.values(), *repo.pools.values()]
             if env in e.envs and (u := capacity.usage(e.name, e.team, e.file, e.envs[env]))]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
-            for f in ("cpu_min", "cpu_max", "memory_min", "memory_max", "gpu_min", "gpu_max")}
+            for f in ("replicas_min", "replicas_max", "cpu_min", "cpu_max", "memory_min",
+                      "memory_max", "gpu_min", "gpu_max")}
 
 
 def _fmt(field: str, value: Decimal) -> str:
-    """One unit per column, so totals compare at a glance: cores, GiB, GPUs."""
+    """One unit per column, so totals compare at a glance: cores, GiB, GPUs, replicas."""
     if field.startswith("cpu"):
         return _decimal(value)
     if field.startswith("memory"):
@@ -272,6 +286,21 @@ def _summary(plan: Plan) -> str:
     return "**Models:** " + ("; ".join(parts) if parts else "none; only the platform changes")
 
 
+_UNITS = (("replicas_max", "replicas"), ("cpu_max", "cores"), ("memory_max", "GiB"),
+          ("gpu_max", "GPU"))
+
+
+def _capacity_summary(plan: Plan) -> str:
+    """The second line: what each environment can claim at max replicas, as deltas."""
+    parts = []
+    for env, sides in plan.capacity.items():
+        before, after = sides["before"], sides["after"]
+        deltas = [f"{'+' if d > 0 else ''}{_decimal(d)} {unit}" for k, unit in _UNITS
+                  if (d := Decimal(after[k]) - Decimal(before[k]))]
+        parts.append(f"{env} {', '.join(deltas)}" if deltas else f"{env} unchanged")
+    return "**At max replicas:** " + "; ".join(parts)
+
+
 def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
     if plan.removed:
@@ -282,7 +311,7 @@ def markdown(plan: Plan) -> str:
     if not plan.changes:
         lines += ["No change to any model or pool.", ""]
     else:
-        lines += [_summary(plan), ""]
+        lines += [_summary(plan), "", _capacity_summary(plan), ""]
     for env in plan.capacity:  # every environment, in the order settings declare them
         changes = [c for c in plan.changes if c.env == env]
         if not changes:
@@ -299,7 +328,8 @@ def markdown(plan: Plan) -> str:
                 lines += [f"<details><summary>{env}/{c.name}: {key}</summary>", "",
                           "```diff", diff, "```", "</details>", ""]
     lines += ["### Capacity (requests at min and max replicas)", "",
-              "| env | CPU (cores) | memory (GiB) | GPU | budget |", "|---|---|---|---|---|"]
+              "| env | replicas | CPU (cores) | memory (GiB) | GPU | budget |",
+              "|---|---|---|---|---|---|"]
     for env, sides in plan.capacity.items():
         b, a, budget = sides["before"], sides["after"], sides["budget"]
 
@@ -312,6 +342,7 @@ def markdown(plan: Plan) -> str:
             value = budget.get(kind)
             return "-" if value is None else _fmt(kind, quantity.parse(value))
 
-        lines.append(f"| {env} | {pair('cpu')} | {pair('memory')} | {pair('gpu')} | "
+        lines.append(f"| {env} | {pair('replicas')} | {pair('cpu')} | {pair('memory')} | "
+                     f"{pair('gpu')} | "
                      f"{limit('cpu')} cores, {limit('memory')} GiB, {limit('gpu')} GPU |")
     return "\n".join(lines) + "\n"

@@ -54,6 +54,8 @@ class Repo:
     diagnostics: list[Diagnostic]
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
     """models/<name>/model.py of every `python` model, by model name."""
+    training_sources: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """The file a model's `training.function` names, by model name, then file name."""
 
     @property
     def ok(self) -> bool:
@@ -155,18 +157,19 @@ def _load_config(root: Path, rel: str, cls: type[BaseModel]) -> tuple[Any, list[
 
 
 def _compiled(rel: str, raw: bytes) -> tuple[str, Diagnostic | None]:
-    """A model.py's source once Python compiles it (never imported: validation runs no
-    code of a pull request), or the located reason it does not."""
+    """A model.py's (or training file's) source once Python compiles it (never imported:
+    validation runs no code of a pull request), or the located reason it does not."""
+    file = rel.rsplit("/", 1)[-1]
     try:
         source = raw.decode("utf-8")
         compile(source, rel, "exec", dont_inherit=True)
     except UnicodeDecodeError as exc:
-        return "", Diagnostic(rel, *line_col(raw, exc.start), "", "model.py is not UTF-8 text")
+        return "", Diagnostic(rel, *line_col(raw, exc.start), "", f"{file} is not UTF-8 text")
     except SyntaxError as exc:
         return "", Diagnostic(rel, exc.lineno or 1, exc.offset or 1, "",
-                              f"model.py does not compile: {exc.msg}")
+                              f"{file} does not compile: {exc.msg}")
     except ValueError as exc:  # e.g. NUL bytes
-        return "", Diagnostic(rel, 1, 1, "", f"model.py does not compile: {exc}")
+        return "", Diagnostic(rel, 1, 1, "", f"{file} does not compile: {exc}")
     return source, None
 
 
@@ -214,4 +217,23 @@ def load(root: Path) -> Repo:
                 diagnostics.append(Diagnostic(entry.file, line, col, "spec.runtime",
                                               f"runtime 'python' needs the model class in "
                                               f"models/{name}/model.py, which does not exist"))
-    return Repo(root, models, pools, settings, budget[0] if budget else None, diagnostics, sources)
+    training_sources = {}
+    for name, entry in models.items():
+        training = entry.obj.spec.training
+        if training is None or training.function is None:
+            continue
+        file = training.function.split(":")[0]
+        code = root / "models" / name / file
+        if code.is_file():
+            source, problem = _compiled(f"models/{name}/{file}", code.read_bytes())
+            if problem:
+                diagnostics.append(problem)
+            else:
+                training_sources[name] = {file: source}
+        else:
+            line, col = entry.doc.where(("spec", "training", "function"))
+            diagnostics.append(Diagnostic(entry.file, line, col, "spec.training.function",
+                                          f"the training function is in models/{name}/{file}, "
+                                          "which does not exist"))
+    return Repo(root, models, pools, settings, budget[0] if budget else None, diagnostics,
+                sources, training_sources)

@@ -28,7 +28,7 @@ spec:
   logging:
     enabled: false             # true: log requests and responses to the shared volume
     sampleRate: 1.0            # fraction of requests logged
-{example}"""
+{tensors}{example}"""
 
 DEDICATED = """\
   placement: dedicated         # its own servers; or {shared: <pool>} to join a pool
@@ -39,6 +39,20 @@ DEDICATED = """\
     minReplicas: 1             # 2 or more adds a PodDisruptionBudget
     maxReplicas: 3
     targetCPUUtilization: 70
+"""
+
+TENSORS_DECLARED = """\
+  # The tensors the model takes and gives (-1: any size). The server lists them at
+  # GET /v2/models/{name} and refuses a request that does not fit before predict().
+  inputs:
+    - {{name: input-0, datatype: FP64, shape: [-1, 3]}}
+  outputs:
+    - {{name: output-0, datatype: FP64, shape: [-1]}}
+"""
+
+TENSORS_REPORTED = """\
+  # No inputs/outputs to declare: the runtime reads the tensors from the artifact, lists
+  # them at GET /v2/models/{name} and checks every request against them.
 """
 
 EXAMPLE_PYTHON = """\
@@ -81,15 +95,27 @@ from modelops_runtime.model import Model
 
 class {cls}(Model):
     def load(self) -> None:
-        # Read your artifact here (self.artifact_path, if the version has one).
+        # self.artifact_path is the version's artifact, already checked against its
+        # sha256 (None when model.yaml gives none). For a scikit-learn file, say:
+        #     import joblib
+        #     self.estimator = joblib.load(self.artifact_path)
         self.scale = 1.0
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = inputs["input-0"].astype(np.float64)
         return {{"output-0": rows.mean(axis=1) * self.scale}}
+
+    # To train it with `modelops train {name}` (spec.training in model.yaml), return what
+    # load() reads back from self.artifact_path (it is saved with joblib):
+    #
+    # @classmethod
+    # def train(cls, features, labels, parameters, seed):
+    #     ...
 '''
 
-EXTENSIONS = {"sklearn": "joblib", "onnx": "onnx"}
+EXTENSIONS = {"sklearn": ".joblib", "onnx": ".onnx", "python": None}
+"""Runtimes whose server loads an artifact file, and its file name's ending (None: the
+given file's own). A `custom` image brings its own."""
 
 
 class ScaffoldError(Exception):
@@ -108,14 +134,16 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
     if pool and not (root / "models" / pool / "pool.yaml").is_file():
         raise ScaffoldError(f"pool {pool!r} does not exist (no models/{pool}/pool.yaml)")
     if artifact and runtime not in EXTENSIONS:
-        raise ScaffoldError(f"--artifact is for sklearn and onnx models, not {runtime!r}")
+        raise ScaffoldError(f"--artifact is for {', '.join(EXTENSIONS)} models; a {runtime} "
+                            "image brings its own files")
     if artifact and not artifact.is_file():
         raise ScaffoldError(f"artifact {artifact} does not exist")
 
     description = f"{name}: what it predicts, from what."
     artifact_lines = ""
-    if runtime in EXTENSIONS:
-        rel = f"artifacts/{name}/v1/model.{EXTENSIONS[runtime]}"
+    if runtime in EXTENSIONS and (artifact or EXTENSIONS[runtime]):
+        ending = EXTENSIONS[runtime] or "".join(artifact.suffixes)  # type: ignore[union-attr]
+        rel = f"artifacts/{name}/v1/model{ending}"
         digest = hashlib.sha256(artifact.read_bytes()).hexdigest() if artifact \
             else "replace with the sha256sum of the artifact"
         artifact_lines = ("      # The artifact on the shared volume, and its sha256 (the server checks it).\n"
@@ -131,12 +159,15 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
               f"\n  image: ghcr.io/your-org/{name}:0.1.0"
         if runtime == "custom" else "",
         artifact=artifact_lines, placement=placement,
+        tensors=TENSORS_DECLARED.format(name=name) if runtime == "python" else
+        TENSORS_REPORTED.format(name=name) if runtime in EXTENSIONS else "",
         example=EXAMPLE_PYTHON if runtime == "python" else EXAMPLE_TODO)
     folder.mkdir(parents=True)
     written = [folder / "model.yaml"]
     written[0].write_text(text)
     if runtime == "python":
         cls = "".join(part.capitalize() for part in name.split("-"))
-        (folder / "model.py").write_text(MODEL_PY.format(description=description, cls=cls))
+        (folder / "model.py").write_text(MODEL_PY.format(description=description, cls=cls,
+                                                         name=name))
         written.append(folder / "model.py")
     return written

@@ -12,6 +12,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_va
                       model_validator)
 
 from modelops import quantity
+from modelops_jobs.config import DataChecks, QualityGate
 from modelops_runtime.config import Runtime
 
 API_VERSION = "modelops/v1"
@@ -70,6 +71,15 @@ class Metadata(Strict):
     """One or two sentences shown in the catalog and the Argo CD dashboard."""
 
 
+class TrainedMetrics(Strict):
+    holdout: dict[str, float]
+    """This version's scores on its training run's holdout."""
+    servingVersion: str | None = None
+    """The version that was serving when it was trained."""
+    serving: dict[str, float] = Field(default_factory=dict)
+    """That version's scores on the same holdout."""
+
+
 class Version(Strict):
     name: str = Field(pattern=VERSION)
     """Version name, e.g. `v1`; becomes the `modelops/version` label."""
@@ -79,6 +89,12 @@ class Version(Strict):
     """Hex digest of the artifact; the server refuses to load a file that does not match."""
     weight: int = Field(default=100, ge=0, le=100)
     """Share of unversioned traffic, in percent; the weights of all versions sum to 100."""
+    metrics: TrainedMetrics | None = None
+    """A trained version's holdout scores, next to the serving version's on the same rows
+    (`modelops propose` copies them from its metrics.json); shown in the plan and catalog."""
+    lineage: str | None = Field(default=None, pattern=r"^pvc://[A-Za-z0-9._/-]+$")
+    """`pvc://` path of the training run's lineage.json: data files and hashes, code,
+    parameters, libraries and seed."""
 
     @field_validator("artifact")
     @classmethod
@@ -340,6 +356,82 @@ class PoolOverrides(Strict):
     autoscaling: dict[str, Any] | None = None
 
 
+CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
+COLUMN = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class JobResources(Strict):
+    cpu: Quantity = "1"
+    """CPU request (and limit) of the job's pod."""
+    memory: Quantity = "1Gi"
+    """Memory request (and limit) of the job's pod."""
+
+    _check = field_validator("cpu", "memory", mode="before")(_quantity)
+
+
+class TrainingInput(Strict):
+    dataset: str = Field(pattern=NAME)
+    """One of `datasets`, or the dataset this model's prediction logs feed."""
+    label: COLUMN | None = None
+    """The column holding the label in this dataset (default: `training.label`); for
+    prediction logs, `out_<output>` is what the serving model answered."""
+    optional: bool = False
+    """A dataset that may not exist yet (a new model's prediction logs): no rows then,
+    instead of a failed data check."""
+
+
+class Training(Strict):
+    """How the model is trained: `modelops train` locally, a CronJob in the cluster."""
+
+    function: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    """`<file>.py:<function>` beside model.yaml, called as function(features, labels,
+    parameters, seed) and returning the fitted model (sklearn: the estimator; onnx: the
+    serialized graph). Unset for `python`: the model class's `train()`."""
+    inputs: list[TrainingInput] = Field(min_length=1, max_length=10)
+    """The datasets it learns from, all rows together."""
+    features: list[COLUMN] = Field(min_length=1, max_length=4096)
+    """The feature columns, in the order of the model's input tensor (the compactor names
+    logged inputs `in_<tensor>_<i>`)."""
+    label: COLUMN = "label"
+    """The label column, unless an input names its own."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the function as they are (hyperparameters)."""
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    """Seed of the holdout split and of the function: the same data trains the same bytes."""
+    holdout: float = Field(default=0.2, ge=0.05, le=0.5)
+    """Share of rows kept out of training and scored, for the new and the serving version."""
+    checks: DataChecks = Field(default_factory=DataChecks)
+    """Checks of the data before anything is trained."""
+    gate: QualityGate | None = None
+    """The score the new model must reach on the holdout before it becomes a version."""
+    schedule: str | None = Field(default=None, pattern=CRON)
+    """Cron schedule of the training CronJob (unset: suspended, run on demand with
+    `kubectl create job --from=cronjob/<model>-train`)."""
+    resources: JobResources = Field(default_factory=JobResources)
+    """The training pod's requests and limits."""
+    canaryWeight: int = Field(default=10, ge=1, le=50)
+    """The traffic share `modelops propose` gives a new version."""
+
+
+class Batch(Strict):
+    """Batch scoring of a dataset: `modelops batch` locally, an Indexed Job in the cluster."""
+
+    input: str = Field(pattern=NAME)
+    """One of `datasets`: every Parquet or CSV file in it is scored."""
+    output: str = Field(pattern=NAME)
+    """The dataset written, under datasets/<output>/model=<m>/version=<v>/date=<d>/."""
+    features: list[COLUMN] | None = None
+    """Input columns in the order of the model's input tensor (default: training.features)."""
+    version: str | None = Field(default=None, pattern=VERSION)
+    """The version that scores (default: the one with the most traffic)."""
+    schedule: str | None = Field(default=None, pattern=CRON)
+    """Cron schedule of the batch CronJob (unset: suspended, run on demand)."""
+    parallelism: int = Field(default=1, ge=1, le=32)
+    """Workers (pods of the Indexed Job); each scores every n-th input file."""
+    resources: JobResources = Field(default_factory=JobResources)
+    """Each worker pod's requests and limits."""
+
+
 EnvironmentName = Annotated[str, Field(pattern=LABEL_VALUE)]
 """An environment of platform/settings.yaml (checked against it when the repo loads)."""
 
@@ -373,6 +465,10 @@ class ModelSpec(Strict):
     report theirs). Unset: the example request's, with any batch size."""
     outputs: list[TensorDecl] | None = None
     """Its output tensors. Unset: the example response's, with any batch size."""
+    training: Training | None = None
+    """How it is trained (a CronJob beside it, and `modelops train`)."""
+    batch: Batch | None = None
+    """How it scores a dataset in batch (a CronJob of Indexed Jobs, and `modelops batch`)."""
     environments: dict[EnvironmentName, ModelOverrides | None] = Field(default_factory=dict)
     """Per-environment overrides merged over the fields above, by the environment names
     of platform/settings.yaml."""
@@ -392,6 +488,16 @@ class ModelSpec(Strict):
         if self.runtime != "custom" and self.image:
             raise ValueError(f"image is only for runtime 'custom'; runtime {self.runtime!r} "
                              "runs in the modelops server image")
+        return self
+
+    @model_validator(mode="after")
+    def _jobs_run_in_our_image(self) -> "ModelSpec":
+        if (self.training or self.batch) and self.runtime == "custom":
+            raise ValueError("training and batch run in the modelops image; a custom image "
+                             "runs its own jobs")
+        if self.training and self.runtime != "python" and not self.training.function:
+            raise ValueError(f"training.function is needed for runtime {self.runtime!r} "
+                             "(a python model trains with its class's train())")
         return self
 
 

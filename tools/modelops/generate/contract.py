@@ -14,10 +14,12 @@ from modelops.repo import Repo, SpecFile
 from modelops.spec import ModelSpec, PoolSpec, Version
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
 from modelops_compactor.config import CompactedModel, CompactorConfig
+from modelops_jobs.config import BatchConfig, JobConfig, TrainingConfig, TrainingInputConfig
 from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
                                      TensorConfig, VersionConfig)
 
 CODE_FILE = "{name}.py"  # a python model's class, beside the server.yaml that names it
+JOB_FILE = "job.yaml"  # a model's training and batch jobs' config, beside their code
 
 
 def dataset(spec_file: SpecFile, spec: ModelSpec) -> str:
@@ -44,7 +46,8 @@ def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
     return ModelConfig(
         inputs=declared(spec, "inputs"), outputs=declared(spec, "outputs"),
         name=spec_file.name, runtime=spec.runtime, concurrency=spec.concurrency,
-        versions=[VersionConfig(**v.model_dump(exclude_none=True)) for v in versions],
+        versions=[VersionConfig(**v.model_dump(include={"name", "artifact", "sha256", "weight"},
+                                               exclude_none=True)) for v in versions],
         logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
                               dataset=dataset(spec_file, spec)),
         datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
@@ -54,6 +57,36 @@ def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
 def server_config(server: str, placement: str, models: list[ModelConfig]) -> dict:
     return ServerConfig(server=server, placement=placement, models=models).model_dump(
         mode="json", exclude_none=True)
+
+
+def heaviest(spec: ModelSpec) -> str:
+    """The version with the most traffic (the first of equals): the one a new version is
+    compared with, and the one that scores batches by default."""
+    return max(spec.versions, key=lambda v: v.weight).name
+
+
+def job_config(spec_file: SpecFile, spec: ModelSpec, code: str | None = None) -> JobConfig | None:
+    """What a model's training and batch jobs read (None: it declares neither)."""
+    if spec.training is None and spec.batch is None:
+        return None
+    paths = {d.name: d.path for d in spec.datasets}
+    logs = f"datasets/{dataset(spec_file, spec)}/model={spec_file.name}"  # its own, compacted
+    training = batch = None
+    if spec.training:
+        t = spec.training
+        training = TrainingConfig(
+            function=t.function, features=t.features, parameters=t.parameters, seed=t.seed,
+            holdout=t.holdout, checks=t.checks, gate=t.gate, serving=heaviest(spec),
+            inputs=[TrainingInputConfig(dataset=i.dataset, path=paths.get(i.dataset, logs),
+                                        label=i.label or t.label, optional=i.optional)
+                    for i in t.inputs])
+    if spec.batch:
+        b = spec.batch
+        features = b.features or (spec.training.features if spec.training else [])
+        batch = BatchConfig(input=paths[b.input], output=b.output,
+                            version=b.version or heaviest(spec), features=features)
+    model = server_model(spec_file, spec, sorted(spec.versions, key=lambda v: v.name), code)
+    return JobConfig(model=model, training=training, batch=batch)
 
 
 def compactor_config(repo: Repo, env: str | None) -> CompactorConfig:
@@ -80,8 +113,12 @@ def _catalog_model(spec_file: SpecFile, spec: ModelSpec, pool_spec: PoolSpec | N
         name=spec_file.name, team=spec_file.team, description=spec_file.obj.metadata.description,
         runtime=spec.runtime, placement=placement, minReplicas=hpa.minReplicas,
         maxReplicas=hpa.maxReplicas, docsUrl=docs_url, dashboardUrl=dashboard_url,
-        versions=[CatalogVersion(name=v.name, weight=v.weight, readyUrl=ready_url(v.name))
-                  for v in sorted(spec.versions, key=lambda v: v.name)])
+        versions=[CatalogVersion(name=v.name, weight=v.weight, readyUrl=ready_url(v.name),
+                                 metrics=v.metrics.holdout if v.metrics else None,
+                                 lineage=v.lineage)
+                  for v in sorted(spec.versions, key=lambda v: v.name)],
+        drift=f"datasets/{dataset(spec_file, spec)}/model={spec_file.name}"
+        if spec.logging.enabled and spec.logging.reference else None)
 
 
 def catalog_config(repo: Repo, env: str, server: str | None = None) -> CatalogConfig:

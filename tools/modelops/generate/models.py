@@ -17,7 +17,7 @@ import dataclasses
 from typing import Any
 
 from modelops import quantity
-from modelops.generate import contract
+from modelops.generate import contract, jobs
 from modelops.generate.argocd import app_params
 from modelops.generate.objects import (add_auth, backend, grpc_backend, grpc_route, image,
                                        kustomization, prefix, route, service_account, up)
@@ -189,8 +189,11 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
             {"backendRefs": [grpc_backend(server_name(name, v.name), v.weight)
                              for v in versions]}]))
     out[f"{top}/route.yaml"] = routes
+    job_files = jobs.files(repo, spec_file, env, f"{top}/jobs", name)
+    out |= job_files
     out[f"{top}/kustomization.yaml"] = kustomization(
-        settings.namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions],
+        settings.namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions] +
+        (["jobs"] if job_files else []),
         selector_labels={"modelops/model": name}, labels=labels(spec_file),
         images=[image(spec.image or repo.settings.serverImage)], patches=PATCHES)
     out[f"{top}/app.json"] = app_params(repo, env, name, spec_file.team,
@@ -220,9 +223,15 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
                 [settings.grpc_host(m.name) for m in members],
                 [{"backendRefs": [grpc_backend(server_name(pool.name))]}])]
                 if settings.host else [])}
+    job_dirs = []
+    for member in members:
+        job_files = jobs.files(repo, member, env, f"{top}/{member.name}-jobs",
+                               names.prefix(pool.name) + BASE_NAME)
+        out |= job_files
+        job_dirs += [f"{member.name}-jobs"] if job_files else []
     unit = ServerUnit(top, BASE_POOL, names.prefix(pool.name), config, code,
                       {"modelops/pool": pool.name}, spec.autoscaling.minReplicas >= 2)
-    out |= unit.files(settings.namespace, (RESOURCES, "route.yaml"), labels(pool),
+    out |= unit.files(settings.namespace, (RESOURCES, "route.yaml", *job_dirs), labels(pool),
                       images=[image(repo.settings.serverImage)], patches=PATCHES)
     out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team, "",
                                         [m.name for m in members])

@@ -1,0 +1,87 @@
+"""Small charts drawn on the server as inline SVG (no script, no external asset, so the page
+works air-gapped): each model's traffic split, and the drift of its inputs (PSI per
+feature) from the newest summary the log compactor wrote on the shared volume."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PALETTE = ("#2458d6", "#f08c00", "#2f9e44", "#ae3ec9", "#e03131", "#1098ad")
+VERDICT = {"stable": "#2f9e44", "moderate": "#f08c00", "significant": "#e03131"}
+MODERATE, SIGNIFICANT = 0.1, 0.25  # the compactor's reading of PSI
+MAX_FEATURES = 12  # a chart, not a table: the most drifted first
+AXIS = (0.5, 1.0)  # the PSI axis ends between these; longer bars are cut, their value shown
+_FONT = 'font-family="system-ui, sans-serif"'  # attributes, not <style>: that would leak
+
+
+def traffic(versions: list[tuple[str, int]], width: int = 320, height: int = 26) -> str:
+    """One bar split by the versions' weights, each part labelled when it is wide enough."""
+    label = ", ".join(f"{name} {weight}%" for name, weight in versions)
+    parts, x = [], 0.0
+    for i, (name, weight) in enumerate(versions):
+        w = width * weight / 100
+        parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" '
+                     f'fill="{PALETTE[i % len(PALETTE)]}"><title>{html.escape(name)} '
+                     f'{weight}%</title></rect>')
+        if w >= 48:
+            parts.append(f'<text x="{x + w / 2:.1f}" y="{height / 2 + 4.5:.1f}" '
+                         f'text-anchor="middle">{html.escape(name)} {weight}%</text>')
+        x += w
+    return (f'<svg class="chart traffic" role="img" aria-label="traffic: {html.escape(label)}" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><g {_FONT} font-size="12" font-weight="600" '
+            f'fill="#fff">{"".join(parts)}</g></svg>')
+
+
+def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
+    """A bar per feature (PSI), coloured by verdict, with the 0.1 and 0.25 thresholds."""
+    ranked = sorted(((name, f.get("psi")) for name, f in features.items()),
+                    key=lambda item: -(item[1] or 0))[:MAX_FEATURES]
+    label_w, value_w, row = 130, 50, 18
+    bar_w = width - label_w - value_w
+    scale = min(AXIS[1], max(AXIS[0], *(psi or 0 for _, psi in ranked)))
+    height = row * len(ranked) + 20
+    parts = []
+    for i, (name, psi) in enumerate(ranked):
+        y = i * row
+        value = psi or 0.0
+        colour = VERDICT["significant" if value > SIGNIFICANT else
+                         "moderate" if value > MODERATE else "stable"]
+        short = html.escape(name.removeprefix("in_")[:20])
+        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{short}</text>'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, bar_w * min(value, scale) / scale):.1f}"'
+                     f' height="{row - 6}" fill="{colour}"><title>{short}: PSI '
+                     f'{"n/a" if psi is None else psi}</title></rect>'
+                     f'<text x="{width - value_w + 4}" y="{y + 13}">'
+                     f'{"n/a" if psi is None else f"{psi:.3f}"}</text>')
+    for threshold in (MODERATE, SIGNIFICANT):
+        x = label_w + bar_w * threshold / scale
+        parts.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 16}" '
+                     f'stroke="#5a6273" stroke-dasharray="3 3"/>'
+                     f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle">{threshold}</text>')
+    return (f'<svg class="chart drift" role="img" aria-label="drift (PSI) per feature" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><g {_FONT} font-size="11" fill="#1d2330">'
+            f'{"".join(parts)}</g></svg>')
+
+
+def latest_drift(shared_root: Path, folder: str) -> dict[str, Any] | None:
+    """The newest day's drift summary under datasets/<dataset>/model=<m>/, of the version
+    that served the most rows that day (a canary's few rows say little); None when the
+    compactor has written none yet."""
+    found = []
+    for path in (shared_root / folder).glob("version=*/date=*/_drift.json"):
+        try:
+            report = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue  # being replaced right now, or damaged: the others still show
+        if isinstance(report, dict) and isinstance(report.get("features"), dict):
+            date = path.parent.name.removeprefix("date=")
+            version = path.parent.parent.name.removeprefix("version=")
+            found.append(((date, int(report.get("rows") or 0), version),
+                          {"date": date, "version": version, **report}))
+    return max(found, key=lambda item: item[0])[1] if found else None

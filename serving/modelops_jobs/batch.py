@@ -1,0 +1,113 @@
+"""Batch scoring: a dataset through one version of a model, with the runtime and predict()
+that serve it, into
+
+    datasets/<output>/model=<m>/version=<v>/date=<d>/part-<input digest>.parquet
+
+one output file per input file, written whole under a temporary name and renamed, and
+skipped when it exists: a re-run adds nothing, and a run killed anywhere loses nothing
+(the next one does what is left). Worker `index` of `count` takes every count-th input
+file, which is how an Indexed Job spreads the files over its pods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import orjson
+
+from modelops_jobs import data
+from modelops_jobs.config import JobConfig
+from modelops_runtime.registry import build_model, model_class
+
+
+@dataclasses.dataclass
+class BatchSummary:
+    files: int = 0  # input files this worker owns
+    written: int = 0  # output files it wrote now
+    skipped: int = 0  # already written by an earlier run
+    rows: int = 0  # rows it scored now
+
+
+def output_dir(config: JobConfig, shared_root: Path, date: str) -> Path:
+    assert config.batch is not None
+    return (shared_root / "datasets" / config.batch.output / f"model={config.model.name}" /
+            f"version={config.batch.version}" / f"date={date}")
+
+
+def part_name(input_file: Path, shared_root: Path) -> str:
+    """Named after the input file's path and bytes: the same input, the same part."""
+    digest = hashlib.sha256(str(input_file.relative_to(shared_root)).encode())
+    digest.update(data.sha256(input_file).encode())
+    return f"part-{digest.hexdigest()[:20]}.parquet"
+
+
+def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, count: int = 1,
+        date: str | None = None) -> BatchSummary:
+    batch = config.batch
+    if batch is None:
+        raise ValueError(f"model {config.model.name} declares no batch job")
+    if not 0 <= index < count:
+        raise ValueError(f"worker index {index} is outside 0..{count - 1}")
+    version = next((v for v in config.model.versions if v.name == batch.version), None)
+    if version is None:
+        raise ValueError(f"model {config.model.name} has no version {batch.version}")
+    date = date or datetime.date.today().isoformat()
+    inputs = data.files(shared_root / batch.input)
+    mine = inputs[index::count]
+    summary = BatchSummary(files=len(mine))
+    out = output_dir(config, shared_root, date)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [(f, out / part_name(f, shared_root)) for f in mine]
+    for _, target in todo:  # a killed run's half-written parts: only this worker writes them
+        for leftover in out.glob(f".{target.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+    todo = [(f, target) for f, target in todo if not target.exists()]
+    summary.skipped = len(mine) - len(todo)
+    if not todo:
+        return summary
+    model = build_model(model_class(config.model, code_dir), config.model, version, shared_root)
+    model.load()
+    meta = model.metadata()
+    tensor = meta["inputs"][0]["name"] if meta.get("inputs") else "input-0"
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
+        for source, target in todo:
+            table = data.source([source])
+            fetched = con.execute(f"SELECT {data.select(batch.features)} FROM {table}").fetchnumpy()
+            features = data.matrix(fetched, batch.features)
+            outputs = model.infer({tensor: features}, None)
+            columns = {"row": np.arange(len(features))}
+            for name, values in outputs.items():
+                values = np.asarray(values)
+                if values.ndim == 1 and len(values) == len(features):
+                    columns[f"out_{name}"] = values
+            con.register("scored", columns)  # the file name as a constant: no string array
+            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            con.execute(f"COPY (SELECT ? AS source, * FROM scored) TO '{temporary}' "
+                        "(FORMAT parquet)", [source.name])
+            con.unregister("scored")
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.rename(temporary, target)  # whole, or not there at all
+            summary.written += 1
+            summary.rows += len(features)
+    return summary
+
+
+def main(config: JobConfig, shared_root: Path, code_dir: Path) -> int:
+    index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))  # set by an Indexed Job
+    count = int(os.environ.get("MODELOPS_BATCH_WORKERS", "1"))
+    try:
+        summary = run(config, shared_root, code_dir, index, count)
+    except (ValueError, data.DataError) as exc:
+        print(f"batch {config.model.name}: {exc}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(dataclasses.asdict(summary)).decode())
+    return 0

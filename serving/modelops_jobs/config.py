@@ -1,0 +1,93 @@
+"""job.yaml: how a model is trained and how it scores datasets in batch (the generator
+writes it from the spec; `modelops train | batch` build the same one locally).
+
+The spec's `training.checks` and `training.gate` are these very classes, so what a data
+scientist writes is what the job reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelops_runtime.config import ModelConfig
+
+Metric = Literal["accuracy", "f1_macro", "r2", "mae", "rmse"]
+LOWER_IS_BETTER = ("mae", "rmse")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class DataChecks(_Strict):
+    """What the training data must satisfy before anything is trained."""
+
+    requiredColumns: list[str] = Field(default_factory=list)
+    """Columns every input dataset must have (the features and label always are)."""
+    minRows: int = Field(default=10, ge=1)
+    """Fewest rows, all inputs together, after rows with a missing label are dropped."""
+    maxMissingShare: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Largest share of missing values allowed in any feature column."""
+    maxDrift: float | None = Field(default=None, gt=0.0)
+    """Largest PSI of any feature against the data the newest trained version learnt
+    from (unset: not checked)."""
+
+
+class QualityGate(_Strict):
+    """What the trained model must score on the holdout before it becomes a version."""
+
+    metric: Metric
+    """accuracy or f1_macro (classifiers), r2, mae or rmse (regressors)."""
+    threshold: float | None = None
+    """The score it must reach (at least, or at most for mae and rmse)."""
+    tolerance: float | None = Field(default=None, ge=0.0)
+    """How far it may fall behind the serving version on the same holdout (unset: no
+    comparison)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> "QualityGate":
+        if self.threshold is None and self.tolerance is None:
+            raise ValueError("set a threshold, a tolerance against the serving version, or both")
+        return self
+
+
+class TrainingInputConfig(_Strict):
+    dataset: str
+    path: str  # relative to the shared volume
+    label: str  # the column holding the label in this dataset
+    optional: bool = False  # missing or empty: no rows, not an error
+
+
+class TrainingConfig(_Strict):
+    function: str | None = None  # "train.py:train"; None: the python model class's train()
+    inputs: list[TrainingInputConfig] = Field(min_length=1)
+    features: list[str] = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    holdout: float = 0.2
+    checks: DataChecks = Field(default_factory=DataChecks)
+    gate: QualityGate | None = None
+    serving: str | None = None  # the version the gate compares with (the heaviest)
+
+
+class BatchConfig(_Strict):
+    input: str  # a dataset's path on the shared volume
+    output: str  # the dataset written: datasets/<output>/model=<m>/version=<v>/date=<d>/
+    version: str
+    features: list[str] = Field(min_length=1)
+
+
+class JobConfig(_Strict):
+    apiVersion: Literal["modelops/v1"] = "modelops/v1"
+    kind: Literal["JobConfig"] = "JobConfig"
+    model: ModelConfig
+    training: TrainingConfig | None = None
+    batch: BatchConfig | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> "JobConfig":
+        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))

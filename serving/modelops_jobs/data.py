@@ -1,0 +1,67 @@
+"""Datasets on the shared volume as numpy arrays, read with DuckDB: a Parquet or CSV file,
+or a folder of them (the compactor's hive-partitioned output among them)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from modelops_compactor.logtables import quote
+
+SUFFIXES = (".parquet", ".csv")
+
+
+class DataError(Exception):
+    """A dataset that cannot be read as asked: missing, or without a column."""
+
+
+def files(path: Path) -> list[Path]:
+    """The data files of a dataset, in a stable order (skipping the compactor's
+    `_drift.json` and anything else that is not data)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path} does not exist")
+    found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                   and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+    if not found:
+        raise DataError(f"{path} holds no .parquet or .csv file")
+    return found
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source(paths: list[Path]) -> str:
+    """A DuckDB table function over these files (all Parquet, or all CSV)."""
+    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    if all(p.suffix == ".parquet" for p in paths):
+        return f"read_parquet([{listed}], union_by_name = true)"
+    if all(p.suffix == ".csv" for p in paths):
+        return f"read_csv([{listed}], union_by_name = true)"
+    raise DataError("a dataset mixes Parquet and CSV files")
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
+
+
+def matrix(fetched: dict, names: list[str]) -> np.ndarray:
+    """Columns as one float64 matrix, NULL as NaN."""
+    if not names:
+        return np.empty((0, 0))
+    return np.column_stack([np.ma.filled(fetched[n].astype(np.float64), np.nan)
+                            if isinstance(fetched[n], np.ma.MaskedArray)
+                            else np.asarray(fetched[n], dtype=np.float64) for n in names])
+
+
+def select(names: list[str]) -> str:
+    return ", ".join(f"CAST({quote(n)} AS DOUBLE) AS {quote(n)}" for n in names)

@@ -1,0 +1,266 @@
+"""Training and batch jobs: train -> propose -> validate -> generate -> serve -> infer, the
+checks and the gate that stop a run before anything is written, and batch runs killed at
+random points that still write every row exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, run_modelops
+from servers import free_port
+
+
+def _spec(root: Path, edit) -> None:
+    path = root / "models/iris/model.yaml"
+    path.write_text(edit(path.read_text()))
+
+
+def _versions(root: Path) -> set[str]:
+    return {p.name for p in (root / "var/volume/artifacts/iris").iterdir()}
+
+
+def test_train_propose_and_serve_the_new_version(fresh_copy):
+    root = fresh_copy
+    first = run_modelops("train", "iris", cwd=root)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("trained iris v3: accuracy ")
+    again = run_modelops("train", "iris", cwd=root)
+    assert again.returncode == 0 and again.stdout.startswith("trained iris v4: ")
+    folder = root / "var/volume/artifacts/iris"
+    v3, v4 = (folder / "v3/model.joblib").read_bytes(), (folder / "v4/model.joblib").read_bytes()
+    assert hashlib.sha256(v3).digest() == hashlib.sha256(v4).digest()  # the same data, the same bytes
+
+    metrics = json.loads((folder / "v4/metrics.json").read_text())
+    assert metrics["holdout"]["rows"] == 30 and metrics["trainRows"] == 120
+    assert metrics["serving"]["version"] == "v1" and metrics["holdout"]["accuracy"] >= 0.9
+    lineage = json.loads((folder / "v4/lineage.json").read_text())
+    training_file = root / "var/volume/datasets/iris-training/train.csv"
+    assert lineage["inputs"][0]["files"] == [{
+        "path": "datasets/iris-training/train.csv", "bytes": training_file.stat().st_size,
+        "sha256": hashlib.sha256(training_file.read_bytes()).hexdigest()}]
+    assert lineage["inputs"][1] == {"dataset": "iris-predictions", "files": [],
+                                    "path": "datasets/iris-predictions/model=iris"}
+    assert lineage["code"]["sha256"] == hashlib.sha256(
+        (root / "models/iris/train.py").read_bytes()).hexdigest()
+    assert lineage["parameters"] == {"max_depth": 3} and lineage["seed"] == 0
+    assert {"numpy", "scikit-learn", "python"} <= lineage["libraries"].keys()
+
+    proposed = run_modelops("propose", "iris", cwd=root)
+    assert proposed.returncode == 0, proposed.stderr
+    assert proposed.stdout.startswith("proposed iris v4 at 10% in models/iris/model.yaml")
+    spec = yaml.safe_load((root / "models/iris/model.yaml").read_text())["spec"]
+    assert [(v["name"], v["weight"]) for v in spec["versions"]] == [("v1", 80), ("v2", 10), ("v4", 10)]
+    assert spec["versions"][2]["sha256"] == hashlib.sha256(v4).hexdigest()
+    assert "# A dedicated scikit-learn classifier" in (root / "models/iris/model.yaml").read_text()
+    for step in (("validate",), ("generate",), ("test", "iris")):
+        done = run_modelops(*step, cwd=root)
+        assert done.returncode == 0, (step, done.stderr)
+
+    plan = run_modelops("plan", cwd=root).stdout
+    assert "traffic: v1 90%, v2 10% -> v1 80%, v2 10%, v4 10%" in plan
+    assert f"holdout: - -> v4 accuracy {metrics['holdout']['accuracy']:g}" in plan
+    catalog = json.loads(run_modelops("catalog", cwd=root).stdout)
+    v4 = next(v for m in catalog["models"] if m["name"] == "iris" for v in m["versions"]
+              if v["name"] == "v4")
+    assert v4["metrics"]["accuracy"] == metrics["holdout"]["accuracy"]
+    assert v4["lineage"] == "pvc://artifacts/iris/v4/lineage.json"
+    from modelops_catalog.app import create_catalog_app
+    from modelops_catalog.config import CatalogConfig
+
+    async def fetch_page() -> str:
+        app = create_catalog_app(CatalogConfig.model_validate(catalog))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://catalog") as client:
+            return (await client.get("/catalog")).text
+
+    row = asyncio.run(fetch_page()).split('id="state-iris-v4"')[1].split("</tr>")[0]
+    assert f"accuracy {metrics['holdout']['accuracy']:g}" in row
+    assert '<abbr title="pvc://artifacts/iris/v4/lineage.json">lineage</abbr>' in row
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "iris", "--port",
+                               str(port), "--grpc-port", "0"], cwd=root,
+                              stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        answer = httpx.post(f"{url}/v2/models/iris/versions/v4/infer", json={"inputs": [{
+            "name": "input-0", "datatype": "FP64", "shape": [2, 4],
+            "data": [5.1, 3.5, 1.4, 0.2, 6.6, 3.0, 4.4, 1.4]}]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == "v4"
+        assert answer.json()["outputs"][0]["data"] == [0, 1]
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("minRows: 100,", "minRows: 100000,"),
+     "data check: 150 rows with a label, fewer than minRows (100000)"),
+    (lambda t: t.replace("in_input-0_3]", "in_input-0_9]"),
+     "data check: dataset iris-training has no column 'in_input-0_9' (it has in_input-0_0, "
+     "in_input-0_1, in_input-0_2, in_input-0_3, label)"),
+    (lambda t: t.replace("threshold: 0.9,", "threshold: 0.999,"),
+     "quality gate: accuracy 0.9333 on the holdout is below the threshold 0.999"),
+    (lambda t: t.replace("{max_depth: 3}", "{max_depth: 1}"),
+     "quality gate: accuracy 0.6000 on the holdout is below the threshold 0.9"),
+])
+def test_a_failing_check_or_gate_writes_nothing(fresh_copy, edit, message):
+    _spec(fresh_copy, edit)
+    before = _versions(fresh_copy)
+    result = run_modelops("train", "iris", cwd=fresh_copy)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr == f"error: training stopped, nothing written: {message}\n"
+    assert _versions(fresh_copy) == before  # no artifact, no half-written folder
+
+
+def test_drift_since_the_last_training_set_stops_training(fresh_copy):
+    assert run_modelops("train", "iris", cwd=fresh_copy).returncode == 0
+    data = fresh_copy / "var/volume/datasets/iris-training/train.csv"
+    lines = data.read_text().splitlines()
+    shifted = [",".join([*row.split(",")[:2], str(float(row.split(",")[2]) + 3), *row.split(",")[3:]])
+               for row in lines[1:]]
+    data.write_text("\n".join([lines[0], *shifted]) + "\n")
+    result = run_modelops("train", "iris", cwd=fresh_copy)
+    assert result.returncode == 1
+    assert "data check: feature 'in_input-0_2' drifted (PSI " in result.stderr
+    assert "past maxDrift (1.0) since the last training set (v3)" in result.stderr
+
+
+def test_training_and_batch_mistakes_are_located(tiny):
+    text = (REPO / "models/iris/model.yaml").read_text()
+    tiny.write("models/iris/model.yaml", text.replace("      - dataset: iris-predictions",
+                                                       "      - dataset: iris-predictons")
+               .replace("input: iris-to-score", "input: iris-to-scor"))
+    tiny.write("models/iris/train.py", (REPO / "models/iris/train.py").read_text())
+    result = run_modelops("validate", cwd=tiny.root)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1
+    assert any(line.startswith("models/iris/model.yaml:") and
+               ": spec.training.inputs[1].dataset: training input 'iris-predictons' is neither "
+               "one of datasets nor the dataset of its prediction logs" in line for line in lines)
+    assert any(": spec.batch.input: batch.input 'iris-to-scor' is not one of datasets "
+               "(iris-to-score, iris-training)" in line for line in lines), lines
+    (tiny.root / "models/iris/train.py").unlink()
+    missing = run_modelops("validate", cwd=tiny.root)
+    assert "spec.training.function: the training function is in models/iris/train.py, which " \
+           "does not exist" in missing.stderr
+
+
+def _batch_inputs(root: Path, files: int, rows: int) -> list[tuple[str, int]]:
+    folder = root / "var/volume/datasets/iris-to-score"
+    for old in folder.iterdir():
+        old.unlink()
+    rng = np.random.default_rng(1)
+    expected = []
+    for i in range(files):
+        data = rng.normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.7, 0.7], size=(rows, 4)).round(2)
+        np.savetxt(folder / f"part-{i:02d}.csv", data, fmt="%.2f", delimiter=",", comments="",
+                   header=",".join(f"in_input-0_{j}" for j in range(4)))
+        expected += [(f"part-{i:02d}.csv", r) for r in range(rows)]
+    return sorted(expected)
+
+
+def _scored(root: Path) -> list[tuple[str, int]]:
+    parts = sorted((root / "var/volume/datasets/iris-scored").rglob("*.parquet"))
+    if not parts:
+        return []
+    with duckdb.connect() as con:
+        return con.execute(f"SELECT source, \"row\" FROM read_parquet({[str(p) for p in parts]}) "
+                           "ORDER BY ALL").fetchall()
+
+
+def test_batch_killed_at_random_points_writes_every_row_exactly_once(fresh_copy):
+    expected = _batch_inputs(fresh_copy, files=16, rows=20_000)
+    rng = random.Random(7)
+    command = [sys.executable, "-m", "modelops", "batch", "iris", "--date", "2026-11-22"]
+    kills = 0
+    for _ in range(5):
+        proc = subprocess.Popen(command, cwd=fresh_copy, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 3.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        scored = _scored(fresh_copy)
+        assert len(scored) == len(set(scored))  # never a row twice, whatever was killed
+        assert set(scored) <= set(expected)
+    assert kills >= 1
+    done = run_modelops(*command[3:], cwd=fresh_copy)
+    assert done.returncode == 0, done.stderr
+    assert _scored(fresh_copy) == expected
+    rerun = run_modelops(*command[3:], cwd=fresh_copy)
+    assert rerun.stdout.startswith("scored 0 row(s) from 0 file(s)") and _scored(fresh_copy) == expected
+    leftovers = [p.name for p in (fresh_copy / "var/volume/datasets/iris-scored").rglob("*")
+                 if p.is_file() and not p.name.endswith(".parquet")]
+    assert leftovers == []
+
+
+def test_two_workers_split_the_files_and_agree_with_the_server(fresh_copy):
+    expected = _batch_inputs(fresh_copy, files=6, rows=50)
+    done = run_modelops("batch", "iris", "--workers", "2", "--date", "2026-11-22", cwd=fresh_copy)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("scored 300 row(s) from 6 file(s) into datasets/iris-scored/model=iris/"
+                           "version=v1/date=2026-11-22 (0 already done)\n")
+    assert _scored(fresh_copy) == expected
+    import joblib  # the same predictions as the served version's own estimator
+
+    estimator = joblib.load(fresh_copy / "var/volume/artifacts/iris/v1/model.joblib")
+    folder = fresh_copy / "var/volume/datasets/iris-to-score"
+    with duckdb.connect() as con:
+        scored = dict(((s, r), p) for s, r, p in con.execute(
+            f"SELECT source, \"row\", out_predict FROM read_parquet('{fresh_copy}/var/volume/"
+            "datasets/iris-scored/**/*.parquet')").fetchall())
+    for i in range(6):
+        rows = np.loadtxt(folder / f"part-{i:02d}.csv", delimiter=",", skiprows=1)
+        assert [scored[(f"part-{i:02d}.csv", r)] for r in range(50)] == \
+            estimator.predict(rows).tolist()
+
+
+def test_generated_cronjobs_mount_only_what_they_write():
+    jobs = REPO / "overlays/production/models/iris/jobs"
+    train = yaml.safe_load((jobs / "train.yaml").read_text())
+    batch = yaml.safe_load((jobs / "batch.yaml").read_text())
+    assert (train["spec"]["schedule"], train["spec"]["suspend"]) == ("0 3 * * 0", False)
+    container = train["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["volumeMounts"] == [{"name": "shared", "mountPath": "/mnt/shared/artifacts/iris",
+                                          "subPath": "artifacts/iris"}]
+    assert batch["spec"]["jobTemplate"]["spec"] | {} == {
+        "completions": 2, "parallelism": 2,
+        "template": batch["spec"]["jobTemplate"]["spec"]["template"]}
+    base = yaml.safe_load((REPO / "base/batch-job/cronjob.yaml").read_text())
+    assert base["spec"]["jobTemplate"]["spec"]["completionMode"] == "Indexed"
+    mounts = base["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert [m for m in mounts if m["name"] == "shared"] == [{
+        "name": "shared", "mountPath": "/mnt/shared/datasets", "subPath": "datasets",
+        "readOnly": True}]
+
+
+def test_plan_shows_the_jobs_a_change_removes(fresh_copy):
+    _spec(fresh_copy, lambda t: t.split("  batch:")[0] + "  example:" + t.split("  example:")[1])
+    assert run_modelops("generate", cwd=fresh_copy).returncode == 0
+    plan = json.loads(run_modelops("plan", "-o", "json", cwd=fresh_copy).stdout)
+    iris = [(c["env"], c["removed"]) for c in plan["changes"] if c["name"] == "iris"]
+    assert iris == [("staging", ["CronJob/iris-batch"]), ("production", ["CronJob/iris-batch"])]

@@ -1,0 +1,113 @@
+"""`modelops propose`: the newest trained artifact becomes a canary version in model.yaml.
+
+The spec is edited as text (comments and layout kept): one version appended to
+`spec.versions`, and its canary weight taken from the version with the most traffic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import yaml
+
+from modelops.generate.contract import heaviest
+from modelops.spec import ModelSpec
+from modelops.repo import Repo
+from modelops_jobs.training import newest_trained
+
+
+class ProposeError(Exception):
+    pass
+
+
+def _versions_node(text: str) -> yaml.SequenceNode:
+    root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    spec = next(v for k, v in root.value if k.value == "spec")
+    return next(v for k, v in spec.value if k.value == "versions")
+
+
+def _field(item: yaml.MappingNode, key: str) -> yaml.Node | None:
+    return next((v for k, v in item.value if k.value == key), None)
+
+
+def _offset(lines: list[str], mark: yaml.Mark) -> int:
+    return sum(len(line) for line in lines[:mark.line]) + mark.column
+
+
+def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
+    """Add the newest trained version to models/<name>/model.yaml; (its name, its weight)."""
+    entry = repo.models.get(name)
+    if entry is None:
+        raise ProposeError(f"no model named {name!r}")
+    spec = entry.obj.spec
+    assert isinstance(spec, ModelSpec)
+    if any(o and o.versions is not None for o in spec.environments.values()):
+        raise ProposeError("an environment overrides versions; add the version by hand")
+    trained = newest_trained(shared / "artifacts" / name)
+    if trained is None:
+        raise ProposeError(f"nothing trained under {shared / 'artifacts' / name} "
+                           f"(run `modelops train {name}`)")
+    if trained.name in {v.name for v in spec.versions}:
+        raise ProposeError(f"{trained.name}, the newest trained version, is already in the "
+                           "spec; train again for a new one")
+    metrics = orjson.loads((trained / "metrics.json").read_bytes())
+    lineage = orjson.loads((trained / "lineage.json").read_bytes())
+    weight = spec.training.canaryWeight if spec.training else 10
+    donor = heaviest(spec)
+    donor_weight = next(v.weight for v in spec.versions if v.name == donor)
+    if donor_weight <= weight:
+        raise ProposeError(f"{donor} has {donor_weight}% of the traffic, not more than the "
+                           f"canary's {weight}%; shift weights by hand")
+
+    path = repo.root / entry.file
+    text = path.read_text()
+    text += "" if text.endswith("\n") else "\n"
+    lines = text.splitlines(keepends=True)
+    node = _versions_node(text)
+    items = node.value
+    last = items[-1]
+    indent = " " * last.start_mark.column
+    dash = " " * (last.start_mark.column - 2)
+    serving = metrics.get("serving") or {}
+    new = (f"{dash}- name: {trained.name}\n"
+           f"{indent}artifact: pvc://{lineage['artifact']['path']}\n"
+           f"{indent}sha256: {lineage['artifact']['sha256']}\n"
+           f"{indent}weight: {weight}\n"
+           f"{indent}metrics:\n"
+           f"{indent}  holdout: {_flow(metrics['holdout'])}\n"
+           + (f"{indent}  servingVersion: {serving['version']}\n"
+              f"{indent}  serving: {_flow(serving)}\n" if "version" in serving else "")
+           + f"{indent}lineage: pvc://artifacts/{name}/{trained.name}/lineage.json\n")
+    end_line = _last_scalar(last).end_mark.line + 1
+    donor_item = next(i for i in items if _field(i, "name").value == donor)
+    edits = [(_offset(lines, _line_start(end_line)), _offset(lines, _line_start(end_line)), new)]
+    weight_node = _field(donor_item, "weight")
+    if weight_node is not None:
+        edits.append((_offset(lines, weight_node.start_mark), _offset(lines, weight_node.end_mark),
+                      str(donor_weight - weight)))
+    else:
+        name_node = _field(donor_item, "name")
+        at = _offset(lines, _line_start(name_node.end_mark.line + 1))
+        edits.append((at, at, f"{indent}weight: {donor_weight - weight}\n"))
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    path.write_text(text)
+    return trained.name, weight
+
+
+def _last_scalar(node: yaml.Node) -> yaml.Node:
+    """The node that ends an item (a block's own end mark lies on the next key's line)."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.value and \
+            node.flow_style is not True:
+        node = node.value[-1][1] if isinstance(node, yaml.MappingNode) else node.value[-1]
+    return node
+
+
+def _line_start(line: int) -> yaml.Mark:
+    return yaml.Mark("", 0, line, 0, None, None)
+
+
+def _flow(scores: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(scores.items())
+                           if isinstance(v, (int, float))) + "}"
