@@ -264,3 +264,40 @@ def test_plan_shows_the_jobs_a_change_removes(fresh_copy):
     plan = json.loads(run_modelops("plan", "-o", "json", cwd=fresh_copy).stdout)
     iris = [(c["env"], c["removed"]) for c in plan["changes"] if c["name"] == "iris"]
     assert iris == [("staging", ["CronJob/iris-batch"]), ("production", ["CronJob/iris-batch"])]
+
+
+def test_its_own_prediction_logs_train_the_next_version(fresh_copy):
+    """The loop closed: served requests -> logs -> compacted dataset -> training input."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "iris", "--port",
+                               str(port), "--grpc-port", "0"], cwd=fresh_copy,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        rows = np.random.default_rng(3).normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.7, 0.7],
+                                               size=(50, 4)).round(1)
+        for chunk in np.split(rows, 10):
+            answer = httpx.post(f"{url}/v2/models/iris/versions/v1/infer", json={"inputs": [{
+                "name": "input-0", "datatype": "FP64", "shape": [5, 4],
+                "data": chunk.ravel().tolist()}]})
+            assert answer.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert run_modelops("logs", "compact", cwd=fresh_copy).returncode == 0
+    trained = run_modelops("train", "iris", cwd=fresh_copy)
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((fresh_copy / "var/volume/artifacts/iris/v3/metrics.json").read_text())
+    lineage = json.loads((fresh_copy / "var/volume/artifacts/iris/v3/lineage.json").read_text())
+    logs = lineage["inputs"][1]
+    assert logs["dataset"] == "iris-predictions" and logs["label"] == "out_predict"
+    assert logs["files"] and all(f["path"].startswith("datasets/iris-predictions/model=iris/")
+                                 for f in logs["files"])
+    assert metrics["trainRows"] + metrics["holdout"]["rows"] == 150 + 50
