@@ -80,7 +80,10 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
                               _mount(f"datasets/{config.batch.output}")]},
             {"completions": workers, "parallelism": workers})
         patches.append({"path": "batch.yaml"})
-    out[f"{directory}/{contract.JOB_FILE}"] = config.model_dump(mode="json", exclude_none=True)
+    # Without the weights: a canary shift changes routes, not the jobs (unless it changes
+    # which version serves most, which the jobs do read).
+    out[f"{directory}/{contract.JOB_FILE}"] = config.model_dump(
+        mode="json", exclude_none=True, exclude={"model": {"versions": {"__all__": {"weight"}}}})
     for file, text in sources.items():
         out[f"{directory}/{file}"] = text
     out[f"{directory}/kustomization.yaml"] = kustomization(
