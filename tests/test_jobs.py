@@ -301,3 +301,29 @@ def test_its_own_prediction_logs_train_the_next_version(fresh_copy):
     assert logs["files"] and all(f["path"].startswith("datasets/iris-predictions/model=iris/")
                                  for f in logs["files"])
     assert metrics["trainRows"] + metrics["holdout"]["rows"] == 150 + 50
+
+
+def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
+    training = fresh_copy / "var/volume/datasets/iris-training/train.csv"
+    lines = training.read_text().splitlines()
+    training.write_text("\n".join([*lines[:5], "5.1,abc,1.4,0.2,0", *lines[5:]]) + "\n")
+    text_in_numbers = run_modelops("train", "iris", cwd=fresh_copy)
+    assert text_in_numbers.returncode == 1 and "Traceback" not in text_in_numbers.stderr
+    assert text_in_numbers.stderr.startswith(
+        "error: training stopped, nothing written: data check: dataset iris-training: ")
+    assert "abc" in text_in_numbers.stderr
+
+    training.write_text("\n".join(lines) + "\n")
+    code = fresh_copy / "models/iris/train.py"
+    code.write_text(code.read_text().replace("return model.fit(features, labels)",
+                                             "return model.fit(features, labels[:3])"))
+    failing = run_modelops("train", "iris", cwd=fresh_copy)
+    assert failing.returncode == 1 and "Traceback" not in failing.stderr
+    assert failing.stderr.startswith("error: training stopped, nothing written: train.py at "
+                                     "line 13: ValueError: ")
+
+    scored = fresh_copy / "var/volume/datasets/iris-to-score/day-1.csv"
+    scored.write_text(scored.read_text().replace("in_input-0_3", "petal_width"))
+    batch = run_modelops("batch", "iris", cwd=fresh_copy)
+    assert batch.returncode == 1 and "Traceback" not in batch.stderr
+    assert batch.stderr.startswith("error: datasets/iris-to-score/day-1.csv: ")

@@ -80,7 +80,12 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
         for source, target in todo:
             table = data.source([source])
-            fetched = con.execute(f"SELECT {data.select(batch.features)} FROM {table}").fetchnumpy()
+            try:
+                fetched = con.execute(f"SELECT {data.select(batch.features)} FROM {table}"
+                                      ).fetchnumpy()
+            except duckdb.Error as exc:  # a missing column, text among numbers
+                raise data.DataError(f"{source.relative_to(shared_root)}: "
+                                     f"{str(exc).splitlines()[0]}") from None
             features = data.matrix(fetched, batch.features)
             outputs = model.infer({tensor: features}, None)
             columns = {"row": np.arange(len(features))}

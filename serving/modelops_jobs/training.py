@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,9 +84,14 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
                 raise TrainingFailed(
                     f"data check: dataset {source.dataset} has no column "
                     f"{', '.join(repr(c) for c in missing)} (it has {', '.join(have)})")
-            fetched = con.execute(
-                f"SELECT {data.select(training.features)}, {quote(source.label)} AS __label "
-                f"FROM {table} WHERE {quote(source.label)} IS NOT NULL ORDER BY ALL").fetchnumpy()
+            try:
+                fetched = con.execute(
+                    f"SELECT {data.select(training.features)}, {quote(source.label)} AS __label "
+                    f"FROM {table} WHERE {quote(source.label)} IS NOT NULL ORDER BY ALL"
+                ).fetchnumpy()
+            except duckdb.Error as exc:  # e.g. text in a feature column
+                raise TrainingFailed(f"data check: dataset {source.dataset}: "
+                                     f"{str(exc).splitlines()[0]}") from None
             parts_x.append(data.matrix(fetched, training.features))
             parts_y.append(np.asarray(fetched["__label"]))
             files.append({"dataset": source.dataset, "path": source.path, "label": source.label,
@@ -237,8 +243,13 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     cut = max(1, int(round(len(order) * training.holdout)))
     held, kept = np.sort(order[:cut]), np.sort(order[cut:])
     function, code = _user_function(config, code_dir)
-    fitted = function(inputs.features[kept], inputs.labels[kept], dict(training.parameters),
-                      training.seed)
+    try:
+        fitted = function(inputs.features[kept], inputs.labels[kept],
+                          dict(training.parameters), training.seed)
+    except Exception as exc:  # their code: where it failed, without our frames around it
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(code)]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise TrainingFailed(f"{code.name}{where}: {type(exc).__name__}: {exc}") from None
     raw, filename = _serialize(config.model.runtime, fitted)
     digest = hashlib.sha256(raw).hexdigest()
     version = next_version(config.model, artifacts)
