@@ -183,3 +183,34 @@ def test_an_empty_token_file_refuses_to_start(start_server, tmp_path):
                            auth_token_file=empty)
     assert refused.proc.wait(30) != 0
     assert "MODELOPS_AUTH_TOKEN_FILE" in refused.stderr.read_text()
+
+
+@pytest.mark.parametrize("drift", [
+    b"not json", b"[]", b'{"features": "x"}', b'{"features": {"in_a": {"psi": "high"}}, "rows": "many"}',
+    b'{"features": {"<script>x</script>": {"psi": 1e308}, "in_b": 7}, "reference": 3}'])
+def test_a_damaged_drift_summary_never_breaks_the_page(tmp_path, drift):
+    """The page reads files on a shared volume: whatever is in them, it answers 200 and
+    escapes what it shows."""
+    import asyncio
+
+    from modelops_catalog.app import create_catalog_app
+    from modelops_catalog.config import CatalogConfig
+
+    partition = tmp_path / "datasets/logs/model=iris/version=v1/date=2026-11-22"
+    partition.mkdir(parents=True)
+    (partition / "_drift.json").write_bytes(drift)
+    config = CatalogConfig(environment="staging", models=[{
+        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
+        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1,
+        "drift": "datasets/logs/model=iris", "versions": [{
+            "name": "v1", "weight": 100, "readyUrl": "http://127.0.0.1:9/ready"}]}])
+
+    async def page():
+        app = create_catalog_app(config, shared_root=tmp_path)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://catalog") as client:
+            return await client.get("/catalog")
+
+    response = asyncio.run(page())
+    assert response.status_code == 200
+    assert "<script>x" not in response.text and 'aria-label="traffic: v1 100%"' in response.text

@@ -78,7 +78,7 @@ def _charts_html(model: CatalogModel, shared_root: Path | None) -> str:
             figures.append(("drift: no summary yet (the log compactor writes one a day)", ""))
         elif report["features"]:
             caption = (f"drift (PSI) on {report['date']}, {report['version']}: "
-                       f"{report.get('rows', 0)} rows vs {Path(report['reference']).name}")
+                       f"{report.get('rows', 0)} rows vs {Path(str(report.get('reference'))).name}")
             figures.append((caption, charts.drift(report["features"])))
         else:
             figures.append((f"drift on {report['date']}: "

@@ -39,7 +39,12 @@ def traffic(versions: list[tuple[str, int]], width: int = 320, height: int = 26)
 
 def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
     """A bar per feature (PSI), coloured by verdict, with the 0.1 and 0.25 thresholds."""
-    ranked = sorted(((name, f.get("psi")) for name, f in features.items()),
+    def number(entry: Any) -> float | None:  # the file is the compactor's, but on a volume
+        psi = entry.get("psi") if isinstance(entry, dict) else None
+        return float(psi) if isinstance(psi, (int, float)) and not isinstance(psi, bool) \
+            and psi == psi and abs(psi) < 1e6 else None
+
+    ranked = sorted(((str(name), number(f)) for name, f in features.items()),
                     key=lambda item: -(item[1] or 0))[:MAX_FEATURES]
     label_w, value_w, row = 130, 50, 18
     bar_w = width - label_w - value_w
@@ -82,6 +87,7 @@ def latest_drift(shared_root: Path, folder: str) -> dict[str, Any] | None:
         if isinstance(report, dict) and isinstance(report.get("features"), dict):
             date = path.parent.name.removeprefix("date=")
             version = path.parent.parent.name.removeprefix("version=")
-            found.append(((date, int(report.get("rows") or 0), version),
+            rows = report.get("rows") if isinstance(report.get("rows"), int) else 0
+            found.append(((date, rows, version),
                           {"date": date, "version": version, **report}))
     return max(found, key=lambda item: item[0])[1] if found else None
