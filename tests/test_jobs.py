@@ -327,3 +327,24 @@ def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
     batch = run_modelops("batch", "iris", cwd=fresh_copy)
     assert batch.returncode == 1 and "Traceback" not in batch.stderr
     assert batch.stderr.startswith("error: datasets/iris-to-score/day-1.csv: ")
+
+
+def test_propose_refuses_what_it_cannot_do_and_leaves_the_spec_alone(fresh_copy):
+    spec = fresh_copy / "models/iris/model.yaml"
+    before = spec.read_text()
+    nothing = run_modelops("propose", "iris", cwd=fresh_copy)
+    assert nothing.returncode == 1 and nothing.stderr.startswith("error: nothing trained under ")
+    assert run_modelops("train", "iris", cwd=fresh_copy).returncode == 0
+    block = ("    - name: v2\n      artifact: pvc://artifacts/iris/v2/model.joblib\n"
+             "      sha256: 44195873da75c5bcce1eb6a33483c1dcb06d60c1177695a859119f419a2df85b\n"
+             "      weight: 10\n")
+    assert block in before
+    flow = before.replace(block, "    - {name: v2, artifact: pvc://artifacts/iris/v2/model.joblib, "
+                          "sha256: 44195873da75c5bcce1eb6a33483c1dcb06d60c1177695a859119f419a2df85b,"
+                          " weight: 10}\n")
+    spec.write_text(flow)
+    assert run_modelops("validate", cwd=fresh_copy).returncode == 0
+    refused = run_modelops("propose", "iris", cwd=fresh_copy)
+    assert refused.returncode == 1 and "flow style" in refused.stderr
+    assert spec.read_text() == flow
+    assert run_modelops("propose", "wine", cwd=fresh_copy).returncode == 1  # nothing trained

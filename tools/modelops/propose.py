@@ -65,6 +65,9 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
     text += "" if text.endswith("\n") else "\n"
     lines = text.splitlines(keepends=True)
     node = _versions_node(text)
+    if node.flow_style or any(i.flow_style for i in node.value):
+        raise ProposeError("spec.versions is written in flow style ([...] or {...}); write it "
+                           "as a block list, or add the version by hand")
     items = node.value
     last = items[-1]
     indent = " " * last.start_mark.column
