@@ -125,6 +125,10 @@ def test_train_propose_and_serve_the_new_version(fresh_copy):
      "quality gate: accuracy 0.9333 on the holdout is below the threshold 0.999"),
     (lambda t: t.replace("{max_depth: 3}", "{max_depth: 1}"),
      "quality gate: accuracy 0.6000 on the holdout is below the threshold 0.9"),
+    (lambda t: t.replace("{max_depth: 3}", "{max_depth: 1}").replace(
+        "threshold: 0.9, tolerance: 0.05", "tolerance: 0.01"),
+     "quality gate: accuracy 0.6000 is 0.3333 worse than the serving version v1 (0.9333), "
+     "past the tolerance 0.01"),
 ])
 def test_a_failing_check_or_gate_writes_nothing(fresh_copy, edit, message):
     _spec(fresh_copy, edit)
