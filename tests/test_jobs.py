@@ -352,3 +352,38 @@ def test_propose_refuses_what_it_cannot_do_and_leaves_the_spec_alone(fresh_copy)
     assert refused.returncode == 1 and "flow style" in refused.stderr
     assert spec.read_text() == flow
     assert run_modelops("propose", "wine", cwd=fresh_copy).returncode == 1  # nothing trained
+
+
+def test_a_pooled_model_batch_job_renders_in_its_pools_application(tmp_path):
+    """Jobs of a model in a pool live in the pool's overlay, with the pool's account."""
+    from conftest import copy_repo
+    from modelops import render
+    from modelops.repo import load
+
+    root = copy_repo(tmp_path)
+    spec = root / "models/wine/model.yaml"
+    spec.write_text(spec.read_text().replace("  concurrency: 8\n", """  concurrency: 8
+  datasets:
+    - name: wine-to-score
+      path: datasets/wine-to-score
+  batch:
+    input: wine-to-score
+    output: wine-scored
+    features: [a, b, c, d, e, f, g, h, i, j, k, l, m]
+"""))
+    assert run_modelops("generate", cwd=root).returncode == 0
+    out = tmp_path / "rendered"
+    count, problems = render.render(root, load(root).settings.kubernetesVersion, out=out)
+    assert problems == []
+    objects = list(yaml.safe_load_all((out / "overlays/staging/models/tabular.yaml").read_text()))
+    cronjobs = [o for o in objects if o["kind"] == "CronJob"]
+    assert [c["metadata"]["name"] for c in cronjobs] == ["tabular-wine-batch"]  # the pool's prefix
+    pod = cronjobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "tabular-server" and cronjobs[0]["spec"]["suspend"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert any(o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "tabular-server"
+               for o in objects)
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {m["mountPath"]: m.get("readOnly", False) for m in mounts if m["name"] == "shared"} == {
+        "/mnt/shared/datasets": True, "/mnt/shared/artifacts/wine": True,
+        "/mnt/shared/datasets/wine-scored": False}
