@@ -167,6 +167,7 @@ def main() -> None:
     except (OSError, ValueError) as exc:
         sys.exit(f"modelops catalog: cannot start: {exc}")
     token = options.auth_token.get_secret_value() if options.auth_token else None
-    uvicorn.run(create_catalog_app(config, token, options.shared_root), host=options.host, port=options.port,
+    uvicorn.run(create_catalog_app(config, token, options.shared_root), host=options.host,
+                port=options.port,
                 access_log=False, log_level="warning")
 

@@ -57,8 +57,9 @@ def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
         colour = VERDICT["significant" if value > SIGNIFICANT else
                          "moderate" if value > MODERATE else "stable"]
         short = html.escape(name.removeprefix("in_")[:20])
+        length = max(1.0, bar_w * min(value, scale) / scale)
         parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{short}</text>'
-                     f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, bar_w * min(value, scale) / scale):.1f}"'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{length:.1f}"'
                      f' height="{row - 6}" fill="{colour}"><title>{short}: PSI '
                      f'{"n/a" if psi is None else psi}</title></rect>'
                      f'<text x="{width - value_w + 4}" y="{y + 13}">'
