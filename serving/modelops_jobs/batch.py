@@ -81,9 +81,14 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         for source, target in todo:
             table = data.source([source])
             try:
-                fetched = con.execute(f"SELECT {data.select(batch.features)} FROM {table}"
-                                      ).fetchnumpy()
-            except duckdb.Error as exc:  # a missing column, text among numbers
+                kinds = data.types(con, table)
+                missing = [c for c in batch.features if c not in kinds]
+                if missing:
+                    raise data.DataError(f"no column {', '.join(map(repr, missing))} (it has "
+                                         f"{', '.join(kinds)})")
+                fetched = con.execute(f"SELECT {data.select(batch.features, kinds)} "
+                                      f"FROM {table}").fetchnumpy()
+            except (duckdb.Error, data.DataError) as exc:  # a missing column, text in numbers
                 raise data.DataError(f"{source.relative_to(shared_root)}: "
                                      f"{str(exc).splitlines()[0]}") from None
             features = data.matrix(fetched, batch.features)

@@ -50,10 +50,6 @@ def source(paths: list[Path]) -> str:
     raise DataError("a dataset mixes Parquet and CSV files")
 
 
-def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
-
-
 def matrix(fetched: dict, names: list[str]) -> np.ndarray:
     """Columns as one float64 matrix, NULL as NaN."""
     if not names:
@@ -63,5 +59,12 @@ def matrix(fetched: dict, names: list[str]) -> np.ndarray:
                             else np.asarray(fetched[n], dtype=np.float64) for n in names])
 
 
-def select(names: list[str]) -> str:
-    return ", ".join(f"CAST({quote(n)} AS DOUBLE) AS {quote(n)}" for n in names)
+def select(names: list[str], types: dict[str, str] | None = None) -> str:
+    """The columns as DOUBLE; those already DOUBLE (given `types`) are read as they are,
+    since a cast would copy them."""
+    return ", ".join(quote(n) if types and types.get(n) == "DOUBLE" else
+                     f"CAST({quote(n)} AS DOUBLE) AS {quote(n)}" for n in names)
+
+
+def types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}

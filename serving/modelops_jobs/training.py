@@ -77,7 +77,8 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
                     continue
                 raise TrainingFailed(f"data check: dataset {source.dataset}: {exc}") from None
             table = data.source(paths)
-            have = data.columns(con, table)
+            kinds = data.types(con, table)
+            have = list(kinds)
             wanted = [*training.features, source.label, *checks.requiredColumns]
             missing = [c for c in dict.fromkeys(wanted) if c not in have]
             if missing:
@@ -86,7 +87,8 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
                     f"{', '.join(repr(c) for c in missing)} (it has {', '.join(have)})")
             try:
                 fetched = con.execute(
-                    f"SELECT {data.select(training.features)}, {quote(source.label)} AS __label "
+                    f"SELECT {data.select(training.features, kinds)}, "
+                    f"{quote(source.label)} AS __label "
                     f"FROM {table} WHERE {quote(source.label)} IS NOT NULL ORDER BY ALL"
                 ).fetchnumpy()
             except duckdb.Error as exc:  # e.g. text in a feature column
