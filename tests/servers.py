@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import yaml
@@ -61,6 +63,30 @@ class Server:
                 self.proc.wait()
         self.client.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def modelops_serve(root: Path, *targets: str, timeout: float = 30) -> Iterator[str]:
+    """`modelops serve` in `root`, as a user runs it, on a free port (no gRPC); yields its
+    URL once ready, and stops it afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "modelops", "serve", *targets, "--port",
+                             str(port), "--grpc-port", "0"], cwd=root, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve never got ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def example_artifacts(root: Path) -> Path:

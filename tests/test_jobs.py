@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_modelops
-from servers import free_port
+from servers import modelops_serve
 
 
 def _spec(root: Path, edit) -> None:
@@ -91,28 +91,13 @@ def test_train_propose_and_serve_the_new_version(fresh_copy):
     assert f"accuracy {metrics['holdout']['accuracy']:g}" in row
     assert '<abbr title="pvc://artifacts/iris/v4/lineage.json">lineage</abbr>' in row
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "iris", "--port",
-                               str(port), "--grpc-port", "0"], cwd=root,
-                              stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with modelops_serve(root, "iris") as url:
         answer = httpx.post(f"{url}/v2/models/iris/versions/v4/infer", json={"inputs": [{
             "name": "input-0", "datatype": "FP64", "shape": [2, 4],
             "data": [5.1, 3.5, 1.4, 0.2, 6.6, 3.0, 4.4, 1.4]}]})
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "v4"
         assert answer.json()["outputs"][0]["data"] == [0, 1]
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -272,19 +257,7 @@ def test_plan_shows_the_jobs_a_change_removes(fresh_copy):
 
 def test_its_own_prediction_logs_train_the_next_version(fresh_copy):
     """The loop closed: served requests -> logs -> compacted dataset -> training input."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "iris", "--port",
-                               str(port), "--grpc-port", "0"], cwd=fresh_copy,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with modelops_serve(fresh_copy, "iris") as url:
         rows = np.random.default_rng(3).normal([5.8, 3.0, 3.8, 1.2], [0.8, 0.4, 1.7, 0.7],
                                                size=(50, 4)).round(1)
         for chunk in np.split(rows, 10):
@@ -292,9 +265,6 @@ def test_its_own_prediction_logs_train_the_next_version(fresh_copy):
                 "name": "input-0", "datatype": "FP64", "shape": [5, 4],
                 "data": chunk.ravel().tolist()}]})
             assert answer.status_code == 200
-    finally:
-        server.terminate()
-        server.wait(30)
     assert run_modelops("logs", "compact", cwd=fresh_copy).returncode == 0
     trained = run_modelops("train", "iris", cwd=fresh_copy)
     assert trained.returncode == 0, trained.stderr
@@ -325,6 +295,20 @@ def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
     assert failing.returncode == 1 and "Traceback" not in failing.stderr
     assert failing.stderr.startswith("error: training stopped, nothing written: train.py at "
                                      "line 13: ValueError: ")
+
+    code.write_text(code.read_text().replace("return model.fit(features, labels[:3])",
+                                             "model.fit(features, labels)"))
+    nothing = run_modelops("train", "iris", cwd=fresh_copy)
+    assert nothing.returncode == 1 and "Traceback" not in nothing.stderr
+    assert "the trained model does not serve: AttributeError" in nothing.stderr
+
+    artifact = fresh_copy / "var/volume/artifacts/iris/v1/model.joblib"
+    kept = artifact.read_bytes()
+    artifact.unlink()
+    no_artifact = run_modelops("batch", "iris", cwd=fresh_copy)
+    assert no_artifact.returncode == 1 and "Traceback" not in no_artifact.stderr
+    assert no_artifact.stderr == f"error: artifact {artifact} does not exist\n"
+    artifact.write_bytes(kept)
 
     scored = fresh_copy / "var/volume/datasets/iris-to-score/day-1.csv"
     scored.write_text(scored.read_text().replace("in_input-0_3", "petal_width"))

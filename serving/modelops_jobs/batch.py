@@ -25,6 +25,7 @@ import orjson
 from modelops_jobs import data
 from modelops_jobs.config import JobConfig
 from modelops_runtime.registry import build_model, model_class
+from modelops_runtime.runtimes import ArtifactError
 
 
 @dataclasses.dataclass
@@ -74,8 +75,7 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         return summary
     model = build_model(model_class(config.model, code_dir), config.model, version, shared_root)
     model.load()
-    meta = model.metadata()
-    tensor = meta["inputs"][0]["name"] if meta.get("inputs") else "input-0"
+    tensor = data.input_tensor(model)
     with duckdb.connect() as con:
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
         for source, target in todo:
@@ -116,7 +116,7 @@ def main(config: JobConfig, shared_root: Path, code_dir: Path) -> int:
     count = int(os.environ.get("MODELOPS_BATCH_WORKERS", "1"))
     try:
         summary = run(config, shared_root, code_dir, index, count)
-    except (ValueError, data.DataError) as exc:
+    except (ValueError, data.DataError, ArtifactError) as exc:
         print(f"batch {config.model.name}: {exc}", file=sys.stderr)
         return 1
     print(orjson.dumps(dataclasses.asdict(summary)).decode())

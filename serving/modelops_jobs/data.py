@@ -68,3 +68,9 @@ def select(names: list[str], types: dict[str, str] | None = None) -> str:
 
 def types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+
+
+def input_tensor(model) -> str:
+    """The name of the one input tensor a job feeds its feature matrix to."""
+    inputs = model.metadata().get("inputs")
+    return inputs[0]["name"] if inputs else "input-0"

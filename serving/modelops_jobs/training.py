@@ -2,10 +2,10 @@
 model and the serving version on that holdout through the very runtime that serves them,
 and only when the checks and the gate pass, publish
 
-    artifacts/<model>/<version>/model.<joblib|onnx>   the artifact
-    artifacts/<model>/<version>/metrics.json          holdout scores, next to the serving version's
-    artifacts/<model>/<version>/lineage.json          data files and hashes, code, parameters, libraries
-    artifacts/<model>/<version>/training-data.npz     what it learnt from (the next run's drift check)
+    artifacts/<model>/<version>/model.<joblib|onnx>  the artifact
+    artifacts/<model>/<version>/metrics.json         holdout scores, and the serving version's
+    artifacts/<model>/<version>/lineage.json         data files and hashes, code, parameters
+    artifacts/<model>/<version>/training-data.npz    what it learnt from (for the drift check)
 
 in one rename. The same data, code, parameters and seed give the same artifact bytes.
 """
@@ -167,10 +167,8 @@ def predict(config: ModelConfig, version: VersionConfig, shared_root: Path, code
     """The version's first output for these rows, as the server computes it."""
     model = build_model(model_class(config, code_dir), config, version, shared_root)
     model.load()
-    meta = model.metadata()
-    name = meta["inputs"][0]["name"] if meta.get("inputs") else "input-0"
-    outputs = model.infer({name: features}, None)
-    wanted = (model.default_outputs() or [o["name"] for o in meta.get("outputs", [])]
+    outputs = model.infer({data.input_tensor(model): features}, None)
+    wanted = (model.default_outputs() or [o["name"] for o in model.metadata().get("outputs", [])]
               or list(outputs))
     return np.asarray(outputs[wanted[0]]).reshape(len(features), -1)[:, 0]
 
@@ -263,7 +261,12 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
         candidate = VersionConfig(name=version, artifact=f"file://{staging / filename}",
                                   sha256=digest)
         held_x, held_y = inputs.features[held], inputs.labels[held]
-        new = scores(held_y, predict(config.model, candidate, shared_root, code_dir, held_x))
+        try:
+            new = scores(held_y, predict(config.model, candidate, shared_root, code_dir, held_x))
+        except Exception as exc:  # what the function returned is not a model this runtime serves
+            raise TrainingFailed(f"the trained model does not serve: {type(exc).__name__}: "
+                                 f"{exc} (does the training function return the fitted "
+                                 f"model?)") from None
         serving = None
         chosen = [v for v in config.model.versions if v.name == training.serving]
         if chosen:

@@ -20,7 +20,8 @@ from modelops.repo import Repo, load
 from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
 
 app = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True,
-                  pretty_exceptions_enable=False, help="GitOps for machine-learning models: one YAML file per model.")
+                  pretty_exceptions_enable=False,
+                  help="GitOps for machine-learning models: one YAML file per model.")
 
 ROOT = typer.Option(Path("."), "--root", help="Repository root.", file_okay=False,
                     exists=True, resolve_path=True)
@@ -390,7 +391,7 @@ def _job_config(root: Path, name: str):
     code = str((root / "models" / name / "model.py").resolve())
     config = job_config(spec_file, spec_file.envs[repo.settings.local_environment],
                         code if spec_file.obj.spec.runtime == "python" else None)
-    return repo, config, root / "models" / name
+    return config, root / "models" / name
 
 
 MODEL = typer.Argument(..., metavar="MODEL", autocompletion=_model_names,
@@ -405,7 +406,7 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
     artifacts/MODEL/vN/ with metrics.json and lineage.json (what the CronJob runs)."""
     from modelops_jobs.training import TrainingFailed, train as run_training
 
-    _, config, code_dir = _job_config(root, name)
+    config, code_dir = _job_config(root, name)
     if config is None or config.training is None:
         typer.echo(f"error: model {name!r} declares no training (spec.training)", err=True)
         raise typer.Exit(1)
@@ -463,8 +464,9 @@ def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
 
     from modelops_jobs import batch as batching
     from modelops_jobs.data import DataError
+    from modelops_runtime.runtimes import ArtifactError
 
-    _, config, code_dir = _job_config(root, name)
+    config, code_dir = _job_config(root, name)
     if config is None or config.batch is None:
         typer.echo(f"error: model {name!r} declares no batch job (spec.batch)", err=True)
         raise typer.Exit(1)
@@ -478,7 +480,7 @@ def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
                 results = list(pool.map(batching.run, [config] * workers, [shared] * workers,
                                         [code_dir] * workers, range(workers),
                                         [workers] * workers, [date] * workers))
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, ArtifactError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     rows = sum(r.rows for r in results)
@@ -487,7 +489,8 @@ def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
                f"({sum(r.skipped for r in results)} already done)")
 
 
-logs = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True, help="Prediction logs on the shared volume.")
+logs = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True,
+                   help="Prediction logs on the shared volume.")
 app.add_typer(logs, name="logs")
 
 

@@ -51,8 +51,13 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
     if trained.name in {v.name for v in spec.versions}:
         raise ProposeError(f"{trained.name}, the newest trained version, is already in the "
                            "spec; train again for a new one")
-    metrics = orjson.loads((trained / "metrics.json").read_bytes())
-    lineage = orjson.loads((trained / "lineage.json").read_bytes())
+    try:
+        metrics = orjson.loads((trained / "metrics.json").read_bytes())
+        lineage = orjson.loads((trained / "lineage.json").read_bytes())
+        artifact, digest = lineage["artifact"]["path"], lineage["artifact"]["sha256"]
+        holdout = metrics["holdout"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ProposeError(f"{trained} is not a complete training run ({exc}); train again")
     weight = spec.training.canaryWeight if spec.training else 10
     donor = heaviest(spec)
     donor_weight = next(v.weight for v in spec.versions if v.name == donor)
@@ -74,11 +79,11 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
     dash = " " * (last.start_mark.column - 2)
     serving = metrics.get("serving") or {}
     new = (f"{dash}- name: {trained.name}\n"
-           f"{indent}artifact: pvc://{lineage['artifact']['path']}\n"
-           f"{indent}sha256: {lineage['artifact']['sha256']}\n"
+           f"{indent}artifact: pvc://{artifact}\n"
+           f"{indent}sha256: {digest}\n"
            f"{indent}weight: {weight}\n"
            f"{indent}metrics:\n"
-           f"{indent}  holdout: {_flow(metrics['holdout'])}\n"
+           f"{indent}  holdout: {_flow(holdout)}\n"
            + (f"{indent}  servingVersion: {serving['version']}\n"
               f"{indent}  serving: {_flow(serving)}\n" if "version" in serving else "")
            + f"{indent}lineage: pvc://artifacts/{name}/{trained.name}/lineage.json\n")
