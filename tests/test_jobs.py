@@ -310,6 +310,11 @@ def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
     assert no_artifact.stderr == f"error: artifact {artifact} does not exist\n"
     artifact.write_bytes(kept)
 
+    for date in ("../../escape", "2026-13-45"):
+        outside = run_modelops("batch", "iris", "--date", date, cwd=fresh_copy)
+        assert outside.returncode == 1 and "Traceback" not in outside.stderr
+    assert not (fresh_copy / "var/volume/escape").exists()
+
     scored = fresh_copy / "var/volume/datasets/iris-to-score/day-1.csv"
     scored.write_text(scored.read_text().replace("in_input-0_3", "petal_width"))
     batch = run_modelops("batch", "iris", cwd=fresh_copy)

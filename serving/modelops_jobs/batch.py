@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -60,6 +61,12 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     if version is None:
         raise ValueError(f"model {config.model.name} has no version {batch.version}")
     date = date or datetime.date.today().isoformat()
+    try:  # it becomes a folder name
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            raise ValueError("expected YYYY-MM-DD")
+        datetime.date.fromisoformat(date)
+    except ValueError as exc:
+        raise ValueError(f"date {date!r} is not a date: {exc}") from None
     inputs = data.files(shared_root / batch.input)
     mine = inputs[index::count]
     summary = BatchSummary(files=len(mine))
