@@ -74,3 +74,25 @@ def test_bad_requests(body, message):
 def test_fp16_output_keeps_its_values():
     encoded = orjson.loads(dumps(encode_tensor("h", np.array([0.5, 1.0], dtype=np.float16))))
     assert encoded["datatype"] == "FP16" and encoded["data"] == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("declared, sent, converted", [
+    ("FP32", np.array([[1e300, 1.0]]), None),  # would become infinity
+    ("INT32", np.array([[2**40, 1]]), None),  # would wrap around
+    ("INT16", np.array([[-40_000, 1]], dtype=np.int32), None),
+    ("FP32", np.array([[1, 2]]), [[1.0, 2.0]]),  # what survives is converted
+    ("INT32", np.array([[7, -3]]), [[7, -3]]),
+])
+def test_a_value_that_does_not_survive_the_declared_datatype_is_refused(declared, sent,
+                                                                         converted):
+    from modelops_runtime.signature import Signature
+
+    signature = Signature.of({"inputs": [{"name": "x", "datatype": declared, "shape": [-1, 2]}]})
+    if converted is None:
+        with pytest.raises(ProtocolError, match=f"input 'x': a value is out of the range of "
+                                                f"{declared}, the declared datatype"):
+            signature.check("m", {"x": sent})
+    else:
+        out = signature.check("m", {"x": sent})["x"]
+        assert out.dtype.name == {"FP32": "float32", "INT32": "int32"}[declared]
+        assert out.tolist() == converted

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from modelops_runtime import binary, errors, metrics
+from modelops_runtime import binary, errors, limits, metrics
 from modelops_runtime import openapi_schemas as shapes
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.dataplane import DataPlane, Inference
@@ -47,16 +47,24 @@ class Endpoint(NamedTuple):
     unready: bool = False  # answers 503 with its own body when not ready
 
 
+async def _collect(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(f"request body over {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _read_body(request: Request, options: ServerOptions) -> bytes:
-    """The whole body, within the size limit and the time limit."""
-    chunks, size, limit = [], 0, options.max_body_bytes
+    """The whole body, within the size limit and the time limit (no timer for a body that
+    came whole with its headers, as small requests do)."""
+    if request.scope.get(limits.BODY_RECEIVED):
+        return await _collect(request, options.max_body_bytes)
     try:
         async with asyncio.timeout(options.body_timeout_seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ProtocolError(f"request body over {limit} bytes", 413)
-                chunks.append(chunk)
+            return await _collect(request, options.max_body_bytes)
     except TimeoutError:
         raise ProtocolError(f"request body not received within "
                             f"{options.body_timeout_seconds:g} s", 408) from None
@@ -64,7 +72,6 @@ async def _read_body(request: Request, options: ServerOptions) -> bytes:
         print(f"modelops server: client went away mid-body (request id "
               f"{request.scope['state']['request_id']})", file=sys.stderr, flush=True)
         raise ProtocolError("client disconnected before sending the whole body", 499) from None
-    return b"".join(chunks)
 
 
 def _name_and_version(request: Request) -> tuple[str, str | None]:
@@ -225,8 +232,10 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
     for e in table:
         methods.setdefault(e.path, []).append(e.method)
     handlers = {e.path: e.handler for e in table}
-    app = Starlette(routes=[Route(path, handlers[path], methods=found)
-                            for path, found in methods.items()],
+    # Starlette tries routes in order: infer, nearly every request, is tried first.
+    order = sorted(methods, key=lambda path: not path.endswith("/infer"))
+    app = Starlette(routes=[Route(path, handlers[path], methods=methods[path])
+                            for path in order],
                     middleware=[Middleware(ServerMiddleware, token=token,
                                            max_body=options.max_body_bytes)],
                     exception_handlers=errors.HANDLERS, lifespan=lifespan)

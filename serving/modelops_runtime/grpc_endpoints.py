@@ -10,7 +10,7 @@ Errors are gRPC status codes with the same messages as HTTP's JSON errors.
 from __future__ import annotations
 
 import hmac
-import uuid
+import os
 from typing import Any
 
 import grpc
@@ -94,7 +94,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         bearer token when the server requires one."""
         metadata = dict(context.invocation_metadata() or ())
         given = metadata.get("x-request-id", "")
-        request_id = given if VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if VALID_REQUEST_ID.match(given) else os.urandom(16).hex()
         # In the trailers: sending headers early would cost every call a write of its own.
         context.set_trailing_metadata((("x-request-id", request_id),))
         if self.token is not None:

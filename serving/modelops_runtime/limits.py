@@ -4,7 +4,9 @@ headers, and how long a client may take to send them.
 Without them one connection can grow the process by a 48 MB header before
 authentication runs, or hold a connection open forever by sending nothing, or a byte at
 a time. Both end in a JSON error and a closed connection, counted like every response.
-(The body has its own timeout where it is read: endpoints.py.)
+(The body has its own timeout where it is read: endpoints.py. A body that arrived whole
+with its headers, as small requests do, is marked in the scope so that reading it needs
+no timer.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from modelops_runtime import metrics
 
+BODY_RECEIVED = "modelops.body_received"  # scope key: the whole body is already here
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout",
             431: b"Request Header Fields Too Large"}
 
@@ -42,6 +45,10 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_headers = False
         self._stop_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:

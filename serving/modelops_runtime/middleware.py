@@ -5,8 +5,8 @@ the optional bearer token, the body-size limit, and a count of every response by
 from __future__ import annotations
 
 import hmac
+import os
 import re
-import uuid
 
 import orjson
 
@@ -46,7 +46,7 @@ class ServerMiddleware:
                 length = value
             elif key == b"authorization":
                 authorization = value
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
 
         if self.token is not None and not scope["path"].startswith(OPEN_PATHS):

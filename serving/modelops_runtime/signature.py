@@ -82,12 +82,28 @@ class Signature:
                                         f"{size} (shape {list(array.shape)})")
             if spec.shape and spec.shape[0] == -1 and array.shape[0] == 0:
                 raise ProtocolError(f"input {name!r}: the batch has no rows")
-            out[name] = array if array.dtype == want else array.astype(want)
+            out[name] = array if array.dtype == want else _converted(name, array, spec)
         return out
 
     def metadata(self) -> dict[str, list[dict[str, Any]]]:
         return {"inputs": [t.describe() for t in self.inputs],
                 "outputs": [t.describe() for t in self.outputs]}
+
+
+def _converted(name: str, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """The array as the declared datatype, refused when a value does not survive the
+    conversion: FP64 1e300 would become FP32 infinity, INT64 2**40 would wrap in INT32."""
+    want = DTYPES[spec.datatype]
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(want)
+    if want.kind == "f":
+        kept = bool(np.isfinite(converted).all())
+    else:
+        kept = bool((converted == array).all())
+    if not kept:
+        raise ProtocolError(f"input {name!r}: a value is out of the range of {spec.datatype}, "
+                            f"the declared datatype")
+    return converted
 
 
 def _listing(tensors: tuple[TensorSpec, ...]) -> str:
