@@ -223,8 +223,8 @@ EXPECTED: dict[str, list[str]] = {
         "models/log-compactor/model.yaml:4:9: metadata.name: the model 'log-compactor' would make the ServiceAccount 'log-compactor', which the log compactor already makes in the same namespace; choose another name",
     ],
     'over the capacity budget': [
-        'platform/capacity.yaml:7:3: environments.staging: cpu requests at max replicas total 80, over the budget of 16; largest: m 80',
-        'platform/capacity.yaml:11:3: environments.production: cpu requests at max replicas total 80, over the budget of 64; largest: m 80',
+        "platform/capacity.yaml:9:3: environments.staging: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 16; largest: m 80, the platform's pods 550m",
+        "platform/capacity.yaml:13:3: environments.production: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 64; largest: m 80, the platform's pods 550m",
     ],
     'duplicate keys': [
         "models/m/model.yaml:13:3: spec.concurrency: duplicate key 'concurrency' (first defined on line 12)",

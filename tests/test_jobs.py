@@ -157,6 +157,23 @@ def test_training_and_batch_mistakes_are_located(tiny):
            "does not exist" in missing.stderr
 
 
+def test_job_pods_count_against_the_budget_the_namespace_quota_enforces(tiny):
+    """The budget is the namespace's ResourceQuota, which counts a job's pods like any other:
+    a batch job that would not fit beside the servers at max replicas is refused before merge."""
+    text = (REPO / "models/iris/model.yaml").read_text()
+    tiny.write("models/iris/train.py", (REPO / "models/iris/train.py").read_text())
+    tiny.write("models/iris/model.yaml", text)
+    assert run_modelops("validate", cwd=tiny.root).returncode == 0
+    tiny.write("models/iris/model.yaml", text.replace("parallelism: 2", "parallelism: 13"))
+    result = run_modelops("validate", cwd=tiny.root)
+    assert result.returncode == 1
+    # staging: the servers 1.5 cores at max, training 1 and batch 13 x 1, the catalog 50m
+    # and the log compactor 500m: 50m over, though the servers alone use a tenth
+    assert ("platform/capacity.yaml:9:3: environments.staging: cpu requests at peak (servers at "
+            "max replicas, every job running) total 16050m, over the budget of 16; largest: "
+            "iris jobs 14, iris 1500m, the platform's pods 550m") in result.stderr, result.stderr
+
+
 def _batch_inputs(root: Path, files: int, rows: int) -> list[tuple[str, int]]:
     folder = root / "var/volume/datasets/iris-to-score"
     for old in folder.iterdir():

@@ -48,15 +48,16 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
     staging = plan["capacity"]["staging"]  # the scaffold asks 250m CPU, 1-3 replicas
-    assert staging["before"]["cpu_max"] == "6" and staging["after"]["cpu_max"] == "6.75"
-    assert staging["before"]["cpu_min"] == "2.25" and staging["after"]["cpu_min"] == "2.5"
+    # at peak: servers 6 cores, iris's training and 2 batch pods 3, catalog and compactor 0.55
+    assert staging["before"]["cpu_max"] == "9.55" and staging["after"]["cpu_max"] == "10.3"
+    assert staging["before"]["cpu_min"] == "2.8" and staging["after"]["cpu_min"] == "3.05"
 
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
     assert markdown.splitlines()[2] == "**Models:** 1 added (`churn`)"
-    assert markdown.splitlines()[4] == ("**At max replicas:** staging +3 replicas, +0.75 cores, "
+    assert markdown.splitlines()[4] == ("**At peak:** staging +3 replicas, +0.75 cores, "
                                         "+1.5 GiB; production +3 replicas, +0.75 cores, +1.5 GiB")
-    assert "| staging | 5-14 -> **6-17** | 2.25-6 -> **2.5-6.75** | 3.88-10.25 -> **4.38-11.75** |" \
+    assert "| staging | 5-14 -> **6-17** | 2.8-9.55 -> **3.05-10.3** | 4.72-14.09 -> **5.22-15.59** |" \
         in markdown  # one unit per column: replicas, cores, GiB
 
 
@@ -81,7 +82,7 @@ def test_a_canary_weight_change_changes_only_the_traffic(clone):
     assert max(len(line) for line in markdown.splitlines()) <= 200
     assert markdown.splitlines()[2:5] == [
         "**Models:** 1 changed (`iris`)", "",
-        "**At max replicas:** staging unchanged; production unchanged"]
+        "**At peak:** staging unchanged; production unchanged"]
     folded = re.findall(r"<summary>(.*)</summary>", markdown)
     assert folded == [f"{env}/{name}: {key}" for env in ("staging", "production")
                       for name, key in (("iris", "GRPCRoute/iris"), ("iris", "HTTPRoute/iris"),

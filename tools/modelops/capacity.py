@@ -1,9 +1,18 @@
-"""Capacity: what every model and pool can claim at max replicas, against the budget."""
+"""Capacity: what every model and pool can claim at max replicas, against the budget.
+
+The budget is also the namespace's ResourceQuota, which counts every pod: so the check
+counts, besides the servers at max replicas, every training and batch pod running at once
+and the platform's own pods (the catalog, the log compactor), or the quota would refuse a
+job's pods on the night the servers run at max.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from pathlib import Path
+
+import yaml
 
 from pydantic import Field, field_validator
 
@@ -13,9 +22,10 @@ from modelops.spec import ModelSpec, PoolSpec, Strict, _quantity
 
 class Budget(Strict):
     cpu: str
-    """Total CPU requests allowed at max replicas (cores)."""
+    """Total CPU requests allowed at peak: servers at max replicas, every job running, and
+    the platform's own pods (cores). Also the namespace's ResourceQuota."""
     memory: str
-    """Total memory requests allowed at max replicas."""
+    """Total memory requests allowed at peak, as for cpu."""
     gpu: int = Field(default=0, ge=0)
 
     _check = field_validator("cpu", "memory", mode="before")(_quantity)
@@ -61,8 +71,61 @@ def usage(name: str, team: str, file: str, spec: ModelSpec | PoolSpec) -> Usage 
                  lo, hi)
 
 
+def job_usage(name: str, team: str, file: str, spec: ModelSpec) -> Usage | None:
+    """A model's training pod and batch pods (`parallelism` of them), all running: at min
+    replicas none are."""
+    pods = [(job.resources, count) for job, count in (
+        (spec.training, 1), (spec.batch, spec.batch.parallelism if spec.batch else 0)) if job]
+    if not pods:
+        return None
+    cpu = sum((quantity.parse(r.cpu) * n for r, n in pods), Decimal(0))
+    memory = sum((quantity.parse(r.memory) * n for r, n in pods), Decimal(0))
+    zero = Decimal(0)
+    return Usage(f"{name} jobs", team, file, zero, cpu, zero, memory, 0, 0, 0, 0)
+
+
+def env_usage(entries, env: str) -> list[Usage]:
+    """Every server and every job of these specs (SpecFiles) in one environment."""
+    used = []
+    for e in entries:
+        spec = e.envs.get(env)
+        if spec is None:
+            continue
+        if (u := usage(e.name, e.team, e.file, spec)) is not None:
+            used.append(u)
+        if isinstance(spec, ModelSpec) and (u := job_usage(e.name, e.team, e.file, spec)):
+            used.append(u)
+    return used
+
+
+PLATFORM_PODS = ("base/catalog/deployment.yaml", "base/log-compactor/cronjob.yaml")
+
+
+def platform_usage(root: Path) -> Usage:
+    """The requests of the platform's own pods in every environment's namespace, read from
+    their hand-written bases (a Deployment's replicas, a CronJob's parallelism)."""
+    cpu = memory = Decimal(0)
+    for name in PLATFORM_PODS:
+        if not (root / name).is_file():  # a repository without the platform's bases
+            continue
+        for manifest in yaml.load_all((root / name).read_text(), Loader=yaml.CSafeLoader):
+            spec = manifest["spec"]
+            if manifest["kind"] == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+                count = spec.get("parallelism", 1)
+            else:
+                count = spec.get("replicas", 1)
+            for container in spec["template"]["spec"]["containers"]:
+                requests = container.get("resources", {}).get("requests", {})
+                cpu += quantity.parse(str(requests.get("cpu", 0))) * count
+                memory += quantity.parse(str(requests.get("memory", 0))) * count
+    return Usage("the platform's pods", "", ", ".join(PLATFORM_PODS), cpu, cpu, memory, memory,
+                 0, 0, 0, 0)
+
+
 def over_budget(budget: Budget, used: list[Usage]) -> list[str]:
-    """Sentences, one per resource whose total at max replicas exceeds the budget."""
+    """Sentences, one per resource whose total at peak (servers at max replicas, every job
+    running) exceeds the budget."""
     problems = []
     for kind, limit, fmt in (("cpu", quantity.parse(budget.cpu), quantity.cpu),
                              ("memory", quantity.parse(budget.memory), quantity.memory),
@@ -72,6 +135,7 @@ def over_budget(budget: Budget, used: list[Usage]) -> list[str]:
             top = sorted(used, key=lambda u: (-getattr(u, f"{kind}_max"), u.name))[:3]
             largest = ", ".join(f"{u.name} {fmt(Decimal(getattr(u, f'{kind}_max')))}"
                                 for u in top if getattr(u, f"{kind}_max"))
-            problems.append(f"{kind} requests at max replicas total {fmt(total)}, over the "
-                            f"budget of {fmt(limit)}; largest: {largest}")
+            problems.append(f"{kind} requests at peak (servers at max replicas, every job "
+                            f"running) total {fmt(total)}, over the budget of {fmt(limit)}; "
+                            f"largest: {largest}")
     return problems

@@ -72,7 +72,8 @@ def _env_loc(entry: SpecFile, env: str, field: str) -> Loc:
 
 
 def cross_file(entries: list[SpecFile], settings: Settings | None,
-               budget: tuple[CapacityBudget, Document] | None) -> list[Diagnostic]:
+               budget: tuple[CapacityBudget, Document] | None,
+               platform: capacity.Usage | None = None) -> list[Diagnostic]:
     report = _Reporter()
     unique: dict[str, SpecFile] = {}
     for entry in entries:
@@ -107,7 +108,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
 
     for env in settings.environments if settings is not None else ():
         if budget is not None:
-            _check_budget(report, entries, budget, env)
+            _check_budget(report, entries, budget, env, platform)
     return report.out
 
 
@@ -222,7 +223,8 @@ def _check_jobs(spec: ModelSpec, model: str, problem) -> None:
 
 
 def _check_budget(report: _Reporter, entries: list[SpecFile],
-                  loaded: tuple[CapacityBudget, Document], env: str) -> None:
+                  loaded: tuple[CapacityBudget, Document], env: str,
+                  platform: capacity.Usage | None) -> None:
     budget, doc = loaded
 
     def add(loc: Loc, message: str) -> None:
@@ -232,9 +234,9 @@ def _check_budget(report: _Reporter, entries: list[SpecFile],
     if env not in budget.environments:
         add(("environments",), f"environment {env!r} has no budget")
         return
-    used = [u for e in entries
-            if (u := capacity.usage(e.name, e.team, e.file, e.envs[env])) is not None]
-    for problem in capacity.over_budget(budget.environments[env], used):
+    used = capacity.env_usage(entries, env)
+    for problem in capacity.over_budget(budget.environments[env],
+                                        used + ([platform] if platform else [])):
         add(("environments", env), problem)
     for team, envs in sorted(budget.teams.items()):
         if env in envs:

@@ -187,9 +187,10 @@ class Plan:
         return dataclasses.asdict(self)
 
 
-def _totals(repo: Repo, env: str) -> dict[str, Decimal]:
-    used = [u for e in [*repo.models.values(), *repo.pools.values()]
-            if env in e.envs and (u := capacity.usage(e.name, e.team, e.file, e.envs[env]))]
+def _totals(repo: Repo, env: str, platform: capacity.Usage) -> dict[str, Decimal]:
+    """What `validate` holds against the budget: the servers at min and max replicas, and
+    at max also every job running; the platform's own pods at both."""
+    used = [*capacity.env_usage([*repo.models.values(), *repo.pools.values()], env), platform]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
             for f in ("replicas_min", "replicas_max", "cpu_min", "cpu_max", "memory_min",
                       "memory_max", "gpu_min", "gpu_max")}
@@ -223,6 +224,7 @@ def make_plan(root: Path, base_ref: str) -> Plan:
         base = load(base_root)
         if not base.ok:
             raise PlanError(f"{base_ref} does not validate, so there is nothing to compare with")
+        platform = capacity.platform_usage(base_root), capacity.platform_usage(root)
         old_apps = _apps(build(base))
         new_apps = _apps(build(head))
         bases_changed = _tree_digest(base_root / "base") != _tree_digest(root / "base")
@@ -258,7 +260,7 @@ def make_plan(root: Path, base_ref: str) -> Plan:
                     changes.append(AppChange(env, name, [], [], {}, facts))
     totals = {}
     for env in environments:
-        before, after = _totals(base, env), _totals(head, env)
+        before, after = _totals(base, env, platform[0]), _totals(head, env, platform[1])
         budget = head.budget.environments.get(env) if head.budget else None
         totals[env] = {
             "before": {k: _fmt(k, v) for k, v in before.items()},
@@ -291,14 +293,15 @@ _UNITS = (("replicas_max", "replicas"), ("cpu_max", "cores"), ("memory_max", "Gi
 
 
 def _capacity_summary(plan: Plan) -> str:
-    """The second line: what each environment can claim at max replicas, as deltas."""
+    """The second line: what each environment can claim at peak (servers at max replicas,
+    every job running), as deltas."""
     parts = []
     for env, sides in plan.capacity.items():
         before, after = sides["before"], sides["after"]
         deltas = [f"{'+' if d > 0 else ''}{_decimal(d)} {unit}" for k, unit in _UNITS
                   if (d := Decimal(after[k]) - Decimal(before[k]))]
         parts.append(f"{env} {', '.join(deltas)}" if deltas else f"{env} unchanged")
-    return "**At max replicas:** " + "; ".join(parts)
+    return "**At peak:** " + "; ".join(parts)
 
 
 def markdown(plan: Plan) -> str:
@@ -327,7 +330,8 @@ def markdown(plan: Plan) -> str:
             for key, diff in c.changed.items():
                 lines += [f"<details><summary>{env}/{c.name}: {key}</summary>", "",
                           "```diff", diff, "```", "</details>", ""]
-    lines += ["### Capacity (requests at min and max replicas)", "",
+    lines += ["### Capacity (requests at min replicas - at peak: max replicas, every job running)",
+              "",
               "| env | replicas | CPU (cores) | memory (GiB) | GPU | budget |",
               "|---|---|---|---|---|---|"]
     for env, sides in plan.capacity.items():

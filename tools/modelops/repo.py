@@ -14,7 +14,7 @@ from typing import Any
 from deepmerge import Merger
 from pydantic import BaseModel, ValidationError
 
-from modelops import checks
+from modelops import capacity, checks
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic
 from modelops.gcpause import paused
@@ -200,7 +200,8 @@ def load(root: Path) -> Repo:
             entries.append(entry)
     models = {e.name: e for e in entries if isinstance(e.obj, Model)}
     pools = {e.name: e for e in entries if isinstance(e.obj, Pool)}
-    diagnostics += checks.cross_file(entries, settings, budget)
+    diagnostics += checks.cross_file(entries, settings, budget,
+                                     capacity.platform_usage(root))
     sources = {}
     for name, entry in models.items():
         if entry.obj.spec.runtime == "python":
