@@ -359,6 +359,30 @@ def test_propose_refuses_what_it_cannot_do_and_leaves_the_spec_alone(fresh_copy)
     assert spec.read_text() == flow
     assert run_modelops("propose", "wine", cwd=fresh_copy).returncode == 1  # nothing trained
 
+    # A tampered run on the shared volume cannot write YAML of its own into the spec.
+    spec.write_text(before)
+    run = fresh_copy / "var/volume/artifacts/iris/v3"
+    lineage, metrics = json.loads((run / "lineage.json").read_text()), \
+        json.loads((run / "metrics.json").read_text())
+    for field, value, words in (
+            ("sha256", lineage["artifact"]["sha256"] + "\n      weight: 90", "not a sha256"),
+            ("path", "artifacts/iris/v3/model.joblib\n    - name: v9", "not a file of"),
+            ("path", "artifacts/wine/v1/model.joblib", "not a file of artifacts/iris/v3/")):
+        (run / "lineage.json").write_text(json.dumps(
+            {**lineage, "artifact": {**lineage["artifact"], field: value}}))
+        tampered = run_modelops("propose", "iris", cwd=fresh_copy)
+        assert tampered.returncode == 1 and words in tampered.stderr, tampered.stderr
+        assert spec.read_text() == before
+    (run / "lineage.json").write_text(json.dumps(lineage))
+    odd = "f1: 1}\n  runtime: custom #"
+    (run / "metrics.json").write_text(json.dumps(
+        {**metrics, "holdout": {**metrics["holdout"], odd: 0.5, "ok": True}}))
+    assert run_modelops("propose", "iris", cwd=fresh_copy).returncode == 0
+    proposed = yaml.safe_load(spec.read_text())["spec"]
+    assert proposed["runtime"] == "sklearn"
+    assert proposed["versions"][-1]["metrics"]["holdout"] == {
+        **metrics["holdout"], odd: 0.5}  # the odd name kept as a name; a boolean left out
+
 
 def test_a_pooled_model_batch_job_renders_in_its_pools_application(tmp_path):
     """Jobs of a model in a pool live in the pool's overlay, with the pool's account."""

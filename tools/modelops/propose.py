@@ -2,10 +2,15 @@
 
 The spec is edited as text (comments and layout kept): one version appended to
 `spec.versions`, and its canary weight taken from the version with the most traffic.
+What it writes comes from files a training job wrote on the shared volume, so each value
+is checked for its form (a sha256, a path under the run's folder, finite numbers) and each
+metric name quoted unless plain: a tampered run cannot write YAML of its own into the spec.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import orjson
@@ -58,6 +63,17 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
         holdout = metrics["holdout"]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ProposeError(f"{trained} is not a complete training run ({exc}); train again")
+    serving = metrics.get("serving") or {}
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ProposeError(f"{trained}/lineage.json: artifact.sha256 is not a sha256")
+    if not isinstance(artifact, str) or not re.fullmatch(
+            rf"artifacts/{re.escape(name)}/{trained.name}/[A-Za-z0-9._-]+", artifact):
+        raise ProposeError(f"{trained}/lineage.json: artifact.path is not a file of "
+                           f"artifacts/{name}/{trained.name}/")
+    if not isinstance(holdout, dict) or not isinstance(serving, dict) or (
+            "version" in serving and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?",
+                                                      str(serving["version"]))):
+        raise ProposeError(f"{trained}/metrics.json is not what a training run writes")
     weight = spec.training.canaryWeight if spec.training else 10
     donor = heaviest(spec)
     donor_weight = next(v.weight for v in spec.versions if v.name == donor)
@@ -77,7 +93,6 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
     last = items[-1]
     indent = " " * last.start_mark.column
     dash = " " * (last.start_mark.column - 2)
-    serving = metrics.get("serving") or {}
     new = (f"{dash}- name: {trained.name}\n"
            f"{indent}artifact: pvc://{artifact}\n"
            f"{indent}sha256: {digest}\n"
@@ -117,5 +132,8 @@ def _line_start(line: int) -> yaml.Mark:
 
 
 def _flow(scores: dict) -> str:
-    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(scores.items())
-                           if isinstance(v, (int, float))) + "}"
+    """Scores as a YAML flow mapping: finite numbers only, names quoted unless plain."""
+    return "{" + ", ".join(
+        f"{k if re.fullmatch(r'[A-Za-z_][A-Za-z0-9_.-]*', k) else orjson.dumps(k).decode()}: {v}"
+        for k, v in sorted(scores.items())
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)) + "}"
