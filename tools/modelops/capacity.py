@@ -1,4 +1,4 @@
-"""Capacity: what every model and pool can claim at max replicas, against the budget.
+"""Capacity: what every model and pool can claim at peak, against the budget.
 
 The budget is also the namespace's ResourceQuota, which counts every pod: so the check
 counts, besides the servers at max replicas, every training and batch pod running at once
@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
-
 from pydantic import Field, field_validator
 
 from modelops import quantity
