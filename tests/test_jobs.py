@@ -174,6 +174,23 @@ def test_job_pods_count_against_the_budget_the_namespace_quota_enforces(tiny):
             "iris jobs 14, iris 1500m, the platform's pods 550m") in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("edit, where", [
+    (lambda text: text.replace("cpu: 50m", "cpu: lots", 1), "1:1"),  # not a quantity
+    (lambda text: text.replace("containers:", "containerz:", 1), "1:1"),  # no pods to read
+    (lambda text: text.replace("cpu: 50m", "cpu: [50m", 1), "39:19"),  # not YAML, located
+])
+def test_a_platform_base_the_capacity_check_cannot_read_is_an_error_not_a_traceback(tiny, edit,
+                                                                                   where):
+    tiny.model("m")
+    deployment = tiny.root / "base/catalog/deployment.yaml"
+    deployment.write_text(edit(deployment.read_text()))
+    result = run_modelops("validate", cwd=tiny.root)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"base/catalog/deployment.yaml:{where}: cannot read the "
+                                    "requests of its pods, which the capacity check counts: "), \
+        result.stderr
+
+
 def _batch_inputs(root: Path, files: int, rows: int) -> list[tuple[str, int]]:
     folder = root / "var/volume/datasets/iris-to-score"
     for old in folder.iterdir():

@@ -100,6 +100,10 @@ def env_usage(entries, env: str) -> list[Usage]:
 PLATFORM_PODS = ("base/catalog/deployment.yaml", "base/log-compactor/cronjob.yaml")
 
 
+class PlatformPodsError(ValueError):
+    """A platform base whose pods' requests cannot be read (file, line, column, message)."""
+
+
 def platform_usage(root: Path) -> Usage:
     """The requests of the platform's own pods in every environment's namespace, read from
     their hand-written bases (a Deployment's replicas, a CronJob's parallelism)."""
@@ -107,17 +111,24 @@ def platform_usage(root: Path) -> Usage:
     for name in PLATFORM_PODS:
         if not (root / name).is_file():  # a repository without the platform's bases
             continue
-        for manifest in yaml.load_all((root / name).read_text(), Loader=yaml.CSafeLoader):
-            spec = manifest["spec"]
-            if manifest["kind"] == "CronJob":
-                spec = spec["jobTemplate"]["spec"]
-                count = spec.get("parallelism", 1)
-            else:
-                count = spec.get("replicas", 1)
-            for container in spec["template"]["spec"]["containers"]:
-                requests = container.get("resources", {}).get("requests", {})
-                cpu += quantity.parse(str(requests.get("cpu", 0))) * count
-                memory += quantity.parse(str(requests.get("memory", 0))) * count
+        try:
+            for manifest in yaml.load_all((root / name).read_text(), Loader=yaml.CSafeLoader):
+                spec = manifest["spec"]
+                if manifest["kind"] == "CronJob":
+                    spec = spec["jobTemplate"]["spec"]
+                    count = int(spec.get("parallelism", 1))
+                else:
+                    count = int(spec.get("replicas", 1))
+                for container in spec["template"]["spec"]["containers"]:
+                    requests = (container.get("resources") or {}).get("requests") or {}
+                    cpu += quantity.parse(str(requests.get("cpu", 0))) * count
+                    memory += quantity.parse(str(requests.get("memory", 0))) * count
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            mark = getattr(exc, "problem_mark", None)  # where a YAML error is
+            raise PlatformPodsError(
+                name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                f"cannot read the requests of its pods, which the capacity check counts: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return Usage("the platform's pods", "", ", ".join(PLATFORM_PODS), cpu, cpu, memory, memory,
                  0, 0, 0, 0)
 

@@ -200,8 +200,12 @@ def load(root: Path) -> Repo:
             entries.append(entry)
     models = {e.name: e for e in entries if isinstance(e.obj, Model)}
     pools = {e.name: e for e in entries if isinstance(e.obj, Pool)}
-    diagnostics += checks.cross_file(entries, settings, budget,
-                                     capacity.platform_usage(root))
+    try:
+        platform = capacity.platform_usage(root)
+    except capacity.PlatformPodsError as exc:
+        diagnostics.append(Diagnostic(exc.args[0], exc.args[1], exc.args[2], "", exc.args[3]))
+        platform = None
+    diagnostics += checks.cross_file(entries, settings, budget, platform)
     sources = {}
     for name, entry in models.items():
         if entry.obj.spec.runtime == "python":
