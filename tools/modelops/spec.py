@@ -408,7 +408,8 @@ class Training(Strict):
     """Cron schedule of the training CronJob (unset: suspended, run on demand with
     `kubectl create job --from=cronjob/<model>-train`)."""
     resources: JobResources = Field(default_factory=JobResources)
-    """The training pod's requests and limits."""
+    """The training pod's requests and limits (counted against the capacity budget at
+    peak)."""
     canaryWeight: int = Field(default=10, ge=1, le=50)
     """The traffic share `modelops propose` gives a new version."""
 
@@ -429,7 +430,8 @@ class Batch(Strict):
     parallelism: int = Field(default=1, ge=1, le=32)
     """Workers (pods of the Indexed Job); each scores every n-th input file."""
     resources: JobResources = Field(default_factory=JobResources)
-    """Each worker pod's requests and limits."""
+    """Each worker pod's requests and limits (all of them count against the capacity
+    budget at peak)."""
 
 
 EnvironmentName = Annotated[str, Field(pattern=LABEL_VALUE)]
