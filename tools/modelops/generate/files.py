@@ -17,7 +17,7 @@ import orjson
 from modelops import generate, reference, yamlemit
 from modelops.gcpause import paused
 from modelops.generate import split
-from modelops.generate.objects import header
+from modelops.generate.objects import Code, header
 from modelops.repo import Repo
 from modelops.schemas import exported
 
@@ -48,8 +48,8 @@ def _text(path: str, data: object, source: str) -> str:
     if path.endswith(".json"):  # JSON has no comments: the header is a field
         data = {**data, "generated": header(source).replace("\n", " ")}
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
-    if isinstance(data, str):  # a model class copied next to its kustomization
-        return _python_header(source.replace("model.yaml", "model.py")) + data
+    if isinstance(data, Code):  # a model class or training file, copied
+        return _python_header(data.source) + data.text
     if isinstance(data, list):  # several objects in one file
         return yamlemit.dump_all(data, header(source))
     return yamlemit.dump(data, header(source))

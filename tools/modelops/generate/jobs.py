@@ -11,11 +11,12 @@ produces: artifacts/<model>/ (training) or datasets/<output>/ (batch).
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from modelops import quantity
 from modelops.generate import contract
-from modelops.generate.objects import image, kustomization, up
+from modelops.generate.objects import Code, image, kustomization, up
 from modelops.repo import Repo, SpecFile
 from modelops.spec import JobResources, ModelSpec
 
@@ -56,9 +57,11 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
     config = contract.job_config(spec_file, spec, code)
     if config is None:
         return {}
-    sources = dict(repo.training_sources.get(name, {}))
+    folder = PurePosixPath(spec_file.file).parent
+    sources = {file: Code(text, str(folder / file))
+               for file, text in repo.training_sources.get(name, {}).items()}
     if code:
-        sources[code] = repo.sources[name]
+        sources[code] = Code(repo.sources[name], str(folder / "model.py"))
     depth = directory.count("/") + 1
     artifacts = f"artifacts/{name}"
     resources, patches, out = [], [], {}

@@ -14,19 +14,21 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import PurePosixPath
 from typing import Any
 
 from modelops import quantity
 from modelops.generate import contract, jobs
 from modelops.generate.argocd import app_params
-from modelops.generate.objects import (add_auth, backend, grpc_backend, grpc_route, image,
-                                       kustomization, prefix, route, service_account, up)
+from modelops.generate.objects import (Code, add_auth, backend, grpc_backend, grpc_route,
+                                       image, kustomization, prefix, route, service_account,
+                                       up)
 from modelops import names
 from modelops.names import server_name
 from modelops.repo import Repo, SpecFile
 from modelops.spec import ModelSpec, PoolSpec, Resources
 
-Files = dict[str, Any]  # relative path -> data to write as YAML (or str for copied code)
+Files = dict[str, Any]  # relative path -> data to write as YAML (or Code, copied)
 
 BASE_SERVER = "base/model-server"
 BASE_POOL = "base/model-pool"
@@ -146,10 +148,11 @@ class ServerUnit:
         return out
 
 
-def _code(spec_file: SpecFile, spec: ModelSpec, sources: dict[str, str]) -> dict[str, str]:
+def _code(spec_file: SpecFile, spec: ModelSpec, sources: dict[str, str]) -> dict[str, Code]:
     if spec.runtime != "python":
         return {}
-    return {contract.CODE_FILE.format(name=spec_file.name): sources[spec_file.name]}
+    return {contract.CODE_FILE.format(name=spec_file.name): Code(
+        sources[spec_file.name], str(PurePosixPath(spec_file.file).with_name("model.py")))}
 
 
 def _versions(spec: ModelSpec):

@@ -6,7 +6,7 @@ Every function returns the object with its keys in the order people read them
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"  # Gateway, HTTPRoute, GRPCRoute
@@ -14,6 +14,14 @@ PART_OF = {"app.kubernetes.io/part-of": "modelops"}
 SERVER_PORT = 8080  # the container port every model server and the catalog listen on
 GRPC_PORT = 8081  # the model servers' gRPC port (container and Service alike)
 SERVER_IMAGE = "model-server"  # the image name the bases use; overlays pin it with `images:`
+
+
+class Code(NamedTuple):
+    """A code file copied beside its kustomization (a ConfigMap carries it), with the file
+    under models/ it is copied from, which its header names."""
+
+    text: str
+    source: str
 
 
 def header(source: str) -> str:
