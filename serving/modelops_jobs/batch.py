@@ -26,7 +26,7 @@ import orjson
 from modelops_jobs import data
 from modelops_jobs.config import JobConfig
 from modelops_runtime.registry import build_model, model_class
-from modelops_runtime.runtimes import ArtifactError
+from modelops_runtime.runtimes import ArtifactError, file_sha256
 
 
 @dataclasses.dataclass
@@ -46,7 +46,7 @@ def output_dir(config: JobConfig, shared_root: Path, date: str) -> Path:
 def part_name(input_file: Path, shared_root: Path) -> str:
     """Named after the input file's path and bytes: the same input, the same part."""
     digest = hashlib.sha256(str(input_file.relative_to(shared_root)).encode())
-    digest.update(data.sha256(input_file).encode())
+    digest.update(file_sha256(input_file).encode())
     return f"part-{digest.hexdigest()[:20]}.parquet"
 
 

@@ -3,7 +3,6 @@ or a folder of them (the compactor's hive-partitioned output among them)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import duckdb
@@ -30,14 +29,6 @@ def files(path: Path) -> list[Path]:
     if not found:
         raise DataError(f"{path} holds no .parquet or .csv file")
     return found
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source(paths: list[Path]) -> str:

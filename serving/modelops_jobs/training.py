@@ -38,6 +38,7 @@ from modelops_jobs import data
 from modelops_jobs.config import LOWER_IS_BETTER, JobConfig, TrainingConfig
 from modelops_runtime.config import ModelConfig, VersionConfig
 from modelops_runtime.registry import build_model, model_class
+from modelops_runtime.runtimes import file_sha256
 
 LIBRARIES = ("numpy", "scikit-learn", "joblib", "duckdb", "onnx", "onnxruntime", "skl2onnx")
 
@@ -98,7 +99,7 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
             parts_y.append(np.asarray(fetched["__label"]))
             files.append({"dataset": source.dataset, "path": source.path, "label": source.label,
                           "files": [{"path": str(p.relative_to(shared_root)),
-                                     "sha256": data.sha256(p), "bytes": p.stat().st_size}
+                                     "sha256": file_sha256(p), "bytes": p.stat().st_size}
                                     for p in paths]})
     if not parts_x:
         raise TrainingFailed("data check: no input dataset has any file yet")
@@ -283,7 +284,7 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
             "model": config.model.name, "version": version,
             "artifact": {"path": f"{rel}/{filename}", "sha256": digest},
             "inputs": inputs.files, "features": training.features,
-            "code": {"file": code.name, "sha256": data.sha256(code) if code.is_file() else None,
+            "code": {"file": code.name, "sha256": file_sha256(code) if code.is_file() else None,
                      "function": training.function or "train (the model class's)"},
             "parameters": training.parameters, "seed": training.seed,
             "holdout": training.holdout, "libraries": _libraries(),

@@ -20,19 +20,22 @@ class ArtifactError(Exception):
     """The artifact is missing or is not the file the spec pinned."""
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read a megabyte at a time (artifacts and datasets can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def verify(path: Path | None, sha256: str | None) -> None:
     if path is None:
         return
     if not path.is_file():
         raise ArtifactError(f"artifact {path} does not exist")
-    if sha256:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != sha256:
-            raise ArtifactError(f"artifact {path} has sha256 {digest.hexdigest()}, "
-                                f"but the spec pins {sha256}")
+    if sha256 and (found := file_sha256(path)) != sha256:
+        raise ArtifactError(f"artifact {path} has sha256 {found}, but the spec pins {sha256}")
 
 
 def _single_input(model: Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
