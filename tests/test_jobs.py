@@ -333,6 +333,15 @@ def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
     assert failing.stderr.startswith("error: training stopped, nothing written: train.py at "
                                      "line 13: ValueError: ")
 
+    original = code.read_text()
+    code.write_text("import xgboost_not_in_the_image\n" + original)
+    unimportable = run_modelops("train", "iris", cwd=fresh_copy)
+    assert unimportable.returncode == 1 and "Traceback" not in unimportable.stderr
+    assert unimportable.stderr.startswith(
+        "error: training stopped, nothing written: train.py at line 1: ModuleNotFoundError: "
+        "No module named 'xgboost_not_in_the_image'"), unimportable.stderr
+    code.write_text(original)
+
     code.write_text(code.read_text().replace("return model.fit(features, labels[:3])",
                                              "model.fit(features, labels)"))
     nothing = run_modelops("train", "iris", cwd=fresh_copy)
@@ -345,6 +354,15 @@ def test_bad_data_and_failing_code_are_clear_errors(fresh_copy):
     no_artifact = run_modelops("batch", "iris", cwd=fresh_copy)
     assert no_artifact.returncode == 1 and "Traceback" not in no_artifact.stderr
     assert no_artifact.stderr == f"error: artifact {artifact} does not exist\n"
+    spec = fresh_copy / "models/iris/model.yaml"
+    pinned = spec.read_text()
+    artifact.write_bytes(b"not a joblib file")  # damaged, and pinned as it is
+    spec.write_text(pinned.replace(hashlib.sha256(kept).hexdigest(),
+                                   hashlib.sha256(b"not a joblib file").hexdigest()))
+    damaged = run_modelops("batch", "iris", cwd=fresh_copy)
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr
+    assert damaged.stderr.startswith("error: model iris v1 does not load: "), damaged.stderr
+    spec.write_text(pinned)
     artifact.write_bytes(kept)
 
     for date in ("../../escape", "2026-13-45"):

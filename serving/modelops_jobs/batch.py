@@ -80,8 +80,15 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     summary.skipped = len(mine) - len(todo)
     if not todo:
         return summary
-    model = build_model(model_class(config.model, code_dir), config.model, version, shared_root)
-    model.load()
+    try:
+        model = build_model(model_class(config.model, code_dir), config.model, version,
+                            shared_root)
+        model.load()
+    except ArtifactError:
+        raise
+    except Exception as exc:  # the model's code or its artifact: as a server would report it
+        raise ArtifactError(f"model {config.model.name} {version.name} does not load: "
+                            f"{type(exc).__name__}: {exc}") from None
     tensor = data.input_tensor(model)
     with duckdb.connect() as con:
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
-import importlib.util
 import io
 import os
 import platform
@@ -38,7 +37,7 @@ from modelops_jobs import data
 from modelops_jobs.config import LOWER_IS_BETTER, JobConfig, TrainingConfig
 from modelops_runtime.config import ModelConfig, VersionConfig
 from modelops_runtime.registry import build_model, model_class
-from modelops_runtime.runtimes import file_sha256
+from modelops_runtime.runtimes import file_sha256, import_file
 
 LIBRARIES = ("numpy", "scikit-learn", "joblib", "duckdb", "onnx", "onnxruntime", "skl2onnx")
 
@@ -140,18 +139,29 @@ def _user_function(config: JobConfig, code_dir: Path) -> tuple[Callable, Path]:
     assert training is not None
     if training.function is None:
         code = code_dir / (config.model.code or "")
-        return model_class(config.model, code_dir).train, code
+        try:
+            return model_class(config.model, code_dir).train, code
+        except Exception as exc:
+            raise _their_fault(code, exc) from None
     file, name = training.function.split(":")
     code = code_dir / file
-    spec = importlib.util.spec_from_file_location(f"modelops_train_{abs(hash(str(code)))}", code)
-    if spec is None or spec.loader is None or not code.is_file():
+    if not code.is_file():
         raise TrainingFailed(f"cannot import {code}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        module = import_file(code)
+    except Exception as exc:  # e.g. it imports a package the image lacks
+        raise _their_fault(code, exc) from None
     function = getattr(module, name, None)
     if not callable(function):
         raise TrainingFailed(f"{code} has no function {name}()")
     return function, code
+
+
+def _their_fault(code: Path, exc: Exception) -> TrainingFailed:
+    """The user's code failed: where in it, without our frames around it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(code)]
+    where = f" at line {frames[-1].lineno}" if frames else ""
+    return TrainingFailed(f"{code.name}{where}: {type(exc).__name__}: {exc}")
 
 
 def _serialize(runtime: str, trained: Any) -> tuple[bytes, str]:
@@ -247,10 +257,8 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     try:
         fitted = function(inputs.features[kept], inputs.labels[kept],
                           dict(training.parameters), training.seed)
-    except Exception as exc:  # their code: where it failed, without our frames around it
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(code)]
-        where = f" at line {frames[-1].lineno}" if frames else ""
-        raise TrainingFailed(f"{code.name}{where}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise _their_fault(code, exc) from None
     raw, filename = _serialize(config.model.runtime, fitted)
     digest = hashlib.sha256(raw).hexdigest()
     version = next_version(config.model, artifacts)

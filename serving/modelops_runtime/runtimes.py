@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -154,8 +155,8 @@ class OnnxModel(Model):
                 "outputs": describe(self.session.get_outputs())}
 
 
-def load_class(code: Path) -> type[Model]:
-    """The Model subclass defined in a user's model.py."""
+def import_file(code: Path) -> ModuleType:
+    """A user's Python file (model.py, a training file) as a module of its own."""
     module_name = f"modelops_user_{code.stem.replace('-', '_')}_{abs(hash(str(code)))}"
     spec = importlib.util.spec_from_file_location(module_name, code)
     if spec is None or spec.loader is None:
@@ -163,6 +164,13 @@ def load_class(code: Path) -> type[Model]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    return module
+
+
+def load_class(code: Path) -> type[Model]:
+    """The Model subclass defined in a user's model.py."""
+    module = import_file(code)
+    module_name = module.__name__
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, Model) and c is not Model and c.__module__ == module_name]
     if len(classes) != 1:
