@@ -97,7 +97,7 @@ def new(name: str = typer.Argument(..., metavar="NAME", help="The model's name (
 
     try:
         written = create(root, name, runtime.value, team, pool, artifact,
-                         shared if shared.is_absolute() else root / shared)
+                         root / shared)
     except ScaffoldError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -238,7 +238,7 @@ def test_models(models: list[str] = typer.Argument(None, metavar="MODEL", autoco
         typer.echo(f"error: no model named {unknown[0]!r}; models: {', '.join(sorted(repo.models))}",
                    err=True)
         raise typer.Exit(1)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared  # pathlib: an absolute --shared stays as it is
     failed = 0
     for name in names:
         result = modeltest.run(root, name, shared)
@@ -298,7 +298,7 @@ def catalog(root: Path = ROOT,
     from modelops_catalog.app import create_catalog_app
 
     typer.echo(f"catalog on http://{host}:{port}/catalog (readiness from {server})", err=True)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     uvicorn.run(create_catalog_app(data, shared_root=shared), host=host, port=port,
                 log_level="warning")
 
@@ -329,7 +329,7 @@ def serve(targets: list[str] = typer.Argument(None, metavar="MODEL_SPEC_OR_DIR",
     if not config.models:
         typer.echo("nothing to serve: no models matched", err=True)
         raise typer.Exit(1)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     grpc = f" and gRPC on {host}:{grpc_port}" if grpc_port else ""
     typer.echo(f"serving {', '.join(m.name for m in config.models)} on http://{host}:{port}"
                f"{grpc} (docs: http://{host}:{port}/docs)", err=True)
@@ -410,7 +410,7 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
     if config is None or config.training is None:
         typer.echo(f"error: model {name!r} declares no training (spec.training)", err=True)
         raise typer.Exit(1)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     try:
         trained = run_training(config, shared, code_dir)
     except TrainingFailed as exc:
@@ -433,7 +433,7 @@ def propose(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None
     from modelops.propose import ProposeError, propose as add_version
 
     repo = _loaded(root, _output(None))
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     original = (root / "models" / name / "model.yaml").read_text() if name in repo.models else ""
     try:
         version, weight = add_version(repo, name, shared)
@@ -470,7 +470,7 @@ def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
     if config is None or config.batch is None:
         typer.echo(f"error: model {name!r} declares no batch job (spec.batch)", err=True)
         raise typer.Exit(1)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     date = date or datetime.date.today().isoformat()
     try:
         if workers == 1:
@@ -509,7 +509,7 @@ def logs_compact(root: Path = ROOT,
     from modelops_compactor.compactor import Compactor
 
     config = compactor_config(_loaded(root, _output(None)), None)
-    shared = shared if shared.is_absolute() else root / shared
+    shared = root / shared
     try:
         summary = Compactor(shared, config).run()
     except Exception as exc:  # DuckDB and file errors: nothing was consumed
