@@ -19,6 +19,7 @@ from pathlib import Path
 
 from modelops_catalog import charts
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions
+from modelops_jobs.config import score_line
 from modelops_runtime.docs import asset, swagger
 
 
@@ -93,7 +94,7 @@ def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
     def trained(v) -> str:
         if not v.metrics:
             return "-"
-        scores = ", ".join(f"{e(k)} {val:g}" for k, val in sorted(v.metrics.items()) if k != "rows")
+        scores = e(score_line(v.metrics))
         lineage = f' · <abbr title="{e(v.lineage)}">lineage</abbr>' if v.lineage else ""
         return scores + lineage
 

@@ -404,6 +404,7 @@ SHARED = typer.Option(Path("var/volume"), "--shared", help="Local stand-in for t
 def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
     """Check the data, train, score against the serving version and publish
     artifacts/MODEL/vN/ with metrics.json and lineage.json (what the CronJob runs)."""
+    from modelops_jobs.config import score_line
     from modelops_jobs.training import TrainingFailed, train as run_training
 
     config, code_dir = _job_config(root, name)
@@ -417,10 +418,10 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
         typer.echo(f"error: training stopped, nothing written: {exc}", err=True)
         raise typer.Exit(1)
     holdout = trained.metrics["holdout"]
-    scores = ", ".join(f"{k} {v}" for k, v in holdout.items() if k != "rows")
     serving = trained.metrics.get("serving") or {}
-    versus = ", ".join(f"{k} {v}" for k, v in serving.items() if k not in ("version", "error"))
-    typer.echo(f"trained {name} {trained.version}: {scores} on {holdout['rows']} holdout rows"
+    versus = score_line(serving)
+    typer.echo(f"trained {name} {trained.version}: {score_line(holdout)} on {holdout['rows']} "
+               "holdout rows"
                + (f" (serving {serving['version']}: {versus})" if versus else ""))
     typer.echo(f"  {trained.artifact} sha256 {trained.sha256}")
     typer.echo(f"next: modelops propose {name}")

@@ -168,12 +168,11 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
 
 def _scores(version) -> str:
     """A trained version's holdout scores, next to the serving version's on the same rows."""
-    def line(scores: dict[str, float]) -> str:
-        return ", ".join(f"{k} {v:g}" for k, v in sorted(scores.items()) if k != "rows")
+    from modelops_jobs.config import score_line
 
     m = version.metrics
-    versus = f" (serving {m.servingVersion}: {line(m.serving)})" if m.servingVersion else ""
-    return f"{version.name} {line(m.holdout)}{versus}"
+    versus = f" (serving {m.servingVersion}: {score_line(m.serving)})" if m.servingVersion else ""
+    return f"{version.name} {score_line(m.holdout)}{versus}"
 
 
 @dataclasses.dataclass
