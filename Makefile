@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED := var/volume
 
-.PHONY: demo test check setup clean debian-tools
+.PHONY: demo test lint check setup clean debian-tools
 
 setup: $(STAMP)
 
@@ -30,8 +30,14 @@ check: $(STAMP)
 	$(BIN)/modelops generate --check
 	$(BIN)/modelops render
 
-## test: the whole test suite (CI runs exactly this through .ci/run).
-test: $(STAMP) debian-tools
+## lint: ruff (style and bugs), mypy (strict on serving/), import-linter (the layering).
+lint: $(STAMP)
+	$(BIN)/ruff check serving tools tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+
+## test: lint, then the whole test suite (CI runs exactly this through .ci/run).
+test: $(STAMP) debian-tools lint
 	$(BIN)/python -m pytest
 
 ## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts),

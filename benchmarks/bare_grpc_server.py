@@ -6,7 +6,6 @@ request id: what the model and grpcio cost at the least.
 Usage: python benchmarks/bare_grpc_server.py ARTIFACT PORT
 """
 
-import asyncio
 import sys
 
 import grpc
@@ -14,8 +13,8 @@ import joblib
 import numpy as np
 import uvloop
 
-from modelops_runtime.proto import inference_pb2 as pb
-from modelops_runtime.proto import inference_pb2_grpc as pb_grpc
+from modelops_runtime.grpc.proto import inference_pb2 as pb
+from modelops_runtime.grpc.proto import inference_pb2_grpc as pb_grpc
 
 model = joblib.load(sys.argv[1])
 

@@ -33,7 +33,8 @@ BARE_DUCKDB = """
 import sys, duckdb
 files = sys.argv[1:]
 with duckdb.connect() as con:
-    con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')", [files])
+    con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')",
+                [files])
     print(con.execute("SELECT count(*) FROM t").fetchone()[0])
 """
 BARE_PYARROW = """

@@ -184,7 +184,8 @@ def main(sizes: list[int]) -> None:
         results[n] = full["seconds"], warm["seconds"]
         print(f"{n:>6} {parse['seconds']:>8.2f} {full['seconds']:>7.2f} "
               f"{n / full['seconds']:>8.0f} {full['seconds'] / parse['seconds']:>5.1f}x "
-              f"{floor['seconds']:>8.2f} {warm['seconds']:>7.2f} {warm['seconds'] / parse['seconds']:>5.1f}x "
+              f"{floor['seconds']:>8.2f} {warm['seconds']:>7.2f} "
+              f"{warm['seconds'] / parse['seconds']:>5.1f}x "
               f"{full['files']:>7} {max(full['rss_mb'], warm['rss_mb']):>12.0f}")
     if 1000 in results and 5000 in results:
         print(f"5000 specs take {results[5000][0] / results[1000][0]:.2f}x the time of 1000 "

@@ -17,7 +17,11 @@ HTTP and gRPC, next to numpy reading the same bytes; resident memory of one pool
 dedicated server, next to the time a bare process takes to import scikit-learn and load
 the same model (the floor).
 
-Usage: python benchmarks/serve.py [--seconds 5] [--rounds 3]
+With --baseline REF, it compares this checkout with the server at REF instead (a git
+worktree under build/), both with and without prediction logging, beside the bare floors:
+the check that a change kept the speed.
+
+Usage: python benchmarks/serve.py [--seconds 5] [--rounds 3] [--baseline REF]
 Needs wrk and h2load (apt-get install wrk nghttp2-client); creates build/mlserver-venv on
 first use.
 """
@@ -108,7 +112,9 @@ def rss_mb(pid: int) -> float:
 # -- servers -------------------------------------------------------------------------
 
 def modelops_server(volume: Path, work: Path, models: list[dict], logging: bool = False,
-                    placement: str = "dedicated") -> tuple[subprocess.Popen, str]:
+                    placement: str = "dedicated",
+                    source: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """This server (or the one in the checkout at `source`) serving `models`."""
     port = free_port()
     for m in models:
         m["logging"] = {"enabled": logging, "sampleRate": 1.0, "dataset": m["name"]}
@@ -117,7 +123,8 @@ def modelops_server(volume: Path, work: Path, models: list[dict], logging: bool 
     grpc_port = free_port()
     env = {**os.environ, "MODELOPS_CONFIG": str(config), "MODELOPS_SHARED_ROOT": str(volume),
            "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(port),
-           "MODELOPS_GRPC_PORT": str(grpc_port), "MODELOPS_LOG_DIR": str(work / "logs")}
+           "MODELOPS_GRPC_PORT": str(grpc_port), "MODELOPS_LOG_DIR": str(work / "logs"),
+           "PYTHONPATH": str(source / "serving")}
     proc = subprocess.Popen([sys.executable, "-m", "modelops_runtime"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     GRPC_PORTS[f"http://127.0.0.1:{port}"] = grpc_port
@@ -192,7 +199,7 @@ def paired(ours: dict, theirs: dict) -> str:
     """The req/s ratio within each round (both ran minutes apart at most, under the same
     neighbours), as its median and range: steadier on a shared host than a ratio of
     medians taken over different minutes."""
-    ratios = sorted(a / b for a, b in zip(ours["rounds"], theirs["rounds"]))
+    ratios = sorted(a / b for a, b in zip(ours["rounds"], theirs["rounds"], strict=True))
     return f"{statistics.median(ratios):.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
@@ -218,7 +225,7 @@ def wrk(url: str, connections: int, seconds: int, script: Path,
 def grpc_request(path: Path, model: str, name: str, array) -> Path:
     """A ModelInferRequest with the array as raw bytes (what clients send), framed as one
     gRPC message (a 0 byte, then the length as 4 bytes big-endian) for h2load to post."""
-    from modelops_runtime.proto import inference_pb2 as pb
+    from modelops_runtime.grpc.proto import inference_pb2 as pb
 
     request = pb.ModelInferRequest(model_name=model)
     request.inputs.add(name=name, datatype={"float64": "FP64", "float32": "FP32"}[
@@ -300,11 +307,11 @@ def grpc_rounds(running: dict, volume: Path, work: Path, seconds: int,
     request = grpc_request(work / "iris.grpc", "iris", "input-0",
                            np.array([[6.6, 3.0, 4.4, 1.4]]))
     floor, floor_url = bare_grpc(volume)
-    urls = {n: running[n][1] for n in ("modelops", "mlserver") if n in running}
+    urls = {n: running[n][1] for n in ("modelops", "baseline", "mlserver") if n in running}
     urls["bare gRPC"] = floor_url
     samples: dict[str, list[dict]] = {n: [] for n in urls}
     try:
-        for name, url in urls.items():
+        for url in urls.values():
             grpc_load(url, request, 4, 1)  # warm up
         for _ in range(count):
             for name, url in urls.items():
@@ -315,7 +322,8 @@ def grpc_rounds(running: dict, volume: Path, work: Path, seconds: int,
     for name, runs in samples.items():
         out[name] = {**{k: statistics.median(r[k] for r in runs) for k in ("rps", "mean")},
                      "rounds": [r["rps"] for r in runs]}
-        print(f"{name.removesuffix(' gRPC') + ' gRPC':<14}  16 streams {out[name]['rps']:>6.0f} req/s  mean "
+        label = name.removesuffix(" gRPC") + " gRPC"
+        print(f"{label:<14}  16 streams {out[name]['rps']:>6.0f} req/s  mean "
               f"{out[name]['mean']:>7.2f} ms", flush=True)
     return out
 
@@ -374,10 +382,60 @@ def large_tensor(volume: Path, work: Path, seconds: int) -> None:
           "(target >= 5)")
 
 
+def checkout(ref: str) -> Path:
+    """The repository at `ref`, as a git worktree under build/ (made once)."""
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    tree = BUILD / f"baseline-{sha[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO,
+                       check=True, capture_output=True)
+    compileall.compile_dir(tree / "serving", quiet=1)
+    return tree
+
+
+def against_baseline(volume: Path, work: Path, args: argparse.Namespace) -> None:
+    """This checkout's server vs the one at args.baseline, same model, same rounds."""
+    tree = checkout(args.baseline)
+    running = start_all({
+        "modelops": lambda: modelops_server(volume, work, [iris_model()]),
+        "baseline": lambda: modelops_server(volume, work, [iris_model()], source=tree),
+        "modelops+log": lambda: modelops_server(volume, work, [iris_model()], True),
+        "baseline+log": lambda: modelops_server(volume, work, [iris_model()], True,
+                                                source=tree),
+        "bare": lambda: bare(volume)})
+    print(f"this checkout vs {args.baseline} ({tree.name}), {args.rounds} interleaved rounds "
+          f"of {args.seconds}s; model: iris v1, 1 row; medians:")
+    try:
+        result = rounds(running, args.seconds, args.rounds)
+        grpc_figures = grpc_rounds(running, volume, work, args.seconds, args.rounds)
+    finally:
+        for proc, _ in running.values():
+            stop(proc)
+    print("\nratios (req/s paired within each round; target: within 10%, i.e. >= 0.90):")
+    for conn in (1, 16):
+        print(f"  HTTP JSON, {conn:>2} conn: modelops / baseline          "
+              f"{paired(result['modelops'][conn], result['baseline'][conn])}")
+        print(f"  HTTP JSON, {conn:>2} conn, logging: modelops / baseline "
+              f"{paired(result['modelops+log'][conn], result['baseline+log'][conn])}")
+    print(f"  HTTP JSON, 16 conn: modelops / bare          "
+          f"{paired(result['modelops'][16], result['bare'][16])}")
+    print(f"  HTTP JSON, 16 conn: baseline / bare          "
+          f"{paired(result['baseline'][16], result['bare'][16])}")
+    print(f"  gRPC, 16 streams: modelops / baseline        "
+          f"{paired(grpc_figures['modelops'], grpc_figures['baseline'])}")
+    print(f"  gRPC, 16 streams: modelops / bare gRPC       "
+          f"{paired(grpc_figures['modelops'], grpc_figures['bare gRPC'])}")
+    print(f"  gRPC, 16 streams: baseline / bare gRPC       "
+          f"{paired(grpc_figures['baseline'], grpc_figures['bare gRPC'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5, help="length of one load run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--baseline", metavar="REF",
+                        help="compare with the server at this git ref instead")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("h2load"):
         sys.exit("wrk and h2load are needed: apt-get install -y wrk nghttp2-client")
@@ -392,6 +450,10 @@ def main() -> None:
     examples.build(volume)
     SCRIPT.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(BODY)}'\n"
                       "wrk.headers['Content-Type'] = 'application/json'\n")
+    if args.baseline:
+        against_baseline(volume, work, args)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     running = start_all({
         "modelops": lambda: modelops_server(volume, work, [iris_model()]),
         "modelops+log": lambda: modelops_server(volume, work, [iris_model()], True),
@@ -410,7 +472,8 @@ def main() -> None:
 
     print("\nratios at 16 connections (req/s paired within each round):")
     print(f"  modelops / mlserver req/s      {paired(ours[16], theirs[16])}  (target >= 2.5)")
-    print(f"  modelops / mlserver p99        {ours[16]['p99'] / theirs[16]['p99']:.2f}   (target < 1)")
+    p99 = ours[16]["p99"] / theirs[16]["p99"]
+    print(f"  modelops / mlserver p99        {p99:.2f}   (target < 1)")
     print(f"  modelops / bare req/s          {paired(ours[16], floor[16])}  (target >= 0.6)")
     print(f"  bare / mlserver req/s          {paired(floor[16], theirs[16])}  (what the "
           "framework and the model allow)")

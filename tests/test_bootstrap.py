@@ -19,8 +19,8 @@ from pathlib import Path
 import lupa.lua51 as lua51
 import pytest
 import yaml
-
 from conftest import REPO, copy_repo, run_modelops
+
 from modelops import render
 from modelops.repo import load
 
@@ -115,7 +115,7 @@ class Cluster:
             params = json.loads(params_file.read_text())
             params["path.path"] = params_file.parent.relative_to(self.root).as_posix()
             text = json.dumps(appset["spec"]["template"])
-            text = re.sub(r"{{\.([\w.]+)}}", lambda m: params[m.group(1)], text)
+            text = re.sub(r"{{\.([\w.]+)}}", lambda m, p=params: p[m.group(1)], text)
             out.append(json.loads(text))
         return out
 

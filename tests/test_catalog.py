@@ -13,7 +13,6 @@ import time
 import httpx
 import pytest
 import yaml
-
 from conftest import REPO
 from servers import free_port
 

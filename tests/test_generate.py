@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_repo, run_modelops
+
 from modelops import generate
-from modelops.generate import files, split
+from modelops.generate import files, overlays, split
 from modelops.repo import load
 
 
@@ -91,13 +91,13 @@ def test_two_processes_find_and_write_what_one_would(tmp_path):
 
 def test_a_failure_in_the_child_process_is_reported(tmp_path, monkeypatch):
     root = copy_repo(tmp_path)
-    real = generate.units
+    real = overlays.units
 
     def units(repo):
         made = real(repo)
         return made[:1] + [(lambda: 1 / 0, made[1][1])] + made[2:]  # the child's first unit
 
-    monkeypatch.setattr(generate, "units", units)
+    monkeypatch.setattr(overlays, "units", units)
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         files.sync(root, load(root), write=False, parallel=True)
 

@@ -7,7 +7,7 @@ import sys
 
 from conftest import REPO
 
-PROTO = "modelops_runtime/proto/inference.proto"
+PROTO = "modelops_runtime/grpc/proto/inference.proto"
 
 
 def test_the_generated_stubs_are_current(tmp_path):
@@ -16,6 +16,6 @@ def test_the_generated_stubs_are_current(tmp_path):
                            f"--pyi_out={tmp_path}", PROTO], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     for name in ("inference_pb2.py", "inference_pb2_grpc.py", "inference_pb2.pyi"):
-        fresh = (tmp_path / "modelops_runtime/proto" / name).read_text()
-        kept = (REPO / "serving/modelops_runtime/proto" / name).read_text()
+        fresh = (tmp_path / "modelops_runtime/grpc/proto" / name).read_text()
+        kept = (REPO / "serving/modelops_runtime/grpc/proto" / name).read_text()
         assert fresh == kept, f"{name} is stale: regenerate it (see the header of {PROTO})"

@@ -13,7 +13,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import REPO
 from servers import config, model
 

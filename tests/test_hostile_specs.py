@@ -4,7 +4,6 @@ user did, and must fail validation with a located error that says why."""
 from __future__ import annotations
 
 import pytest
-
 from broken_specs import HEAD, POOL, V1, model
 
 SHARED = V1 + "  placement: {shared: shared}\n"

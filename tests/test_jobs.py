@@ -19,7 +19,6 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO, run_modelops
 from servers import modelops_serve
 
@@ -425,6 +424,7 @@ def test_propose_refuses_what_it_cannot_do_and_leaves_the_spec_alone(fresh_copy)
 def test_a_pooled_model_batch_job_renders_in_its_pools_application(tmp_path):
     """Jobs of a model in a pool live in the pool's overlay, with the pool's account."""
     from conftest import copy_repo
+
     from modelops import render
     from modelops.repo import load
 

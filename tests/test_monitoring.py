@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 import yaml
-
 from conftest import REPO
 from servers import config, free_port, model
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from conftest import REPO
+
 from modelops import render
 from modelops.repo import load
 

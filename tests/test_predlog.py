@@ -9,11 +9,11 @@ import signal
 import time
 
 import pytest
+from servers import config, model
 
 from modelops_runtime import metrics, predlog
 from modelops_runtime.predlog import PredictionLog, recover
 from modelops_runtime.records import PredictionRecord
-from servers import config, model
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 

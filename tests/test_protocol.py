@@ -1,4 +1,5 @@
-"""Tensors in the Open Inference Protocol v2 JSON form: every datatype, shapes, and errors."""
+"""Tensors in the Open Inference Protocol v2 JSON form: every datatype, shapes, and errors
+(the HTTP codec in process, no server)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import numpy as np
 import orjson
 import pytest
 
-from modelops_runtime.protocol import ProtocolError, decode_request, decode_tensor, dumps, encode_tensor
+from modelops_runtime.errors import InvalidRequest
+from modelops_runtime.http.codec import decode, dumps
+from modelops_runtime.tensors import to_values as encode_tensor
+
+
+def decode_request(body: bytes):
+    return decode(body, None, "m", None, "request-1")
+
+
+def decode_tensor(tensor: dict):
+    """(name, array) of one JSON input."""
+    decoded = decode_request(orjson.dumps({"inputs": [tensor]})).inputs[0]
+    return decoded.name, decoded.array
 
 SAMPLES = {
     "BOOL": [True, False, True, True], "UINT8": [0, 1, 254, 255], "UINT16": [0, 1, 2, 65535],
@@ -21,21 +34,21 @@ SAMPLES = {
 @pytest.mark.parametrize("datatype", list(SAMPLES))
 def test_every_datatype_round_trips(datatype):
     tensor = {"name": "t", "datatype": datatype, "shape": [2, 2], "data": SAMPLES[datatype]}
-    name, array, _ = decode_tensor(tensor)
+    name, array = decode_tensor(tensor)
     assert name == "t" and array.shape == (2, 2)
     encoded = orjson.loads(dumps(encode_tensor("t", array)))
     assert encoded == {"name": "t", "datatype": datatype, "shape": [2, 2], "data": SAMPLES[datatype]}
 
 
 def test_nested_data_is_row_major():
-    _, array, _ = decode_tensor({"name": "x", "datatype": "INT32", "shape": [2, 3],
+    _, array = decode_tensor({"name": "x", "datatype": "INT32", "shape": [2, 3],
                               "data": [[1, 2, 3], [4, 5, 6]]})
     assert array.tolist() == [[1, 2, 3], [4, 5, 6]]
 
 
 def test_scalars_and_empty_tensors():
-    _, scalar, _ = decode_tensor({"name": "x", "datatype": "FP32", "shape": [], "data": [1.5]})
-    _, empty, _ = decode_tensor({"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []})
+    _, scalar = decode_tensor({"name": "x", "datatype": "FP32", "shape": [], "data": [1.5]})
+    _, empty = decode_tensor({"name": "x", "datatype": "FP32", "shape": [0, 4], "data": []})
     assert scalar.shape == () and empty.shape == (0, 4)
 
 
@@ -53,9 +66,9 @@ def test_scalars_and_empty_tensors():
     ({"name": "x", "datatype": "FP32", "shape": [1], "data": "1"}, "data must be a list"),
 ])
 def test_bad_tensors_say_which_and_why(tensor, message):
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         decode_tensor(tensor)
-    assert message in caught.value.message and caught.value.status == 400
+    assert message in caught.value.message and caught.value.code == "400"
 
 
 @pytest.mark.parametrize("body, message", [
@@ -66,7 +79,7 @@ def test_bad_tensors_say_which_and_why(tensor, message):
      "'outputs' must be a list"),
 ])
 def test_bad_requests(body, message):
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(InvalidRequest) as caught:
         decode_request(body)
     assert message in caught.value.message
 
@@ -89,7 +102,7 @@ def test_a_value_that_does_not_survive_the_declared_datatype_is_refused(declared
 
     signature = Signature.of({"inputs": [{"name": "x", "datatype": declared, "shape": [-1, 2]}]})
     if converted is None:
-        with pytest.raises(ProtocolError, match=f"input 'x': a value is out of the range of "
+        with pytest.raises(InvalidRequest, match=f"input 'x': a value is out of the range of "
                                                 f"{declared}, the declared datatype"):
             signature.check("m", {"x": sent})
     else:

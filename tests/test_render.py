@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_repo, isolated_tool
+
 from modelops import crdfields, render
 from modelops.repo import load
 

@@ -9,10 +9,10 @@ import sys
 import time
 
 import httpx
-
 from conftest import REPO
-from modelops.repo import load
 from servers import free_port
+
+from modelops.repo import load
 
 
 def _close(expected, actual, tolerance: float) -> bool:
@@ -53,7 +53,7 @@ def test_every_example_answers_its_example(shared_root):
             for want in example.response.outputs:
                 have = outputs[want.name]
                 assert (have["datatype"], have["shape"]) == (want.datatype, want.shape), name
-                assert all(_close(e, a, example.tolerance) for e, a in zip(want.data, have["data"])), name
+                assert all(_close(e, a, example.tolerance) for e, a in zip(want.data, have["data"], strict=True)), name
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)

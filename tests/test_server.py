@@ -7,7 +7,6 @@ import threading
 
 import httpx
 import pytest
-
 from servers import config, model
 
 IRIS = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [2, 4],

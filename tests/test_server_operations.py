@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from servers import config, model
 
 SLOW_MODEL = """
@@ -232,28 +231,28 @@ def test_sampling_logs_about_the_sample_rate(start_server, tmp_path):
     assert 50 < len(_records(logs, ".jsonl")) < 150  # 100 expected; far outside is a bug
 
 
-def test_a_fast_model_timed_slow_in_the_pool_comes_back_to_the_loop(monkeypatch):
-    """In the thread pool a call waits for the GIL the loop holds, so it looks slow; the
+def test_a_fast_model_timed_slow_on_the_worker_threads_comes_back_to_the_loop(monkeypatch):
+    """On a worker thread a call waits for the GIL the loop holds, so it looks slow; the
     scheduler must not keep a fast model there for good (it did: 0.82x the requests/s)."""
-    from modelops_runtime import registry
-    from modelops_runtime.registry import Loaded
+    from modelops_runtime import scheduling
+    from modelops_runtime.scheduling import CallTiming
 
     clock = [100.0]
-    monkeypatch.setattr(registry.time, "monotonic", lambda: clock[0])
-    loaded = Loaded(None, None, 0.0, 0.0, None, probed=clock[0])
-    for _ in range(registry.CALIBRATION):  # the first calls, slowed by a cold start
-        loaded.observe(0.010, inline=False)
-    assert not loaded.fast
-    for _ in range(100):  # in the pool, contended: timings from there are not believed
-        loaded.observe(0.005, inline=False)
-    assert not loaded.probe_due()  # not yet: a slow model must not block the loop often
-    clock[0] += registry.PROBE_SECONDS
-    assert loaded.probe_due() and not loaded.probe_due()  # one probe, on the loop
-    loaded.observe(0.0003, inline=True)
-    assert loaded.fast
-    slow = Loaded(None, None, 0.0, 0.0, None, probed=clock[0])
+    monkeypatch.setattr(scheduling.time, "monotonic", lambda: clock[0])
+    timing = CallTiming()
+    for _ in range(scheduling.CALIBRATION):  # the first calls, slowed by a cold start
+        timing.observe(0.010, inline=False)
+    assert not timing.fast
+    for _ in range(100):  # on the threads, contended: timings from there are not believed
+        timing.observe(0.005, inline=False)
+    assert not timing.inline()  # not yet: a slow model must not block the loop often
+    clock[0] += scheduling.PROBE_SECONDS
+    assert timing.inline() and not timing.inline()  # one probe, on the loop
+    timing.observe(0.0003, inline=True)
+    assert timing.fast and timing.inline()
+    slow = CallTiming()
     slow.observe(0.2, inline=False)
-    clock[0] += registry.PROBE_SECONDS
-    assert slow.probe_due()
+    clock[0] += scheduling.PROBE_SECONDS
+    assert slow.inline()
     slow.observe(0.2, inline=True)
-    assert not slow.fast and not slow.probe_due()
+    assert not slow.fast and not slow.inline()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from broken_specs import CASES, EXPECTED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broken_specs import CASES, EXPECTED
 from modelops import yamlemit
 from modelops.repo import load, load_spec
 

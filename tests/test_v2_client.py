@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from conftest import REPO
+from servers import config, model
 from tritonclient.utils import triton_to_np_dtype
 
-from conftest import REPO
 from modelops.repo import load
-from servers import config, model
 
 EXAMPLES = load(REPO).models
 

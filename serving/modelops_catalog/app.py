@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import html
 import sys
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
-
-from pathlib import Path
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from modelops_catalog import charts
-from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions
+from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions, CatalogVersion
 from modelops_jobs.config import score_line
-from modelops_runtime.docs import asset, swagger
+from modelops_runtime.http.docs import asset, swagger
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -91,7 +90,7 @@ def _charts_html(model: CatalogModel, shared_root: Path | None) -> str:
 
 def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
     e = html.escape
-    def trained(v) -> str:
+    def trained(v: CatalogVersion) -> str:
         if not v.metrics:
             return "-"
         scores = e(score_line(v.metrics))
@@ -122,11 +121,11 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
                   openapi_url="/catalog/openapi.json")
 
     @app.get("/catalog/docs", include_in_schema=False)
-    async def docs():
+    async def docs() -> HTMLResponse:
         return swagger("/catalog/openapi.json", app.title, "/catalog/docs/assets")
 
     @app.get("/catalog/docs/assets/{file}", include_in_schema=False)
-    async def docs_asset(file: str):
+    async def docs_asset(file: str) -> Response:
         return asset(file)
 
     @app.get("/catalog/api/models")
@@ -153,7 +152,7 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
 
     @app.get("/v2/health/live", include_in_schema=False)
     @app.get("/v2/health/ready", include_in_schema=False)
-    async def health() -> dict:
+    async def health() -> dict[str, bool]:
         return {"live": True}
 
     return app

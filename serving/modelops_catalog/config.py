@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from modelops_runtime.configfile import ConfigFile, Strict
 
 
-class CatalogVersion(_Strict):
+class CatalogVersion(Strict):
     name: str
     weight: int
     readyUrl: str  # the serving version's v2 readiness endpoint
@@ -22,7 +19,7 @@ class CatalogVersion(_Strict):
     lineage: str | None = None  # where its training run's lineage.json is
 
 
-class CatalogModel(_Strict):
+class CatalogModel(Strict):
     name: str
     team: str
     description: str
@@ -38,17 +35,13 @@ class CatalogModel(_Strict):
     (datasets/<dataset>/model=<name>), when its logs have a reference to drift against."""
 
 
-class CatalogConfig(_Strict):
+class CatalogConfig(ConfigFile):
     """catalog.yaml: what the catalog page lists (the generator writes it per environment)."""
 
     apiVersion: str = "modelops/v1"
     kind: str = "Catalog"
     environment: str
     models: list[CatalogModel]
-
-    @classmethod
-    def read(cls, path: Path) -> "CatalogConfig":
-        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
 
 
 class CatalogOptions(BaseSettings):
@@ -68,7 +61,7 @@ class CatalogOptions(BaseSettings):
     """A file holding it (the Secret mounted read-only)."""
 
     @model_validator(mode="after")
-    def _token(self) -> "CatalogOptions":
+    def _token(self) -> CatalogOptions:
         from modelops_runtime.options import strong_enough, token_from_file
 
         self.auth_token = token_from_file(strong_enough(self.auth_token, "MODELOPS_AUTH_TOKEN"),

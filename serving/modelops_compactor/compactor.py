@@ -1,7 +1,7 @@
 """The log compactor: closed prediction-log files into Parquet datasets, exactly once.
 
 On the shared volume:
-  logs/<server>/<date>/*.jsonl                 closed log files (the input; `.open` ones are skipped)
+  logs/<server>/<date>/*.jsonl                 closed log files (the input; `.open` skipped)
   logs/_compactor/runs/<run>.json              each run's record: files consumed, parts written
   logs/_compactor/staging/<run>/...            a run's parts before they are published
   logs/_compactor/rejected/<server>/<date>/    records that could not be typed, each with its
@@ -26,15 +26,18 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
 
 from modelops_compactor import drift, logtables, screen
 from modelops_compactor.config import CompactorConfig, CompactorOptions
+from modelops_runtime import volume
 from modelops_runtime.predlog import recover
 from modelops_runtime.records import CLOSED_SUFFIX
 
@@ -73,11 +76,11 @@ class Summary:
     records: int = 0
     rows: int = 0
     partitions: set[str] = field(default_factory=set)
-    drift: dict[str, dict] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
     reopened: int = 0  # .open files of crashed servers, recovered
     rejected: dict[str, str] = field(default_factory=dict)  # log file -> why
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"runs": self.runs, "recovered": self.recovered, "reopened": self.reopened,
                 "files": self.files,
                 "records": self.records, "rows": self.rows,
@@ -89,8 +92,8 @@ class Compactor:
     def __init__(self, shared_root: Path, config: CompactorConfig,
                  batch_bytes: int = 256 * 1024 * 1024, memory_limit: str = "512MB"):
         self.root = shared_root
-        self.logs = shared_root / "logs"
-        self.datasets = shared_root / "datasets"
+        self.logs = shared_root / volume.LOGS
+        self.datasets = shared_root / volume.DATASETS
         self.state = self.logs / STATE
         self.references = config.references()
         self.batch_bytes = batch_bytes
@@ -121,7 +124,7 @@ class Compactor:
                 folder.rmdir()
 
     @contextmanager
-    def _lock(self):
+    def _lock(self) -> Iterator[None]:
         """One compactor at a time per volume (the CronJob also forbids overlaps)."""
         with open(self.state / "lock", "w") as handle:
             try:
@@ -131,7 +134,7 @@ class Compactor:
             yield
 
     @contextmanager
-    def _connection(self):
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         scratch = self.state / "scratch"
         con = duckdb.connect(config={"memory_limit": self.memory_limit,
                                      "temp_directory": str(scratch),
@@ -146,7 +149,8 @@ class Compactor:
 
     def _next_batch(self) -> list[Path]:
         """Closed files, oldest first, up to about batch_bytes (at least one file)."""
-        batch, size = [], 0
+        batch: list[Path] = []
+        size = 0
         for path in sorted(self.logs.glob(f"[!_]*/*/*{CLOSED_SUFFIX}")):
             length = path.stat().st_size
             if batch and size + length > self.batch_bytes:
@@ -170,14 +174,15 @@ class Compactor:
                 return
             con.execute(logtables.load_sql(), [[str(f) for f in readable.values()]])
         files = list(readable)
-        records, expected = con.execute(logtables.ROWS_SQL).fetchone()
-        layouts: dict[str, list[tuple]] = {}
+        records, expected = _row(con, logtables.ROWS_SQL)
+        layouts: dict[str, list[tuple[Any, ...]]] = {}
         for row in con.execute(logtables.LAYOUTS_SQL).fetchall():
             layouts.setdefault(row[1], []).append(row)
         rows = 0
         for dataset, members in layouts.items():
             select = logtables.plan_dataset(members)
-            rows += con.execute(logtables.copy_sql(select, str(staging / dataset), run)).fetchone()[0]
+            copy = logtables.copy_sql(select, str(staging / dataset), run)
+            rows += _row(con, copy)[0]
         con.execute("DROP TABLE records")
         if rows != expected:
             raise RuntimeError(f"wrote {rows} rows for {expected} instances; nothing committed")
@@ -232,7 +237,7 @@ class Compactor:
 
     # -- after the commit (also how a crashed run is finished) ---------------------------
 
-    def _publish(self, record: dict) -> None:
+    def _publish(self, record: dict[str, Any]) -> None:
         run = record["run"]
         staging = self.state / "staging" / run
         touched = set()
@@ -304,3 +309,10 @@ def main() -> None:
                  f"{STATE}/rejected: " + "; ".join(f"{k}: {v}" for k, v in
                                                    sorted(summary.rejected.items())))
 
+
+def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    """The one row of an aggregate (or a COPY's count): there always is one."""
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"DuckDB returned no row for {sql[:80]!r}")
+    return row

@@ -6,22 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops_runtime import volume
+from modelops_runtime.configfile import ConfigFile, Strict
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class CompactedModel(_Strict):
+class CompactedModel(Strict):
     model: str
     dataset: str  # the dataset its prediction logs feed
     reference: str | None = None  # path on the shared volume the drift is measured against
 
 
-class CompactorConfig(_Strict):
+class CompactorConfig(ConfigFile):
     """compactor.yaml: the models whose logs the compactor turns into datasets.
 
     Records of a model not listed are compacted all the same (nothing is dropped),
@@ -31,10 +29,6 @@ class CompactorConfig(_Strict):
     apiVersion: Literal["modelops/v1"] = "modelops/v1"
     kind: Literal["CompactorConfig"] = "CompactorConfig"
     models: list[CompactedModel] = Field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: Path) -> "CompactorConfig":
-        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
 
     def references(self) -> dict[tuple[str, str], str]:
         """(dataset, model) -> reference path."""
@@ -46,7 +40,7 @@ class CompactorOptions(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MODELOPS_")
 
-    shared_root: Path = Path("/mnt/shared")
+    shared_root: Path = Path(volume.MOUNT)
     """Logs are read from <shared_root>/logs, datasets written to <shared_root>/datasets."""
     compactor_config: Path = Path("/etc/modelops/compactor.yaml")
     batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)

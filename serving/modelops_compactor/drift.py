@@ -8,7 +8,9 @@ reading: under 0.1 stable, 0.1 to 0.25 moderate shift, above 0.25 significant.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import numpy as np
 
 from modelops_compactor.logtables import quote
@@ -42,7 +44,7 @@ def _literal(path: Path | str) -> str:
     return str(path).replace("'", "''")
 
 
-def _values(column) -> np.ndarray:
+def _values(column: Any) -> np.ndarray[Any, Any]:
     """A fetched column as floats, NULL as NaN."""
     return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
 
@@ -62,7 +64,7 @@ def reference_source(path: Path) -> str:
 class Reference:
     """A reference data set, read once per run however many partitions compare with it."""
 
-    def __init__(self, con, path: Path, name: str):
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, name: str):
         self.con, self.name = con, name
         self.source = reference_source(path) if path.exists() else None
         self.columns = set(_numeric_columns(con, self.source)) if self.source else set()
@@ -71,7 +73,8 @@ class Reference:
     def values(self, columns: list[str]) -> dict[str, np.ndarray]:
         missing = [c for c in columns if c not in self._values]
         if missing:
-            fetched = self.con.execute(f"SELECT {_doubles(missing)} FROM {self.source}").fetchnumpy()
+            query = f"SELECT {_doubles(missing)} FROM {self.source}"
+            fetched = self.con.execute(query).fetchnumpy()
             self._values.update({c: _values(fetched[c]) for c in missing})
         return {c: self._values[c] for c in columns}
 
@@ -80,14 +83,15 @@ def _doubles(columns: list[str]) -> str:
     return ", ".join(f"CAST({quote(c)} AS DOUBLE) AS {quote(c)}" for c in columns)
 
 
-def summarize(con, partition: Path, reference: Reference) -> dict:
+def summarize(con: duckdb.DuckDBPyConnection, partition: Path,
+              reference: Reference) -> dict[str, Any]:
     """Drift of every numeric input column of one partition (all its parts)."""
     if reference.source is None:
         return {"reference": reference.name, "error": f"reference {reference.name} not found"}
     current_source = f"read_parquet('{_literal(partition)}/*.parquet', union_by_name = true)"
     features = [c for c in _numeric_columns(con, current_source) if c.startswith("in_")]
     matched = [c for c in features if c in reference.columns]
-    report: dict = {"reference": reference.name, "features": {},
+    report: dict[str, Any] = {"reference": reference.name, "features": {},
                     "unmatched": [c for c in features if c not in reference.columns]}
     if not matched:
         return report
@@ -102,7 +106,7 @@ def summarize(con, partition: Path, reference: Reference) -> dict:
     return report
 
 
-def _numeric_columns(con, source: str) -> list[str]:
+def _numeric_columns(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
     rows = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
                "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "HUGEINT")

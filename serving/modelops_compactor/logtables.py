@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from modelops_runtime.records import SQL_COLUMNS
 
@@ -111,7 +112,7 @@ class Tensor:
                 for j in range(self.width)]
 
 
-def _tensors(side: str, layout: list[dict] | None, rows: int) -> tuple[Tensor, ...]:
+def _tensors(side: str, layout: list[dict[str, Any]] | None, rows: int) -> tuple[Tensor, ...]:
     out = []
     for index, tensor in enumerate(layout or []):
         name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
@@ -133,7 +134,7 @@ def _columns(tensors: tuple[Tensor, ...]) -> set[str]:
     return {column.rsplit(" AS ", 1)[1] for t in tensors for column in t.columns("x")}
 
 
-def plan_dataset(layouts: list[tuple]) -> str:
+def plan_dataset(layouts: list[tuple[Any, ...]]) -> str:
     """One SELECT per group of layouts with the same columns, unioned by name; the
     layouts past the caps share one SELECT that keeps their tensors as JSON.
 

@@ -11,6 +11,7 @@ of its file is compacted. A file whose lines all pass is read as it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def _nested_ok(data: Any, shape: list[int]) -> bool:
         _nested_ok(item, shape[1:]) for item in data)
 
 
-def _leaves(data: list, rank: int):
+def _leaves(data: list[Any], rank: int) -> Iterator[Any]:
     if rank <= 1:
         yield from data
     else:

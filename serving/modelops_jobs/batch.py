@@ -24,7 +24,8 @@ import numpy as np
 import orjson
 
 from modelops_jobs import data
-from modelops_jobs.config import JobConfig
+from modelops_jobs.config import JobConfig, JobOptions
+from modelops_runtime import volume
 from modelops_runtime.registry import build_model, model_class
 from modelops_runtime.runtimes import ArtifactError, file_sha256
 
@@ -39,7 +40,7 @@ class BatchSummary:
 
 def output_dir(config: JobConfig, shared_root: Path, date: str) -> Path:
     assert config.batch is not None
-    return (shared_root / "datasets" / config.batch.output / f"model={config.model.name}" /
+    return (shared_root / volume.model_dataset(config.batch.output, config.model.name) /
             f"version={config.batch.version}" / f"date={date}")
 
 
@@ -125,11 +126,10 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     return summary
 
 
-def main(config: JobConfig, shared_root: Path, code_dir: Path) -> int:
-    index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))  # set by an Indexed Job
-    count = int(os.environ.get("MODELOPS_BATCH_WORKERS", "1"))
+def main(config: JobConfig, options: JobOptions, code_dir: Path) -> int:
     try:
-        summary = run(config, shared_root, code_dir, index, count)
+        summary = run(config, options.shared_root, code_dir, options.completion_index,
+                      options.batch_workers)
     except (ValueError, data.DataError, ArtifactError) as exc:
         print(f"batch {config.model.name}: {exc}", file=sys.stderr)
         return 1

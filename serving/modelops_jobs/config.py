@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops_runtime import volume
 from modelops_runtime.config import ModelConfig
+from modelops_runtime.configfile import ConfigFile, Strict
 
 Metric = Literal["accuracy", "f1_macro", "r2", "mae", "rmse"]
 LOWER_IS_BETTER = ("mae", "rmse")
@@ -26,11 +28,7 @@ def score_line(scores: dict[str, Any]) -> str:
                      if k != "rows" and isinstance(v, (int, float)))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-class DataChecks(_Strict):
+class DataChecks(Strict):
     """What the training data must satisfy before anything is trained."""
 
     requiredColumns: list[str] = Field(default_factory=list)
@@ -44,7 +42,7 @@ class DataChecks(_Strict):
     from (unset: not checked)."""
 
 
-class QualityGate(_Strict):
+class QualityGate(Strict):
     """What the trained model must score on the holdout before it becomes a version."""
 
     metric: Metric
@@ -56,20 +54,20 @@ class QualityGate(_Strict):
     comparison)."""
 
     @model_validator(mode="after")
-    def _something(self) -> "QualityGate":
+    def _something(self) -> QualityGate:
         if self.threshold is None and self.tolerance is None:
             raise ValueError("set a threshold, a tolerance against the serving version, or both")
         return self
 
 
-class TrainingInputConfig(_Strict):
+class TrainingInputConfig(Strict):
     dataset: str
     path: str  # relative to the shared volume
     label: str  # the column holding the label in this dataset
     optional: bool = False  # missing or empty: no rows, not an error
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     function: str | None = None  # "train.py:train"; None: the python model class's train()
     inputs: list[TrainingInputConfig] = Field(min_length=1)
     features: list[str] = Field(min_length=1)
@@ -81,20 +79,30 @@ class TrainingConfig(_Strict):
     serving: str | None = None  # the version the gate compares with (the heaviest)
 
 
-class BatchConfig(_Strict):
+class BatchConfig(Strict):
     input: str  # a dataset's path on the shared volume
     output: str  # the dataset written: datasets/<output>/model=<m>/version=<v>/date=<d>/
     version: str
     features: list[str] = Field(min_length=1)
 
 
-class JobConfig(_Strict):
+class JobConfig(ConfigFile):
     apiVersion: Literal["modelops/v1"] = "modelops/v1"
     kind: Literal["JobConfig"] = "JobConfig"
     model: ModelConfig
     training: TrainingConfig | None = None
     batch: BatchConfig | None = None
 
-    @classmethod
-    def read(cls, path: Path) -> "JobConfig":
-        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))
+
+class JobOptions(BaseSettings):
+    """A job's knobs, from the environment its CronJob sets (MODELOPS_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_")
+
+    job_config: Path = Path("/etc/modelops/job.yaml")
+    """The job.yaml the generator wrote (mounted from a ConfigMap)."""
+    shared_root: Path = Path(volume.MOUNT)
+    batch_workers: int = Field(default=1, ge=1)
+    """How many workers share a batch (the Indexed Job's completions)."""
+    completion_index: int = Field(default=0, ge=0, validation_alias="JOB_COMPLETION_INDEX")
+    """This worker's index, which an Indexed Job sets."""

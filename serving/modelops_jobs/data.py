@@ -4,11 +4,13 @@ or a folder of them (the compactor's hive-partitioned output among them)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 
 from modelops_compactor.logtables import quote
+from modelops_runtime.model import Model
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -41,7 +43,7 @@ def source(paths: list[Path]) -> str:
     raise DataError("a dataset mixes Parquet and CSV files")
 
 
-def matrix(fetched: dict, names: list[str]) -> np.ndarray:
+def matrix(fetched: dict[str, Any], names: list[str]) -> np.ndarray[Any, Any]:
     """Columns as one float64 matrix, NULL as NaN."""
     if not names:
         return np.empty((0, 0))
@@ -61,7 +63,7 @@ def types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
 
 
-def input_tensor(model) -> str:
+def input_tensor(model: Model) -> str:
     """The name of the one input tensor a job feeds its feature matrix to."""
     inputs = model.metadata().get("inputs")
     return inputs[0]["name"] if inputs else "input-0"

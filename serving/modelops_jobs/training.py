@@ -23,8 +23,9 @@ import shutil
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import joblib
@@ -34,7 +35,8 @@ import orjson
 from modelops_compactor.drift import psi
 from modelops_compactor.logtables import quote
 from modelops_jobs import data
-from modelops_jobs.config import LOWER_IS_BETTER, JobConfig, TrainingConfig
+from modelops_jobs.config import LOWER_IS_BETTER, JobConfig, JobOptions, TrainingConfig
+from modelops_runtime import volume
 from modelops_runtime.config import ModelConfig, VersionConfig
 from modelops_runtime.registry import build_model, model_class
 from modelops_runtime.runtimes import file_sha256, import_file
@@ -66,7 +68,9 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
     """Every input dataset's features and label, in a stable row order; the data checks
     that need no model run here."""
     checks = training.checks
-    parts_x, parts_y, files = [], [], []
+    parts_x: list[np.ndarray[Any, Any]] = []
+    parts_y: list[np.ndarray[Any, Any]] = []
+    files: list[dict[str, Any]] = []
     with duckdb.connect() as con:
         for source in training.inputs:
             try:
@@ -107,14 +111,15 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
         raise TrainingFailed(f"data check: {len(labels)} rows with a label, fewer than "
                              f"minRows ({checks.minRows})")
     missing_share = np.isnan(features).mean(axis=0)
-    for name, share in zip(training.features, missing_share):
+    for name, share in zip(training.features, missing_share, strict=True):
         if share > checks.maxMissingShare:
             raise TrainingFailed(f"data check: column {name!r} is {share:.1%} missing, more "
                                  f"than maxMissingShare ({checks.maxMissingShare:.1%})")
     return Inputs(features, labels, files)
 
 
-def _drift_check(training: TrainingConfig, features: np.ndarray, previous: Path | None) -> dict:
+def _drift_check(training: TrainingConfig, features: np.ndarray[Any, Any],
+                 previous: Path | None) -> dict[str, Any]:
     """PSI of each feature against the newest trained version's data."""
     if previous is None:
         return {}
@@ -133,7 +138,7 @@ def _drift_check(training: TrainingConfig, features: np.ndarray, previous: Path 
     return drift
 
 
-def _user_function(config: JobConfig, code_dir: Path) -> tuple[Callable, Path]:
+def _user_function(config: JobConfig, code_dir: Path) -> tuple[Callable[..., Any], Path]:
     """The code that trains: train.py's function, or the python model class's train()."""
     training = config.training
     assert training is not None
@@ -209,7 +214,7 @@ def newest_trained(artifacts: Path) -> Path | None:
     return max(runs, key=lambda p: int(p.parent.name[1:])).parent if runs else None
 
 
-def _gate(config: JobConfig, new: dict, serving: dict | None) -> None:
+def _gate(config: JobConfig, new: dict[str, Any], serving: dict[str, Any] | None) -> None:
     gate = config.training.gate if config.training else None
     if gate is None:
         return
@@ -244,7 +249,7 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     training = config.training
     if training is None:
         raise TrainingFailed(f"model {config.model.name} declares no training")
-    artifacts = shared_root / "artifacts" / config.model.name
+    artifacts = shared_root / volume.artifacts(config.model.name)
     inputs = read_inputs(training, shared_root)
     previous = newest_trained(artifacts)
     drift = _drift_check(training, inputs.features,
@@ -287,7 +292,7 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
         _gate(config, new, serving)
         metrics = {"holdout": {"rows": int(len(held)), **new}, "trainRows": int(len(kept)),
                    "serving": serving, "drift": drift}
-        rel = f"artifacts/{config.model.name}/{version}"
+        rel = f"{volume.artifacts(config.model.name)}/{version}"
         lineage = {
             "model": config.model.name, "version": version,
             "artifact": {"path": f"{rel}/{filename}", "sha256": digest},
@@ -310,9 +315,9 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     return Trained(version, f"{rel}/{filename}", digest, metrics, lineage)
 
 
-def main(config: JobConfig, shared_root: Path, code_dir: Path) -> int:
+def main(config: JobConfig, options: JobOptions, code_dir: Path) -> int:
     try:
-        trained = train(config, shared_root, code_dir)
+        trained = train(config, options.shared_root, code_dir)
     except TrainingFailed as exc:
         print(f"training {config.model.name}: stopped: {exc}", file=sys.stderr)
         return 1

@@ -16,8 +16,8 @@ import threading  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from modelops_runtime.config import ServerConfig  # noqa: E402
-from modelops_runtime.registry import Registry  # noqa: E402
 from modelops_runtime.options import ServerOptions  # noqa: E402
+from modelops_runtime.registry import Registry  # noqa: E402
 
 
 def _collect_after(registry: Registry, imported: threading.Event) -> None:

@@ -6,50 +6,47 @@ server reads it with them, so the two cannot disagree.
 
 from __future__ import annotations
 
-from pathlib import Path
+import typing
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from modelops_runtime.configfile import ConfigFile, Strict
 
 Runtime = Literal["sklearn", "onnx", "python", "custom"]
 """Every runtime a model may name: the one list (the spec, the CLI and the server read it).
 This server serves all but `custom`, whose own image implements the same protocol."""
-RUNTIMES: tuple[str, ...] = Runtime.__args__
+RUNTIMES: tuple[str, ...] = typing.get_args(Runtime)
 LOADS_ARTIFACT = ("sklearn", "onnx")
 """Runtimes that cannot serve without an artifact file."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class VersionConfig(_Strict):
+class VersionConfig(Strict):
     name: str
     artifact: str | None = None  # pvc://<path on the shared volume> or file:///<path>
     sha256: str | None = None
     weight: int = 100
 
 
-class LoggingConfig(_Strict):
+class LoggingConfig(Strict):
     enabled: bool = False
     sampleRate: float = 1.0
     dataset: str
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(Strict):
     name: str
     path: str  # relative to the shared volume
 
 
-class TensorConfig(_Strict):
+class TensorConfig(Strict):
     name: str
     datatype: str
     shape: list[int]  # -1: any size
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     name: str
     runtime: Runtime
     concurrency: int = 16
@@ -63,13 +60,9 @@ class ModelConfig(_Strict):
     outputs: list[TensorConfig] = Field(default_factory=list)
 
 
-class ServerConfig(_Strict):
+class ServerConfig(ConfigFile):
     apiVersion: Literal["modelops/v1"] = "modelops/v1"
     kind: Literal["ServerConfig"] = "ServerConfig"
     server: str
     placement: Literal["dedicated", "shared", "local"]
     models: list[ModelConfig]
-
-    @classmethod
-    def read(cls, path: Path) -> "ServerConfig":
-        return cls.model_validate(yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader))

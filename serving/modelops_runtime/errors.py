@@ -1,42 +1,74 @@
-"""Errors as JSON: one shape for every transport and every framework in the server.
+"""What can go wrong with a request, as kinds: the core raises a kind, and each transport
+maps it to its own status (an HTTP code in http/errors.py, a gRPC status code in
+grpc/servicer.py), so the core never chooses a transport's numbers.
 
-Bad input is a ProtocolError (4xx) raised anywhere below the transport; whatever
-else escapes is a 500 that names the request id and is logged once.
+Each kind's `code` is its status in the protocol's REST binding. It is also the `code`
+label of `modelops_requests_total`, which the alerts read (a 5xx is the server's fault),
+so every transport counts a kind alike.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
-from typing import Any, Callable
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+class ServingError(Exception):
+    """A request the server refuses or cannot serve. The message is for the client."""
 
-from modelops_runtime.protocol import ProtocolError
+    code = "500"
 
-
-def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        """Seconds after which the same request may succeed (a busy model)."""
 
 
-async def _protocol_error(request: Request, exc: ProtocolError) -> JSONResponse:
-    return error(exc.status, exc.message, exc.headers)
+class InvalidRequest(ServingError):
+    """Bad input: the request breaks the protocol or the model's declared tensors. Never
+    worth retrying unchanged."""
+
+    code = "400"
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    if exc.status_code == 404:
-        message = f"no such endpoint: {request.method} {request.url.path}"
-    return error(exc.status_code, message, getattr(exc, "headers", None))
+class Unauthenticated(ServingError):
+    code = "401"
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    traceback.print_exception(exc, file=sys.stderr)
-    return error(500, f"internal error (request id {request.scope['state']['request_id']})")
+class NotFound(ServingError):
+    """No such model, version or endpoint here."""
+
+    code = "404"
 
 
-HANDLERS: dict[Any, Callable] = {ProtocolError: _protocol_error, HTTPException: _http_error,
-                                 Exception: _unexpected}
-"""The exception handlers of both apps (the protocol routes and the docs)."""
+class TooSlow(ServingError):
+    """The client took too long to send its request."""
+
+    code = "408"
+
+
+class Conflict(ServingError):
+    """The server cannot do it in its present state (a reload that failed, still serving
+    the previous versions)."""
+
+    code = "409"
+
+
+class TooLarge(ServingError):
+    code = "413"
+
+
+class ClientGone(ServingError):
+    """The client went away before its request was complete (nginx's 499)."""
+
+    code = "499"
+
+
+class ModelFailed(ServingError):
+    """The model's own fault, never the client's: counted, logged once with its traceback."""
+
+    code = "500"
+
+
+class Unavailable(ServingError):
+    """Not ready, or at the concurrency limit: try again (after `retry_after`)."""
+
+    code = "503"

@@ -40,25 +40,25 @@ RESPONSES = Counter("modelops_http_responses_total",
 
 
 @functools.lru_cache(maxsize=4096)
-def requests(model: str, version: str, code: str):
+def requests(model: str, version: str, code: str) -> Counter:
     return REQUESTS.labels(model, version, code)
 
 
 @functools.lru_cache(maxsize=4096)
-def latency(model: str, version: str):
+def latency(model: str, version: str) -> Histogram:
     return LATENCY.labels(model, version)
 
 
 @functools.lru_cache(maxsize=4096)
-def in_flight(model: str):
+def in_flight(model: str) -> Gauge:
     return IN_FLIGHT.labels(model)
 
 
 @functools.lru_cache(maxsize=64)
-def response(code: str):
+def response(code: str) -> Counter:
     return RESPONSES.labels(code)
 
 
 @functools.lru_cache(maxsize=64)
-def grpc_response(code: str):
+def grpc_response(code: str) -> Counter:
     return GRPC_RESPONSES.labels(code)

@@ -7,12 +7,13 @@ tensors, `routes()` adds endpoints under /v2/models/<name>/, and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from modelops_runtime.protocol import ProtocolError
+from modelops_runtime.errors import InvalidRequest
 
 
 class Model:
@@ -43,8 +44,8 @@ class Model:
             return outputs
         missing = [n for n in names if n not in outputs]
         if missing:
-            raise ProtocolError(f"model {self.name!r} has no output {missing[0]!r}; it has "
-                                f"{', '.join(sorted(outputs))}")
+            raise InvalidRequest(f"model {self.name!r} has no output {missing[0]!r}; it has "
+                                 f"{', '.join(sorted(outputs))}")
         return {n: outputs[n] for n in names}
 
     def metadata(self) -> dict[str, list[dict[str, Any]]]:
@@ -57,7 +58,7 @@ class Model:
         """Outputs returned when a request names none (None: all that predict returns)."""
         return None
 
-    def routes(self) -> list[tuple[str, str, Callable]]:
+    def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         """Extra endpoints as (method, path, handler), mounted under /v2/models/<name>."""
         return []
 

@@ -1,4 +1,5 @@
-"""The server's options: every knob typed, with a default; MODELOPS_* environment variables override."""
+"""The server's options: every knob typed, with a default; MODELOPS_* environment variables
+override them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops_runtime import volume
 
 MIN_TOKEN = 16
 
@@ -37,7 +39,7 @@ class ServerOptions(BaseSettings):
 
     config: Path = Path("/etc/modelops/server.yaml")
     """The server.yaml the generator wrote (mounted from a ConfigMap)."""
-    shared_root: Path = Path("/mnt/shared")
+    shared_root: Path = Path(volume.MOUNT)
     """Where the shared volume is mounted: artifacts/, datasets/, logs/."""
     host: str = "0.0.0.0"
     port: int = 8080
@@ -75,10 +77,10 @@ class ServerOptions(BaseSettings):
         return strong_enough(token, "MODELOPS_AUTH_TOKEN")
 
     @model_validator(mode="after")
-    def _token_from_file(self) -> "ServerOptions":
+    def _token_from_file(self) -> ServerOptions:
         self.auth_token = token_from_file(self.auth_token, self.auth_token_file)
         return self
 
     @property
     def logs(self) -> Path:
-        return self.log_dir or self.shared_root / "logs"
+        return self.log_dir or self.shared_root / volume.LOGS

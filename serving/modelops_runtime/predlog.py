@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import io
 import os
 import socket
 import sys
@@ -80,12 +81,12 @@ class PredictionLog:
         self.directory = directory / server
         self.rotate_bytes = rotate_bytes
         self.rotate_seconds = rotate_seconds
-        self.pending: collections.deque = collections.deque()
+        self.pending: collections.deque[PredictionRecord] = collections.deque()
         self.limit = queue_size
         self.stopping = threading.Event()
         self.prefix = f"{socket.gethostname()}-{os.getpid()}"
         self.sequence = 0
-        self.handle = None
+        self.handle: io.FileIO | None = None
         self.path: Path | None = None
         self.opened = 0.0
         self.synced = 0.0
@@ -114,7 +115,7 @@ class PredictionLog:
 
     # -- writer thread -------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self) -> io.FileIO:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         folder = self.directory / day
         folder.mkdir(parents=True, exist_ok=True)
@@ -124,11 +125,12 @@ class PredictionLog:
         # Made under another name and locked before it is named .open, so recover() never
         # sees an .open file that no writer holds while its writer lives.
         making = self.path.with_name(self.path.name + ".new")
-        self.handle = open(making, "ab", buffering=0)  # each batch: one write() call
-        fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until it is renamed
+        handle = self.handle = open(making, "ab", buffering=0)  # each batch: one write() call
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until it is renamed
         os.replace(making, self.path)
         self.opened = self.synced = time.monotonic()
         self.size = 0
+        return handle
 
     def _rotate(self) -> None:
         if self.handle is None or self.path is None:
@@ -161,9 +163,8 @@ class PredictionLog:
         lines wait for the next try, in a new file, neither lost nor written twice."""
         if not data:
             return
-        if self.handle is None:
-            self._open()
-        fd = self.handle.fileno()
+        handle = self.handle or self._open()
+        fd = handle.fileno()
         try:
             view = memoryview(data)
             while view:
@@ -171,7 +172,7 @@ class PredictionLog:
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self.size)
-                self.handle.close()
+                handle.close()
             self.handle, self.path = None, None
             self.unwritten = data + self.unwritten
             raise
@@ -179,7 +180,7 @@ class PredictionLog:
         metrics.LOG_WRITTEN.inc(data.count(b"\n"))
 
     def _drain(self) -> None:
-        batch = []
+        batch: list[PredictionRecord] = []
         pending = self.pending
         while pending:
             batch.append(pending.popleft())

@@ -35,5 +35,5 @@ class PredictionRecord:
 
 
 _SQL = {"str": "VARCHAR", "float": "DOUBLE", "int": "INTEGER", "list[dict[str, Any]]": "JSON"}
-SQL_COLUMNS = {f.name: _SQL[f.type] for f in dataclasses.fields(PredictionRecord)}
+SQL_COLUMNS = {f.name: _SQL[str(f.type)] for f in dataclasses.fields(PredictionRecord)}
 """Each field's type as DuckDB reads it from a log line."""

@@ -11,52 +11,27 @@ import dataclasses
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from modelops_runtime import metrics
 from modelops_runtime.config import ModelConfig, ServerConfig, VersionConfig
+from modelops_runtime.errors import NotFound, Unavailable
 from modelops_runtime.model import Model
-from modelops_runtime.protocol import ProtocolError
 from modelops_runtime.runtimes import RUNTIMES, load_class, verify
+from modelops_runtime.scheduling import CallTiming
 from modelops_runtime.signature import Signature
 
 
-INLINE_SECONDS = 0.002  # models faster than this on average run on the event loop
-PROBE_SECONDS = 2.0  # how often a model in the thread pool is timed on the loop again
-CALIBRATION = 8  # a version's first calls are timed wherever they run
-
-
 @dataclasses.dataclass
-class Loaded:
+class LoadedVersion:
     model: Model
     config: VersionConfig
     load_seconds: float
     loaded_at: float
     signature: Signature
-    average: float = float("inf")  # moving average of a call's seconds; unknown at first
-    fast: bool = False
-    probed: float = 0.0  # when a pooled model was last timed on the loop
-    calls: int = 0
-
-    def probe_due(self) -> bool:
-        """Time on the loop, once every PROBE_SECONDS, a model the pool runs: in the pool
-        its calls look slower than they are (they wait for the GIL the loop holds), so
-        timings from there alone would keep a fast model in the pool for good."""
-        now = time.monotonic()
-        if self.fast or now - self.probed < PROBE_SECONDS:
-            return False
-        self.probed = now
-        return True
-
-    def observe(self, seconds: float, inline: bool) -> None:
-        """A call's seconds: the first CALIBRATION calls wherever they ran, then those on
-        the loop (a probe starts the average afresh)."""
-        self.calls += 1
-        if self.average == float("inf") or (inline and not self.fast):
-            self.average = seconds
-        elif inline or self.calls <= CALIBRATION:
-            self.average = 0.9 * self.average + 0.1 * seconds
-        self.fast = self.average < INLINE_SECONDS
+    timing: CallTiming = dataclasses.field(default_factory=CallTiming)
 
 
 @dataclasses.dataclass
@@ -66,12 +41,12 @@ class ServedModel:
     config: ModelConfig
     state: str = "loading"  # loading | ready | failed
     error: str = ""
-    versions: dict[str, Loaded] = dataclasses.field(default_factory=dict)
+    versions: dict[str, LoadedVersion] = dataclasses.field(default_factory=dict)
     in_flight: int = 0
     _names: list[str] = dataclasses.field(default_factory=list)
     _weights: list[int] = dataclasses.field(default_factory=list)
 
-    def install(self, versions: dict[str, Loaded]) -> None:
+    def install(self, versions: dict[str, LoadedVersion]) -> None:
         """Swap in a complete set of loaded versions at once."""
         names = sorted(versions)
         self.versions, self._names = versions, names
@@ -80,7 +55,7 @@ class ServedModel:
             self._weights = [1] * len(names)
         self.state, self.error = "ready", ""
 
-    def choose(self) -> Loaded:
+    def choose(self) -> LoadedVersion:
         """A version for an unversioned request, following the traffic weights."""
         if len(self._names) == 1:
             return self.versions[self._names[0]]
@@ -131,12 +106,12 @@ class Registry:
         self.models = {m.name: ServedModel(m) for m in config.models}
         self.loaded_all = False
         self._reload_lock = threading.Lock()
-        self.on_change: list = []  # callbacks(name) after a model's versions change
+        self.on_change: list[Callable[[str], None]] = []  # after a model's versions change
         self._loader: threading.Thread | None = None
 
     # -- loading -------------------------------------------------------------------
 
-    def _load_versions(self, config: ModelConfig) -> dict[str, Loaded]:
+    def _load_versions(self, config: ModelConfig) -> dict[str, LoadedVersion]:
         cls = model_class(config, self.config_dir)
         loaded = {}
         for version in config.versions:
@@ -144,9 +119,8 @@ class Registry:
             model = build_model(cls, config, version, self.shared_root)
             model.load()
             seconds = time.perf_counter() - start
-            loaded[version.name] = Loaded(model, version, seconds, time.time(),
-                                          Signature.of(model.metadata()),
-                                          probed=time.monotonic())
+            loaded[version.name] = LoadedVersion(model, version, seconds, time.time(),
+                                                 Signature.of(model.metadata()))
             metrics.LOAD_SECONDS.labels(config.name, version.name).set(seconds)
         return loaded
 
@@ -164,8 +138,8 @@ class Registry:
                     metrics.READY.labels(name, version.name).set(1 if served.versions else 0)
                 return
             served.install(versions)
-            for version in versions:
-                metrics.READY.labels(name, version).set(1)
+            for loaded in versions:
+                metrics.READY.labels(name, loaded).set(1)
         for callback in self.on_change:
             callback(name)
 
@@ -175,15 +149,16 @@ class Registry:
         self.loaded_all = True
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
-        self.start_loading()
-        self._loader.join(timeout)
+        loader = self.start_loading()
+        loader.join(timeout)
         return self.loaded_all
 
-    def start_loading(self) -> None:
+    def start_loading(self) -> threading.Thread:
         """Load every model in a background thread (once): live at once, ready when loaded."""
         if self._loader is None:
             self._loader = threading.Thread(target=self.load_all, name="loader", daemon=True)
             self._loader.start()
+        return self._loader
 
     # -- serving -------------------------------------------------------------------
 
@@ -197,21 +172,21 @@ class Registry:
     def served(self, name: str) -> ServedModel:
         served = self.models.get(name)
         if served is None:
-            raise ProtocolError(f"model {name!r} is not served here; models: "
-                                f"{', '.join(sorted(self.models))}", 404)
+            raise NotFound(f"model {name!r} is not served here; models: "
+                           f"{', '.join(sorted(self.models))}")
         return served
 
-    def pick(self, name: str, version: str | None) -> tuple[ServedModel, Loaded]:
+    def pick(self, name: str, version: str | None) -> tuple[ServedModel, LoadedVersion]:
         served = self.served(name)
         if version is not None and version not in {v.name for v in served.config.versions}:
-            raise ProtocolError(f"model {name!r} has no version {version!r}; versions: "
-                                f"{', '.join(v.name for v in served.config.versions)}", 404)
+            raise NotFound(f"model {name!r} has no version {version!r}; versions: "
+                           f"{', '.join(v.name for v in served.config.versions)}")
         if served.state != "ready":
             reason = f": {served.error}" if served.error else ""
-            raise ProtocolError(f"model {name!r} is not ready ({served.state}{reason})", 503)
+            raise Unavailable(f"model {name!r} is not ready ({served.state}{reason})")
         return served, (served.versions[version] if version else served.choose())
 
-    def describe(self) -> list[dict]:
+    def describe(self) -> list[dict[str, Any]]:
         out = []
         for name, served in sorted(self.models.items()):
             out.append({

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from modelops_runtime.errors import InvalidRequest
 from modelops_runtime.model import Model
-from modelops_runtime.protocol import ProtocolError, datatype_of
+from modelops_runtime.tensors import datatype_of
 
 
 class ArtifactError(Exception):
@@ -22,12 +23,9 @@ class ArtifactError(Exception):
 
 
 def file_sha256(path: Path) -> str:
-    """A file's sha256, read a megabyte at a time (artifacts and datasets can be large)."""
-    digest = hashlib.sha256()
+    """A file's sha256, read in blocks (artifacts and datasets can be large)."""
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def verify(path: Path | None, sha256: str | None) -> None:
@@ -41,13 +39,13 @@ def verify(path: Path | None, sha256: str | None) -> None:
 
 def _single_input(model: Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
     if len(inputs) != 1:
-        raise ProtocolError(f"model {model.name!r} takes one input tensor, got {len(inputs)}")
+        raise InvalidRequest(f"model {model.name!r} takes one input tensor, got {len(inputs)}")
     (name, array), = inputs.items()
     if array.ndim != 2:
-        raise ProtocolError(f"input {name!r}: expected a 2-D tensor [rows, features], "
-                            f"got shape {list(array.shape)}")
+        raise InvalidRequest(f"input {name!r}: expected a 2-D tensor [rows, features], "
+                             f"got shape {list(array.shape)}")
     if array.dtype == object or array.dtype == np.bool_:
-        raise ProtocolError(f"input {name!r}: expected numbers, got {datatype_of(array)}")
+        raise InvalidRequest(f"input {name!r}: expected numbers, got {datatype_of(array)}")
     return array
 
 
@@ -64,8 +62,8 @@ class SklearnModel(Model):
     def _rows(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         array = _single_input(self, inputs)
         if self.features >= 0 and array.shape[1] != self.features:
-            raise ProtocolError(f"input {next(iter(inputs))!r}: expected {self.features} "
-                                f"features per row, got {array.shape[1]}")
+            raise InvalidRequest(f"input {next(iter(inputs))!r}: expected {self.features} "
+                                 f"features per row, got {array.shape[1]}")
         return array
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -86,8 +84,8 @@ class SklearnModel(Model):
             elif name == "predict_proba" and self.classifier:
                 out[name] = self.estimator.predict_proba(array)
             else:
-                raise ProtocolError(f"model {self.name!r} has no output {name!r}; it has "
-                                    f"predict{', predict_proba' if self.classifier else ''}")
+                raise InvalidRequest(f"model {self.name!r} has no output {name!r}; it has "
+                                     f"predict{', predict_proba' if self.classifier else ''}")
         return out
 
     def default_outputs(self) -> list[str]:
@@ -129,25 +127,25 @@ class OnnxModel(Model):
         feed = {}
         for name, spec in self.inputs.items():
             if name not in inputs:
-                raise ProtocolError(f"model {self.name!r} needs input {name!r}")
+                raise InvalidRequest(f"model {self.name!r} needs input {name!r}")
             expected = _ONNX_TYPES.get(spec.type)
             array = inputs[name]
             if expected and expected != datatype_of(array):
-                raise ProtocolError(f"input {name!r}: expected datatype {expected}, "
-                                    f"got {datatype_of(array)}")
+                raise InvalidRequest(f"input {name!r}: expected datatype {expected}, "
+                                     f"got {datatype_of(array)}")
             feed[name] = array
         unknown = set(inputs) - set(self.inputs)
         if unknown:
-            raise ProtocolError(f"model {self.name!r} has no input {sorted(unknown)[0]!r}")
+            raise InvalidRequest(f"model {self.name!r} has no input {sorted(unknown)[0]!r}")
         try:
             results = self.session.run(None, feed)
         except Exception as exc:  # onnxruntime reports shape mismatches as generic errors
-            raise ProtocolError(f"model {self.name!r} rejected the input: "
-                                f"{str(exc).splitlines()[0][:300]}") from None
-        return dict(zip(self.outputs, results))
+            raise InvalidRequest(f"model {self.name!r} rejected the input: "
+                                 f"{str(exc).splitlines()[0][:300]}") from None
+        return dict(zip(self.outputs, results, strict=True))
 
     def metadata(self) -> dict[str, list[dict[str, Any]]]:
-        def describe(items):
+        def describe(items: list[Any]) -> list[dict[str, Any]]:
             return [{"name": i.name, "datatype": _ONNX_TYPES.get(i.type, "BYTES"),
                      "shape": [d if isinstance(d, int) else -1 for d in i.shape]} for i in items]
 

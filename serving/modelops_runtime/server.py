@@ -1,33 +1,70 @@
-"""Run the app under uvicorn: graceful drain on SIGTERM, prediction logs flushed on exit."""
+"""The composition root: one data plane, and both transports over it (HTTP under
+uvicorn, gRPC on the same event loop), started and stopped together.
+
+SIGTERM drains: readiness drops at once, uvicorn lets HTTP requests in flight finish,
+then gRPC's calls in flight get the same grace, then the prediction logs are flushed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
+from starlette.applications import Starlette
 
-from modelops_runtime import limits
 from modelops_runtime.config import ServerConfig
-from modelops_runtime.endpoints import create_app
+from modelops_runtime.dataplane import DataPlane
+from modelops_runtime.http import app as http_app
+from modelops_runtime.http import limits
 from modelops_runtime.options import ServerOptions
+from modelops_runtime.registry import Registry
+
+
+def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
+               registry: Registry | None = None) -> Starlette:
+    """The server as an ASGI app whose lifespan also runs gRPC (when its port is set);
+    pass a registry that is already loading to overlap loading with start-up."""
+    plane = DataPlane(config, options,
+                      registry or Registry(config, options.shared_root, config_dir))
+    token = options.auth_token.get_secret_value() if options.auth_token else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        plane.start()
+        grpc_server = None
+        if options.grpc_port:
+            from modelops_runtime.grpc.servicer import create_server  # grpcio: only if used
+
+            grpc_server = create_server(plane, options.host, options.grpc_port, token,
+                                        options.max_body_bytes)
+            await grpc_server.start()
+        yield
+        if grpc_server is not None:  # HTTP has drained; let gRPC's in-flight calls finish
+            await grpc_server.stop(grace=options.drain_seconds)
+        plane.stop()
+
+    return http_app.create_app(plane, token, lifespan)
 
 
 class _DrainingServer(uvicorn.Server):
     """Stops reporting ready the moment SIGTERM arrives, then lets uvicorn drain."""
 
-    def __init__(self, config: uvicorn.Config, plane):
+    def __init__(self, config: uvicorn.Config, plane: DataPlane):
         super().__init__(config)
         self.plane = plane
 
-    def handle_exit(self, sig, frame) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.plane.draining = True
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Iterator[None]:
         """Like uvicorn's, minus re-raising the signal at the end: a clean drain exits 0."""
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -41,12 +78,13 @@ class _DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def run(config: ServerConfig, options: ServerOptions, config_dir: Path, registry=None) -> None:
+def run(config: ServerConfig, options: ServerOptions, config_dir: Path,
+        registry: Registry | None = None) -> None:
     app = create_app(config, options, config_dir, registry)
     uv = uvicorn.Config(app, host=options.host, port=options.port, loop="uvloop",
                         http=limits.configured(options.max_header_bytes,
                                                options.header_timeout_seconds),
                         access_log=False, log_level="warning",
-                        timeout_graceful_shutdown=options.drain_seconds,
+                        timeout_graceful_shutdown=math.ceil(options.drain_seconds),
                         limit_concurrency=None, server_header=False)
     _DrainingServer(uv, app.state.modelops).run()

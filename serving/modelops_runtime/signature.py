@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from modelops_runtime.protocol import DTYPES, ProtocolError, datatype_of
+from modelops_runtime.errors import InvalidRequest
+from modelops_runtime.tensors import DTYPES, datatype_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
 
     @classmethod
-    def of(cls, metadata: dict[str, list[dict]]) -> "Signature":
+    def of(cls, metadata: dict[str, list[dict[str, Any]]]) -> Signature:
         def specs(side: str) -> tuple[TensorSpec, ...]:
             return tuple(TensorSpec(t["name"], t["datatype"], tuple(t["shape"]))
                          for t in metadata.get(side) or [])
@@ -58,30 +59,30 @@ class Signature:
         declared = {t.name: t for t in self.inputs}
         unknown = sorted(set(inputs) - set(declared))
         if unknown:
-            raise ProtocolError(f"model {model!r} has no input {unknown[0]!r}; it takes "
-                                f"{_listing(self.inputs)}")
+            raise InvalidRequest(f"model {model!r} has no input {unknown[0]!r}; it takes "
+                                 f"{_listing(self.inputs)}")
         missing = [t.name for t in self.inputs if t.name not in inputs]
         if missing:
-            raise ProtocolError(f"model {model!r} needs input {missing[0]!r}; it takes "
-                                f"{_listing(self.inputs)}")
+            raise InvalidRequest(f"model {model!r} needs input {missing[0]!r}; it takes "
+                                 f"{_listing(self.inputs)}")
         out = {}
         for name, array in inputs.items():
             spec = declared[name]
             want = DTYPES[spec.datatype]
             if not _convertible(array.dtype, want):
-                raise ProtocolError(f"input {name!r}: expected datatype {spec.datatype}, got "
-                                    f"{datatype_of(array)}")
+                raise InvalidRequest(f"input {name!r}: expected datatype {spec.datatype}, got "
+                                     f"{datatype_of(array)}")
             if array.ndim != len(spec.shape):
-                raise ProtocolError(f"input {name!r}: expected shape {list(spec.shape)} "
-                                    f"({len(spec.shape)} dimensions), got {list(array.shape)}")
-            for axis, (size, wanted) in enumerate(zip(array.shape, spec.shape)):
+                raise InvalidRequest(f"input {name!r}: expected shape {list(spec.shape)} "
+                                     f"({len(spec.shape)} dimensions), got {list(array.shape)}")
+            for axis, (size, wanted) in enumerate(zip(array.shape, spec.shape, strict=True)):
                 if wanted >= 0 and size != wanted:
                     what = "features per row" if axis == 1 and len(spec.shape) == 2 \
                         else f"values along dimension {axis}"
-                    raise ProtocolError(f"input {name!r}: expected {wanted} {what}, got "
-                                        f"{size} (shape {list(array.shape)})")
+                    raise InvalidRequest(f"input {name!r}: expected {wanted} {what}, got "
+                                         f"{size} (shape {list(array.shape)})")
             if spec.shape and spec.shape[0] == -1 and array.shape[0] == 0:
-                raise ProtocolError(f"input {name!r}: the batch has no rows")
+                raise InvalidRequest(f"input {name!r}: the batch has no rows")
             out[name] = array if array.dtype == want else _converted(name, array, spec)
         return out
 
@@ -101,8 +102,8 @@ def _converted(name: str, array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     else:
         kept = bool((converted == array).all())
     if not kept:
-        raise ProtocolError(f"input {name!r}: a value is out of the range of {spec.datatype}, "
-                            f"the declared datatype")
+        raise InvalidRequest(f"input {name!r}: a value is out of the range of {spec.datatype}, "
+                             f"the declared datatype")
     return converted
 
 

@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+from modelops_runtime.registry import Registry
+
 
 def _snapshot(path: Path) -> dict[str, tuple[float, int]]:
     if path.is_file():
@@ -28,12 +30,12 @@ def _snapshot(path: Path) -> dict[str, tuple[float, int]]:
 
 
 class DatasetWatcher:
-    def __init__(self, registry, interval: float):
+    def __init__(self, registry: Registry, interval: float):
         self.registry = registry
         self.interval = interval
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="dataset-watcher", daemon=True)
-        self.seen: dict[tuple[str, str], dict] = {}
+        self.seen: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
 
     def start(self) -> None:
         if any(e.config.datasets for e in self.registry.models.values()):

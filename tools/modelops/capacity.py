@@ -13,21 +13,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from modelops import quantity
-from modelops.spec import ModelSpec, PoolSpec, Strict, _quantity
+from modelops.spec import ModelSpec, PoolSpec, Quantity, Strict
 
 
 class Budget(Strict):
-    cpu: str
+    cpu: Quantity
     """Total CPU requests allowed at peak: servers at max replicas, every job running, and
     the platform's own pods (cores). Also the namespace's ResourceQuota."""
-    memory: str
+    memory: Quantity
     """Total memory requests allowed at peak, as for cpu."""
     gpu: int = Field(default=0, ge=0)
-
-    _check = field_validator("cpu", "memory", mode="before")(_quantity)
 
 
 class CapacityBudget(Strict):
@@ -128,7 +126,8 @@ def platform_usage(root: Path) -> Usage:
             raise PlatformPodsError(
                 name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
                 f"cannot read the requests of its pods, which the capacity check counts: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") \
+                from None
     return Usage("the platform's pods", "", ", ".join(PLATFORM_PODS), cpu, cpu, memory, memory,
                  0, 0, 0, 0)
 

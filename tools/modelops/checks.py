@@ -6,7 +6,6 @@ import math
 import re
 from collections import Counter
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 
 from modelops import capacity, names
 from modelops.capacity import CapacityBudget
@@ -14,11 +13,9 @@ from modelops.diagnostics import Diagnostic, format_path
 from modelops.located import closest
 from modelops.settings import Settings
 from modelops.spec import Model, ModelSpec
+from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc
 from modelops_runtime.config import LOADS_ARTIFACT
-
-if TYPE_CHECKING:
-    from modelops.repo import SpecFile
 
 _SECRET_NAME = re.compile(
     r"(PASSW(OR)?D|(^|_)PASS($|_)|(^|_)PWD($|_)|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
@@ -58,7 +55,8 @@ class _Reporter:
     def __init__(self) -> None:
         self.out: list[Diagnostic] = []
 
-    def at(self, entry: SpecFile, loc: Loc, message: str, hint: str = "", key: bool = False) -> None:
+    def at(self, entry: SpecFile, loc: Loc, message: str, hint: str = "",
+           key: bool = False) -> None:
         line, col = entry.doc.where(loc, key=key)
         self.out.append(Diagnostic(entry.file, line, col, format_path(loc), message, hint))
 
@@ -97,7 +95,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
         if isinstance(entry.obj, Model):
             _check_model(report, entry, pools, used_pools)
     for name, pool in sorted(pools.items()):
-        for env, spec in pool.envs.items():
+        for spec in pool.envs.values():
             for i, var in enumerate(spec.env):
                 if var.value is not None and looks_secret(var.name, var.value):
                     report.at(pool, ("spec", "env", i, "value"), _SECRET_ADVICE % var.name)

@@ -13,9 +13,10 @@ from pathlib import Path
 import typer
 
 from modelops import diagnostics as diag
-from modelops.helpformat import Command, Group
-from modelops.generate import files as gen
 from modelops import render as rend
+from modelops.gcpause import paused
+from modelops.generate import files as gen
+from modelops.helpformat import Command, Group
 from modelops.repo import Repo, load
 from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
 
@@ -27,20 +28,20 @@ ROOT = typer.Option(Path("."), "--root", help="Repository root.", file_okay=Fals
                     exists=True, resolve_path=True)
 
 
-class Output(str, enum.Enum):
+class Output(enum.StrEnum):
     human = "human"
     json = "json"
     github = "github"
 
 
-class PlanOutput(str, enum.Enum):
+class PlanOutput(enum.StrEnum):
     """What `plan` writes: its own formats, not validate's."""
 
     markdown = "markdown"
     json = "json"
 
 
-class SummaryOutput(str, enum.Enum):
+class SummaryOutput(enum.StrEnum):
     """A run's summary: lines for people, or JSON for machines."""
 
     human = "human"
@@ -83,7 +84,8 @@ Runtime = enum.Enum("Runtime", {name: name for name in RUNTIMES}, type=str)
 
 
 @app.command(cls=Command)
-def new(name: str = typer.Argument(..., metavar="NAME", help="The model's name (becomes models/NAME/)."),
+def new(name: str = typer.Argument(..., metavar="NAME",
+                                   help="The model's name (becomes models/NAME/)."),
         runtime: Runtime = typer.Option(..., "--runtime", help="sklearn, onnx, python or custom."),
         pool: str = typer.Option(None, "--pool", help="Join this pool instead of running "
                                                       "dedicated servers."),
@@ -100,7 +102,7 @@ def new(name: str = typer.Argument(..., metavar="NAME", help="The model's name (
                          root / shared)
     except ScaffoldError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for path in written:
         typer.echo(f"created {path.relative_to(root)}")
     steps = ["modelops validate", f"modelops test {name}", "modelops generate",
@@ -112,6 +114,7 @@ def new(name: str = typer.Argument(..., metavar="NAME", help="The model's name (
 
 
 @app.command(cls=Command)
+@paused
 def validate(root: Path = ROOT,
              output: Output = typer.Option(None, "--output", "-o",
                                            help="human, json, or github annotations "
@@ -136,7 +139,7 @@ def validate(root: Path = ROOT,
         problems = removals.check(root, repo, ref, allow_removals) if ref else []
     except ValueError as exc:
         typer.echo(f"error: --base: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if problems:
         _report(problems, out)
         raise typer.Exit(1)
@@ -147,13 +150,14 @@ def validate(root: Path = ROOT,
 
 
 @app.command(cls=Command)
+@paused
 def generate(root: Path = ROOT,
              check: bool = typer.Option(False, "--check",
                                         help="Write nothing; exit 1 if any generated file "
                                              "is missing, stale or orphaned.")) -> None:
     """Generate overlays/ and schemas/ from the specs (deterministic, byte for byte)."""
     repo = _loaded(root, _output(None))
-    stale, count = gen.sync(root, repo, write=not check)
+    stale, count = gen.sync(root, repo, write=not check, parallel=True)
     if check:
         if stale:
             typer.echo("generated files are out of date (run `modelops generate`):", err=True)
@@ -166,6 +170,7 @@ def generate(root: Path = ROOT,
 
 
 @app.command(cls=Command)
+@paused
 def render(root: Path = ROOT,
            out: Path = typer.Option(None, "--out", help="Also write each rendered overlay "
                                                         "to DIR/<env>/<name>.yaml."),
@@ -181,7 +186,7 @@ def render(root: Path = ROOT,
         count, problems = rend.render(root, repo.settings.kubernetesVersion, out)
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     _report(problems, fmt)
     if problems:
         typer.echo(f"{len(problems)} problem(s) in rendered manifests", err=True)
@@ -192,6 +197,7 @@ def render(root: Path = ROOT,
 
 
 @app.command(cls=Command)
+@paused
 def plan(base: str = typer.Option(None, "--base", metavar="REF",
                                   help="Compare with this git ref (default: the merge base "
                                        "with origin/main, else main)."),
@@ -211,7 +217,7 @@ def plan(base: str = typer.Option(None, "--base", metavar="REF",
         if "does not validate" in str(exc):
             _loaded(root, _output(None))  # prints the located problems
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if output == PlanOutput.json:
         typer.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -219,7 +225,8 @@ def plan(base: str = typer.Option(None, "--base", metavar="REF",
 
 
 @app.command("test", cls=Command)
-def test_models(models: list[str] = typer.Argument(None, metavar="MODEL", autocompletion=_model_names,
+def test_models(models: list[str] = typer.Argument(None, metavar="MODEL",
+                                                  autocompletion=_model_names,
                                                    help="Models to test (default: all)."),
                 root: Path = ROOT,
                 shared: Path = typer.Option(Path("var/volume"), help="Where the artifacts are."),
@@ -235,7 +242,8 @@ def test_models(models: list[str] = typer.Argument(None, metavar="MODEL", autoco
         names = [n for n in names if n in _changed_models(root, changed_since)]
     unknown = [n for n in names if n not in repo.models]
     if unknown:
-        typer.echo(f"error: no model named {unknown[0]!r}; models: {', '.join(sorted(repo.models))}",
+        typer.echo(f"error: no model named {unknown[0]!r}; models: "
+                   f"{', '.join(sorted(repo.models))}",
                    err=True)
         raise typer.Exit(1)
     shared = root / shared  # pathlib: an absolute --shared stays as it is
@@ -324,7 +332,7 @@ def serve(targets: list[str] = typer.Argument(None, metavar="MODEL_SPEC_OR_DIR",
         names = selection(repo, targets or [])
     except SelectionError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     config = local_config(repo, names)
     if not config.models:
         typer.echo("nothing to serve: no models matched", err=True)
@@ -405,7 +413,8 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
     """Check the data, train, score against the serving version and publish
     artifacts/MODEL/vN/ with metrics.json and lineage.json (what the CronJob runs)."""
     from modelops_jobs.config import score_line
-    from modelops_jobs.training import TrainingFailed, train as run_training
+    from modelops_jobs.training import TrainingFailed
+    from modelops_jobs.training import train as run_training
 
     config, code_dir = _job_config(root, name)
     if config is None or config.training is None:
@@ -416,7 +425,7 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
         trained = run_training(config, shared, code_dir)
     except TrainingFailed as exc:
         typer.echo(f"error: training stopped, nothing written: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     holdout = trained.metrics["holdout"]
     serving = trained.metrics.get("serving") or {}
     versus = score_line(serving)
@@ -431,7 +440,8 @@ def train(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
 def propose(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None:
     """Add the newest trained version to models/MODEL/model.yaml as a canary, with its
     metrics and lineage, for a pull request."""
-    from modelops.propose import ProposeError, propose as add_version
+    from modelops.propose import ProposeError
+    from modelops.propose import propose as add_version
 
     repo = _loaded(root, _output(None))
     shared = root / shared
@@ -440,7 +450,7 @@ def propose(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED) -> None
         version, weight = add_version(repo, name, shared)
     except ProposeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     edited = load(root)
     if not edited.ok:  # never leave a spec that does not validate
         _report(edited.diagnostics, _output(None))
@@ -483,7 +493,7 @@ def batch(name: str = MODEL, root: Path = ROOT, shared: Path = SHARED,
                                         [workers] * workers, [date] * workers))
     except (ValueError, DataError, ArtifactError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     rows = sum(r.rows for r in results)
     typer.echo(f"scored {rows} row(s) from {sum(r.written for r in results)} file(s) into "
                f"{batching.output_dir(config, shared, date).relative_to(shared)} "
@@ -515,7 +525,7 @@ def logs_compact(root: Path = ROOT,
         summary = Compactor(shared, config).run()
     except Exception as exc:  # DuckDB and file errors: nothing was consumed
         typer.echo(f"error: compaction failed, logs left in place: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if output is SummaryOutput.json:
         typer.echo(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -7,7 +7,7 @@ report every mistake of every file.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 

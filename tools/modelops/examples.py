@@ -1,7 +1,8 @@
 """Build the example models' artifacts from data sets that ship with scikit-learn.
 
 `python -m modelops.examples [SHARED_ROOT]` (run by `make demo`) writes them under
-SHARED_ROOT/artifacts/ (and a reference data set under datasets/), the local stand-in for the shared volume. Training is
+SHARED_ROOT/artifacts/ (and a reference data set under datasets/), the local stand-in for
+the shared volume. Training is
 deterministic (fixed seeds, single thread, tree models whose thresholds are
 exact midpoints), so the files match the sha256 the specs pin; a test checks it.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import joblib
 import numpy as np

@@ -1,4 +1,5 @@
-"""Pause the cyclic garbage collector around the big batch passes.
+"""Pause the cyclic garbage collector for a whole batch command (the CLI's validate,
+generate, render and plan: their entry points, never the library below them).
 
 Why: loading and generating 1,000 specs allocates millions of small dicts,
 lists and pydantic objects, none of them garbage cycles. The collector would
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import gc
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 

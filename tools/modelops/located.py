@@ -107,7 +107,8 @@ def diagnose(exc: ValidationError, doc: Document, root: type[BaseModel], data: A
             message = _message(error)
             if kind == "literal_error" and isinstance(error.get("input"), str):
                 options = [str(v).strip("'") for v in
-                           error.get("ctx", {}).get("expected", "").replace(" or ", ", ").split(", ")]
+                           error.get("ctx", {}).get("expected", "")
+                           .replace(" or ", ", ").split(", ")]
                 hint = closest(error["input"], options)
             line, col = doc.where(file_loc)
         out.append(Diagnostic(doc.file, line, col, format_path(loc), prefix + message, hint))

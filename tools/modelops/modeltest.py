@@ -45,11 +45,12 @@ def _compare(label: str, want: Any, have: dict | None, tolerance: float) -> list
     problems = []
     for field in ("datatype", "shape"):
         if getattr(want, field) != have.get(field):
-            problems.append(f"{label}: {field} expected {getattr(want, field)!r}, got {have.get(field)!r}")
+            problems.append(f"{label}: {field} expected {getattr(want, field)!r}, "
+                            f"got {have.get(field)!r}")
     data = have.get("data", [])
     if len(data) != len(want.data):
         return problems + [f"{label}: expected {len(want.data)} values, got {len(data)}"]
-    for i, (w, h) in enumerate(zip(want.data, data)):
+    for i, (w, h) in enumerate(zip(want.data, data, strict=True)):
         floats = isinstance(w, float) or isinstance(h, float)
         same = (isinstance(h, (int, float)) and math.isclose(w, h, rel_tol=0, abs_tol=tolerance)) \
             if floats and isinstance(w, (int, float)) else w == h
@@ -66,9 +67,9 @@ def test_model(repo: Repo, name: str, shared_root: Path) -> Result:
 
     import httpx
 
-    from modelops_runtime.endpoints import create_app
     from modelops_runtime.options import ServerOptions
     from modelops_runtime.registry import Registry
+    from modelops_runtime.server import create_app
 
     spec = repo.models[name].obj.spec
     if spec.runtime == "custom":
@@ -90,7 +91,8 @@ def test_model(repo: Repo, name: str, shared_root: Path) -> Result:
         result.problems.append(f"loading took {slowest:.2f} s, over maxLoadSeconds "
                                f"{example.maxLoadSeconds}")
     if example.maxMemory and Decimal(result.memory_bytes) > quantity.parse(example.maxMemory):
-        result.problems.append(f"loading grew memory by {quantity.memory(Decimal(result.memory_bytes))}"
+        grown = quantity.memory(Decimal(result.memory_bytes))
+        result.problems.append(f"loading grew memory by {grown}"
                                f", over maxMemory {example.maxMemory}")
     app = create_app(config, ServerOptions(shared_root=shared_root), repo.root, registry)
     body = example.request.model_dump(exclude_none=True)

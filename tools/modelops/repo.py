@@ -17,31 +17,13 @@ from pydantic import BaseModel, ValidationError
 from modelops import capacity, checks
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic
-from modelops.gcpause import paused
 from modelops.located import closest, diagnose
 from modelops.settings import Settings
 from modelops.spec import KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec, Resources
+from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc, line_col, load_text
 
 SPEC_FILES = {"Model": "model.yaml", "Pool": "pool.yaml"}
-
-
-@dataclasses.dataclass
-class SpecFile:
-    """One valid spec file, with its spec resolved for every environment."""
-
-    file: str  # relative to the repo root, e.g. models/iris/model.yaml
-    doc: Document
-    obj: Model | Pool
-    envs: dict[str, ModelSpec | PoolSpec]
-
-    @property
-    def name(self) -> str:
-        return self.obj.metadata.name
-
-    @property
-    def team(self) -> str:
-        return self.obj.metadata.team
 
 
 @dataclasses.dataclass
@@ -181,7 +163,6 @@ def spec_files(root: Path) -> list[Path]:
     return sorted(p for p in models.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-@paused
 def load(root: Path) -> Repo:
     root = Path(root)
     diagnostics: list[Diagnostic] = []

@@ -146,7 +146,8 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
         rel = f"artifacts/{name}/v1/model{ending}"
         digest = hashlib.sha256(artifact.read_bytes()).hexdigest() if artifact \
             else "replace with the sha256sum of the artifact"
-        artifact_lines = ("      # The artifact on the shared volume, and its sha256 (the server checks it).\n"
+        artifact_lines = ("      # The artifact on the shared volume, and its sha256 "
+                          "(the server checks it).\n"
                           f"      artifact: pvc://{rel}\n      sha256: {digest}\n")
         if artifact:  # also onto the local volume, so `modelops test` and `serve` find it
             (shared_root / rel).parent.mkdir(parents=True, exist_ok=True)

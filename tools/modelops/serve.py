@@ -1,4 +1,5 @@
-"""`modelops serve`: every spec (or the ones named) in one local process, same server as production."""
+"""`modelops serve`: every spec (or the ones named) in one local process, with the same
+server as production."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def local_config(repo: Repo, names: list[str] | None = None) -> ServerConfig:
             continue  # its own image implements the protocol; nothing to load here
         code = str((repo.root / "models" / name / "model.py").resolve()) \
             if spec.runtime == "python" else None
-        models.append(server_model(spec_file, spec, sorted(spec.versions, key=lambda v: v.name), code))
+        versions = sorted(spec.versions, key=lambda v: v.name)
+        models.append(server_model(spec_file, spec, versions, code))
     return ServerConfig(server="local", placement="local", models=models)
 
 

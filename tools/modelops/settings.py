@@ -110,7 +110,7 @@ class Settings(Strict):
         return next(iter(self.environments))
 
     @model_validator(mode="after")
-    def _one_gateway_each(self) -> "Settings":
+    def _one_gateway_each(self) -> Settings:
         owners: dict[tuple[str, str], str] = {}
         for env, settings in self.environments.items():
             key = (settings.gatewayNamespace, settings.gateway)

@@ -6,10 +6,18 @@ reference is read from the same descriptions.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from modelops import quantity
 from modelops_jobs.config import DataChecks, QualityGate
@@ -50,9 +58,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
-Quantity = Annotated[str, Field(examples=["500m", "2", "512Mi", "1Gi"])]
-
-
 def _quantity(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
@@ -60,6 +65,13 @@ def _quantity(value: Any) -> str:
         raise ValueError("expected a quantity such as '500m' or '1Gi'")
     quantity.parse(value)
     return value
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity),
+                     Field(examples=["500m", "2", "512Mi", "1Gi"])]
+"""A Kubernetes quantity ('500m', '2', '512Mi'); a bare number is taken as its string."""
+OptionalQuantity = Annotated[Quantity | None,
+                             BeforeValidator(lambda v: v if v is None else _quantity(v))]
 
 
 class Metadata(Strict):
@@ -106,7 +118,7 @@ class Version(Strict):
         return artifact
 
     @model_validator(mode="after")
-    def _digest_goes_with_artifact(self) -> "Version":
+    def _digest_goes_with_artifact(self) -> Version:
         if self.artifact and not self.sha256:
             raise ValueError("an artifact needs its sha256 so the server can verify it")
         if self.sha256 and not self.artifact:
@@ -128,8 +140,7 @@ def _placement_tag(value: Any) -> str | None:
 
 
 Placement = Annotated[
-    Union[Annotated[Literal["dedicated"], Tag("dedicated")],
-          Annotated[SharedPlacement, Tag("shared")]],
+    Annotated[Literal["dedicated"], Tag("dedicated")] | Annotated[SharedPlacement, Tag("shared")],
     Discriminator(_placement_tag, custom_error_type="placement",
                   custom_error_message="expected 'dedicated' or a mapping {shared: <pool name>}"),
 ]
@@ -149,7 +160,7 @@ class Toleration(Strict):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
     @model_validator(mode="after")
-    def _not_everything(self) -> "Toleration":
+    def _not_everything(self) -> Toleration:
         if not self.key:
             raise ValueError("a toleration needs a key: without one it tolerates every taint "
                              "of every node")
@@ -191,10 +202,8 @@ class Gpu(Strict):
 
 
 class Limits(Strict):
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
-
-    _check = field_validator("cpu", "memory", mode="before")(lambda v: v if v is None else _quantity(v))
+    cpu: OptionalQuantity = None
+    memory: OptionalQuantity = None
 
 
 class Resources(Strict):
@@ -207,10 +216,8 @@ class Resources(Strict):
     gpu: Gpu | None = None
     """Optional GPUs, with the node selector and tolerations that reach GPU nodes."""
 
-    _check = field_validator("cpu", "memory", mode="before")(_quantity)
-
     @model_validator(mode="after")
-    def _limits_cover_requests(self) -> "Resources":
+    def _limits_cover_requests(self) -> Resources:
         for kind in ("cpu", "memory"):
             limit = getattr(self.limits, kind)
             if limit is not None and quantity.parse(limit) < quantity.parse(getattr(self, kind)):
@@ -221,7 +228,7 @@ class Resources(Strict):
 
 class Autoscaling(Strict):
     minReplicas: int = Field(default=1, ge=1, le=100)
-    """Fewest replicas (per version, for a dedicated model); 2 or more adds a PodDisruptionBudget."""
+    """Fewest replicas (per version of a dedicated model); 2 or more adds a PodDisruptionBudget."""
     maxReplicas: int = Field(default=3, ge=1, le=100)
     """Most replicas (per version); capacity is checked at this bound."""
     targetCPUUtilization: int = Field(default=70, ge=1, le=100)
@@ -232,7 +239,7 @@ class Autoscaling(Strict):
     """How long the HPA waits before removing replicas."""
 
     @model_validator(mode="after")
-    def _bounds(self) -> "Autoscaling":
+    def _bounds(self) -> Autoscaling:
         if self.minReplicas > self.maxReplicas:
             raise ValueError(f"minReplicas ({self.minReplicas}) is above maxReplicas "
                              f"({self.maxReplicas})")
@@ -284,7 +291,7 @@ class EnvVar(Strict):
         return name
 
     @model_validator(mode="after")
-    def _one_source(self) -> "EnvVar":
+    def _one_source(self) -> EnvVar:
         if (self.value is None) == (self.valueFrom is None):
             raise ValueError("set exactly one of value or valueFrom.secretKeyRef")
         return self
@@ -334,10 +341,8 @@ class Example(Strict):
     """Absolute tolerance for floating-point outputs."""
     maxLoadSeconds: float | None = Field(default=None, gt=0)
     """`modelops test` fails if loading a version takes longer."""
-    maxMemory: Quantity | None = None
+    maxMemory: OptionalQuantity = None
     """`modelops test` fails if loading the model grows the process by more than this."""
-
-    _check = field_validator("maxMemory", mode="before")(lambda v: v if v is None else _quantity(v))
 
 
 class ModelOverrides(Strict):
@@ -366,8 +371,6 @@ class JobResources(Strict):
     memory: Quantity = "1Gi"
     """Memory request (and limit) of the job's pod."""
 
-    _check = field_validator("cpu", "memory", mode="before")(_quantity)
-
 
 class TrainingInput(Strict):
     dataset: str = Field(pattern=NAME)
@@ -383,7 +386,8 @@ class TrainingInput(Strict):
 class Training(Strict):
     """How the model is trained: `modelops train` locally, a CronJob in the cluster."""
 
-    function: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+    function: str | None = Field(default=None,
+                                 pattern=r"^[A-Za-z0-9_-]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
     """`<file>.py:<function>` beside model.yaml, called as function(features, labels,
     parameters, seed) and returning the fitted model (sklearn: the estimator; onnx: the
     serialized graph). Unset for `python`: the model class's `train()`."""
@@ -484,7 +488,7 @@ class ModelSpec(Strict):
         return image
 
     @model_validator(mode="after")
-    def _image_only_for_custom(self) -> "ModelSpec":
+    def _image_only_for_custom(self) -> ModelSpec:
         if self.runtime == "custom" and not self.image:
             raise ValueError("runtime 'custom' needs an image")
         if self.runtime != "custom" and self.image:
@@ -493,7 +497,7 @@ class ModelSpec(Strict):
         return self
 
     @model_validator(mode="after")
-    def _jobs_run_in_our_image(self) -> "ModelSpec":
+    def _jobs_run_in_our_image(self) -> ModelSpec:
         if (self.training or self.batch) and self.runtime == "custom":
             raise ValueError("training and batch run in the modelops image; a custom image "
                              "runs its own jobs")

@@ -169,5 +169,6 @@ def load_text(file: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]
     except RecursionError:
         return refuse("document is nested too deeply")
     if not isinstance(data, dict):
-        return refuse(f"expected a mapping at the top of the file, found {type(data).__name__}", 1, 1)
+        return refuse(f"expected a mapping at the top of the file, found "
+                      f"{type(data).__name__}", 1, 1)
     return Document(file, data, builder.positions, builder.key_positions), []

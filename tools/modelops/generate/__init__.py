@@ -9,55 +9,13 @@ Kubernetes objects with pure functions, and files.py writes them (YAML in one pl
   argocd.py     overlays/argocd/: the root Application's namespaces, projects, Applications
                 (and platform.py's overlays/monitoring/: the alerts, labelled for discovery)
   contract.py   the configs the deployables read (server.yaml, compactor.yaml, catalog.yaml)
+  overlays.py   every overlay directory as a unit of work (the one composition path)
   files.py      compare with the tree, write, remove what no spec makes any more
-
-`units()` is the one composition path: `generate`, `generate --check`, `plan` and the
-tests all build from it.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Callable
-
-from modelops.generate import argocd, models, platform
-from modelops.repo import Repo, SpecFile
-
-Files = dict[str, Any]  # relative path -> data to write as YAML (or str for copied code)
-Unit = tuple[Callable[[], Files], str]
-"""Makes one overlay directory's files, and names what they are generated from."""
-
-EVERY_SPEC = "models/*/model.yaml"
-
-
-def units(repo: Repo) -> list[Unit]:
-    """Every overlay directory, not yet made: each is independent of the others, so a
-    caller can make them one at a time (and let each one's data go) or share them out."""
-    assert repo.settings is not None
-    environments = list(repo.settings.environments)
-    out: list[Unit] = []
-    members: dict[str, list[SpecFile]] = {name: [] for name in repo.pools}
-    for name, spec_file in sorted(repo.models.items()):
-        placement = spec_file.obj.spec.placement
-        if placement == "dedicated":
-            out += [(partial(models.dedicated, repo, spec_file, env), spec_file.file)
-                    for env in environments]
-        else:
-            members[placement.shared].append(spec_file)
-    for name, pool in sorted(repo.pools.items()):
-        out += [(partial(models.pooled, repo, pool, members[name], env), pool.file)
-                for env in environments]
-    for env in environments:
-        out += [(partial(platform.catalog, repo, env), EVERY_SPEC),
-                (partial(platform.log_compactor, repo, env), EVERY_SPEC),
-                (partial(platform.namespace, repo, env), platform.SOURCE),
-                (partial(platform.gateway, repo, env), platform.SOURCE),
-                (partial(platform.environment, repo, env), platform.SOURCE)]
-    out += [(partial(argocd.cluster, repo), argocd.SOURCE),
-            (partial(platform.monitoring, repo), "platform/settings.yaml")]
-    return out
-
-
-from modelops.generate.files import Stale, build, sync  # noqa: E402  (files.py builds on units)
+from modelops.generate.files import Stale, build, sync
+from modelops.generate.overlays import Unit, units
 
 __all__ = ["Stale", "Unit", "build", "sync", "units"]

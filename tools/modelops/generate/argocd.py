@@ -36,7 +36,8 @@ FINALIZER = "resources-finalizer.argocd.argoproj.io"  # deleting an Application 
 SOURCE = "platform/settings.yaml"
 MODEL_KINDS = [("apps", "Deployment"), ("", "Service"), ("", "ServiceAccount"), ("", "ConfigMap"),
                ("autoscaling", "HorizontalPodAutoscaler"), ("policy", "PodDisruptionBudget"),
-               ("gateway.networking.k8s.io", "HTTPRoute"), ("gateway.networking.k8s.io", "GRPCRoute"),
+               ("gateway.networking.k8s.io", "HTTPRoute"),
+               ("gateway.networking.k8s.io", "GRPCRoute"),
                ("batch", "CronJob")]
 """All a model's Application may create: its project allows nothing else."""
 RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}

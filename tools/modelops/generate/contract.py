@@ -7,16 +7,24 @@ deployable reads it with the same classes, so the two cannot disagree.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from modelops.names import server_name
-from modelops.repo import Repo, SpecFile
+from modelops.repo import Repo
 from modelops.spec import ModelSpec, PoolSpec, Version
+from modelops.specfile import SpecFile
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
 from modelops_compactor.config import CompactedModel, CompactorConfig
 from modelops_jobs.config import BatchConfig, JobConfig, TrainingConfig, TrainingInputConfig
-from modelops_runtime.config import (DatasetConfig, LoggingConfig, ModelConfig, ServerConfig,
-                                     TensorConfig, VersionConfig)
+from modelops_runtime import volume
+from modelops_runtime.config import (
+    DatasetConfig,
+    LoggingConfig,
+    ModelConfig,
+    ServerConfig,
+    TensorConfig,
+    VersionConfig,
+)
 
 CODE_FILE = "{name}.py"  # a python model's class, beside the server.yaml that names it
 JOB_FILE = "job.yaml"  # a model's training and batch jobs' config, beside their code
@@ -70,7 +78,7 @@ def job_config(spec_file: SpecFile, spec: ModelSpec, code: str | None = None) ->
     if spec.training is None and spec.batch is None:
         return None
     paths = {d.name: d.path for d in spec.datasets}
-    logs = f"datasets/{dataset(spec_file, spec)}/model={spec_file.name}"  # its own, compacted
+    logs = volume.model_dataset(dataset(spec_file, spec), spec_file.name)  # its own, compacted
     training = batch = None
     if spec.training:
         t = spec.training
@@ -117,7 +125,7 @@ def _catalog_model(spec_file: SpecFile, spec: ModelSpec, pool_spec: PoolSpec | N
                                  metrics=v.metrics.holdout if v.metrics else None,
                                  lineage=v.lineage)
                   for v in sorted(spec.versions, key=lambda v: v.name)],
-        drift=f"datasets/{dataset(spec_file, spec)}/model={spec_file.name}"
+        drift=volume.model_dataset(dataset(spec_file, spec), spec_file.name)
         if spec.logging.enabled and spec.logging.reference else None)
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from modelops import generate, reference, yamlemit
-from modelops.gcpause import paused
-from modelops.generate import split
+from modelops import reference, yamlemit
+from modelops.generate import overlays, split
 from modelops.generate.objects import Code, header
 from modelops.repo import Repo
 from modelops.schemas import exported
@@ -55,7 +54,7 @@ def _text(path: str, data: object, source: str) -> str:
     return yamlemit.dump(data, header(source))
 
 
-def _texts(units: list[generate.Unit]) -> dict[str, str]:
+def _texts(units: list[overlays.Unit]) -> dict[str, str]:
     """Make the units one at a time, keeping only their text (their data goes at once)."""
     return {path: _text(path, data, source)
             for make, source in units for path, data in make().items()}
@@ -70,10 +69,9 @@ def _documents() -> dict[str, str]:
     return out
 
 
-@paused
 def build(repo: Repo) -> dict[str, str]:
     """Relative path -> exact file text, for every generated file."""
-    return _texts(generate.units(repo)) | _documents()
+    return _texts(overlays.units(repo)) | _documents()
 
 
 def _read(path: str, most: int) -> bytes | None:
@@ -130,12 +128,12 @@ def _remove(root: Path, paths: list[str]) -> None:
             os.rmdir(top)
 
 
-@paused
-def sync(root: Path, repo: Repo, write: bool, parallel: bool = True) -> tuple[Stale, int]:
+def sync(root: Path, repo: Repo, write: bool, parallel: bool = False) -> tuple[Stale, int]:
     """Compare every generated file with the tree (and bring the tree in line when `write`):
-    what was stale, and how many files are generated. Overlays are independent, so on two
-    cores a forked child makes, compares and writes every other one, and lists the tree."""
-    units = generate.units(repo)
+    what was stale, and how many files are generated. Overlays are independent, so with
+    `parallel` (the CLI's choice) on two cores a forked child makes, compares and writes
+    every other one, and lists the tree."""
+    units = overlays.units(repo)
     child = None
     if parallel and split.may_fork():
         theirs, units = units[1::2], units[::2]
@@ -153,13 +151,17 @@ def sync(root: Path, repo: Repo, write: bool, parallel: bool = True) -> tuple[St
     except BaseException:
         if child is not None:  # reap it before reporting; our own error is the one to show
             with contextlib.suppress(Exception):
-                child()
+                child.result()
         raise
     count = len(wanted)
     if child is None:
         unclaimed = _unclaimed(root, wanted)
     else:
-        done = child()
+        try:
+            done = child.result()
+        except Exception as exc:
+            raise RuntimeError(f"generating in a child process failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
         count += done["count"]
         added += done["added"]
         changed += done["changed"]

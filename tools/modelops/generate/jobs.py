@@ -17,11 +17,12 @@ from typing import Any
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.objects import Code, image, kustomization, up
-from modelops.repo import Repo, SpecFile
+from modelops.repo import Repo
 from modelops.spec import JobResources, ModelSpec
+from modelops.specfile import SpecFile
+from modelops_runtime import volume
 
 Files = dict[str, Any]
-SHARED_ROOT = "/mnt/shared"
 
 
 def _resources(res: JobResources) -> dict:
@@ -31,7 +32,7 @@ def _resources(res: JobResources) -> dict:
 
 
 def _mount(path: str, read_only: bool = False) -> dict:
-    mount = {"name": "shared", "mountPath": f"{SHARED_ROOT}/{path}", "subPath": path}
+    mount = {"name": "shared", "mountPath": f"{volume.MOUNT}/{path}", "subPath": path}
     return mount | ({"readOnly": True} if read_only else {})
 
 
@@ -63,7 +64,7 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
     if code:
         sources[code] = Code(repo.sources[name], str(folder / "model.py"))
     depth = directory.count("/") + 1
-    artifacts = f"artifacts/{name}"
+    artifacts = volume.artifacts(name)
     resources, patches, out = [], [], {}
     if spec.training:
         resources.append(up(depth) + "base/training-job")
@@ -80,7 +81,7 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
             {"name": "batch", "resources": _resources(spec.batch.resources),
              "env": [{"name": "MODELOPS_BATCH_WORKERS", "value": str(workers)}],
              "volumeMounts": [_mount(artifacts, read_only=True),
-                              _mount(f"datasets/{config.batch.output}")]},
+                              _mount(volume.dataset(config.batch.output))]},
             {"completions": workers, "parallelism": workers})
         patches.append({"path": "batch.yaml"})
     # Without the weights: a canary shift changes routes, not the jobs (unless it changes

@@ -17,16 +17,27 @@ import dataclasses
 from pathlib import PurePosixPath
 from typing import Any
 
-from modelops import quantity
+from modelops import names, quantity
 from modelops.generate import contract, jobs
 from modelops.generate.argocd import app_params
-from modelops.generate.objects import (Code, add_auth, backend, grpc_backend, grpc_route,
-                                       image, kustomization, prefix, route, service_account,
-                                       up)
-from modelops import names
+from modelops.generate.objects import (
+    Code,
+    add_auth,
+    backend,
+    grpc_backend,
+    grpc_route,
+    image,
+    kustomization,
+    prefix,
+    route,
+    service_account,
+    up,
+)
 from modelops.names import server_name
-from modelops.repo import Repo, SpecFile
+from modelops.repo import Repo
 from modelops.spec import ModelSpec, PoolSpec, Resources
+from modelops.specfile import SpecFile
+from modelops_runtime import volume
 
 Files = dict[str, Any]  # relative path -> data to write as YAML (or Code, copied)
 
@@ -35,8 +46,6 @@ BASE_POOL = "base/model-pool"
 BASE_NAME = "server"  # name of the base objects; overlays prefix it
 CONFIG_FILE = "server.yaml"
 RESOURCES = "resources.yaml"  # a model's or pool's own objects, not of one server
-SHARED_ROOT = "/mnt/shared"
-LOGS_SUBPATH = "logs"
 
 
 VERSION_HEADER = "x-model-version"  # pins a version over gRPC, as the path does over HTTP
@@ -74,8 +83,9 @@ def _deployment_patch(service_account: str, spec: ModelSpec | PoolSpec,
     if env:
         container["env"] = env
     if any(m.logging.enabled for m in models):
-        container["volumeMounts"] = [{"name": "shared", "mountPath": f"{SHARED_ROOT}/{LOGS_SUBPATH}",
-                                      "subPath": LOGS_SUBPATH}]
+        container["volumeMounts"] = [{"name": "shared",
+                                      "mountPath": f"{volume.MOUNT}/{volume.LOGS}",
+                                      "subPath": volume.LOGS}]
     pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
     add_auth(pod, container, auth_secret)
     gpu = spec.resources.gpu
@@ -166,7 +176,8 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
     name, top = spec_file.name, root(env, spec_file.name)
     versions = _versions(spec)
     out: Files = {f"{top}/{RESOURCES}": [service_account(name)],
-                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec], settings.authSecret),
+                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec],
+                                                              settings.authSecret),
                   f"{top}/hpa.yaml": _hpa_patch(spec)}
     for version in versions:
         server = server_name(name, version.name)

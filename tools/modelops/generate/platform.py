@@ -14,15 +14,25 @@ These live apart from models/ in the tree, so no model name is taken by the layo
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from modelops import quantity
 from modelops.generate import contract
 from modelops.generate.argocd import KEEP
-from modelops.generate.objects import (GATEWAY_API, GRPC_PORT, PART_OF, SERVER_PORT, add_auth, backend,
-                                       image,
-                                       kustomization, namespace_selector, network_policy,
-                                       prefix, route, up)
+from modelops.generate.objects import (
+    GATEWAY_API,
+    GRPC_PORT,
+    PART_OF,
+    SERVER_PORT,
+    add_auth,
+    backend,
+    image,
+    kustomization,
+    namespace_selector,
+    network_policy,
+    prefix,
+    route,
+    up,
+)
 from modelops.names import CATALOG, LOG_COMPACTOR, SHARED_VOLUME
 from modelops.repo import Repo
 

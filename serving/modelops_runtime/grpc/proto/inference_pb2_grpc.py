@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from modelops_runtime.proto import inference_pb2 as modelops__runtime_dot_proto_dot_inference__pb2
+from modelops_runtime.grpc.proto import inference_pb2 as modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2
 
 GRPC_GENERATED_VERSION = '1.80.0'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in modelops_runtime/proto/inference_pb2_grpc.py depends on'
+        + ' but the generated code in modelops_runtime/grpc/proto/inference_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class GRPCInferenceServiceStub(object):
         """
         self.ServerLive = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerLive',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveResponse.FromString,
                 _registered_method=True)
         self.ServerReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerReady',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyResponse.FromString,
                 _registered_method=True)
         self.ModelReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelReady',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyResponse.FromString,
                 _registered_method=True)
         self.ServerMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerMetadata',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelMetadata',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelInfer = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelInfer',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelInferResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
         self.RepositoryIndex = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryIndex',
-                request_serializer=modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexRequest.SerializeToString,
-                response_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexResponse.FromString,
+                request_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexResponse.FromString,
                 _registered_method=True)
 
 
@@ -121,38 +121,38 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ServerLive': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerLive,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveResponse.SerializeToString,
             ),
             'ServerReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerReady,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyResponse.SerializeToString,
             ),
             'ModelReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelReady,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyResponse.SerializeToString,
             ),
             'ServerMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerMetadata,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataResponse.SerializeToString,
             ),
             'ModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelMetadata,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataResponse.SerializeToString,
             ),
             'ModelInfer': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfer,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelInferRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.ModelInferResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferResponse.SerializeToString,
             ),
             'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryIndex,
-                    request_deserializer=modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexRequest.FromString,
-                    response_serializer=modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexResponse.SerializeToString,
+                    request_deserializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,8 +180,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerLive',
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerLiveResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -207,8 +207,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerReady',
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerReadyResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -234,8 +234,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelReady',
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelReadyResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -261,8 +261,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ServerMetadata',
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ServerMetadataResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ServerMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -288,8 +288,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelMetadata',
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelMetadataResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -315,8 +315,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/ModelInfer',
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.ModelInferResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.ModelInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -342,8 +342,8 @@ class GRPCInferenceService(object):
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryIndex',
-            modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexRequest.SerializeToString,
-            modelops__runtime_dot_proto_dot_inference__pb2.RepositoryIndexResponse.FromString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexRequest.SerializeToString,
+            modelops__runtime_dot_grpc_dot_proto_dot_inference__pb2.RepositoryIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,13 +3,17 @@ and schemathesis checks every answer against them (tests/test_openapi.py)."""
 
 from __future__ import annotations
 
-from modelops_runtime.protocol import DTYPES, MAX_ID_LENGTH, MAX_RANK
+from typing import Any
+
+from modelops_runtime.inference import MAX_ID_LENGTH
+from modelops_runtime.tensors import DTYPES, MAX_RANK
 
 _SCALAR = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
 PARAMETERS = {"type": "object", "additionalProperties": _SCALAR}
-TENSOR_METADATA = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
-    "name": {"type": "string"}, "datatype": {"type": "string"},
-    "shape": {"type": "array", "items": {"type": "integer"}}}}
+TENSOR_METADATA: dict[str, Any] = {
+    "type": "object", "required": ["name", "datatype", "shape"], "properties": {
+        "name": {"type": "string"}, "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}}}}
 _OUTPUT = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
     **TENSOR_METADATA["properties"], "data": {"type": "array"}, "parameters": PARAMETERS}}
 

@@ -27,12 +27,13 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout",
 class LimitedHttpTools(HttpToolsProtocol):
     max_header_bytes = 64 * 1024
     header_timeout = 10.0
+    _timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._begin_headers()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
         super().connection_lost(exc)
 
@@ -68,7 +69,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
 
     def _stop_timer(self) -> None:
-        timer = getattr(self, "_timer", None)
+        timer = self._timer
         if timer is not None:
             timer.cancel()
             self._timer = None
@@ -88,7 +89,7 @@ class LimitedHttpTools(HttpToolsProtocol):
                              % (status, _REASONS[status], len(body), body))
         self.transport.close()
         metrics.response(str(status)).inc()
-        client = "%s:%d" % self.client if self.client else "unknown client"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
         print(f"modelops server: {status} to {client}: {message}", file=sys.stderr, flush=True)
 
 

@@ -1,6 +1,6 @@
 """The server's FastAPI part: OpenAPI docs and the extra endpoints of model classes.
 
-Every path that the protocol routes of endpoints.py do not match comes here: /docs and
+Every path that the protocol routes of routes.py do not match comes here: /docs and
 /openapi.json (also under each model's own path, where the gateway routes its
 traffic), and the routes a model class declares, mounted under the model's path when
 it (re)loads. The document describes the protocol routes too, from the same table that
@@ -12,21 +12,20 @@ from __future__ import annotations
 import importlib.resources
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute
 
 from modelops_runtime import __version__
-from modelops_runtime import openapi_schemas as shapes
-from modelops_runtime.errors import HANDLERS, error
-
-if TYPE_CHECKING:  # types only: endpoints.py imports this module, never the reverse
-    from modelops_runtime.dataplane import DataPlane
-    from modelops_runtime.endpoints import Endpoint
+from modelops_runtime.dataplane import DataPlane
+from modelops_runtime.http import openapi_schemas as shapes
+from modelops_runtime.http.errors import HANDLERS, error
+from modelops_runtime.http.routes import Endpoint
 
 # The first segment of a model's protocol paths: an extra route may not take one.
 _PROTOCOL_PATHS = {"", "ready", "infer", "versions", "docs", "openapi.json"}  # docs/assets too
@@ -37,15 +36,15 @@ _ERRORS = (("400", "Malformed request, or tensors the model does not take"),
            ("503", "Not ready, or at the concurrency limit"))
 
 
-def _json(schema: dict) -> dict:
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(endpoint: "Endpoint", models: list[str], versions: list[str]) -> dict:
+def _operation(endpoint: Endpoint, models: list[str], versions: list[str]) -> dict[str, Any]:
     """The OpenAPI operation of a protocol route: the served models' names and versions
     are the path parameters' values."""
     values = {"name": models, "version": versions}
-    operation = {
+    operation: dict[str, Any] = {
         "tags": [endpoint.tag], "summary": endpoint.summary,
         "operationId": re.sub(r"\W+", "_", f"{endpoint.method} {endpoint.path}").strip("_").lower(),
         "parameters": [{"name": name, "in": "path", "required": True,
@@ -69,7 +68,8 @@ def _operation(endpoint: "Endpoint", models: list[str], versions: list[str]) -> 
     return operation
 
 
-async def _validation_error(request: Request, exc: RequestValidationError):
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
     return error(400, f"{where}: {first.get('msg', 'invalid request')}")
@@ -96,7 +96,7 @@ def asset(file: str) -> Response:
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
-def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
+def create_docs_app(plane: DataPlane, endpoints: list[Endpoint]) -> FastAPI:
     app = FastAPI(title=f"modelops server: {plane.config.server}", version=__version__,
                   docs_url=None, redoc_url=None,
                   description="Open Inference Protocol v2, the model repository API, and "
@@ -120,15 +120,17 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
         return asset(file)
 
     @app.get("/v2/models/{name}/openapi.json", include_in_schema=False)
-    async def model_openapi(name: str) -> dict:
+    async def model_openapi(name: str) -> dict[str, Any]:
         plane.registry.served(name)
         return app.openapi()
 
     @app.get("/v2/models/{name}/docs", include_in_schema=False)
-    async def model_docs(name: str):
+    async def model_docs(name: str) -> HTMLResponse:
         plane.registry.served(name)
         return swagger(f"/v2/models/{name}/openapi.json", f"{name}: model server API",
                         f"/v2/models/{name}/docs/assets")
+
+    mounted: dict[str, list[BaseRoute]] = {}  # each model's extra routes
 
     def mount_routes(name: str) -> None:
         served = plane.registry.models[name]
@@ -136,8 +138,8 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
             return
         model = served.versions[max(served.versions,
                                     key=lambda v: served.versions[v].config.weight)].model
-        app.router.routes[:] = [r for r in app.router.routes
-                                if getattr(r, "modelops_model", None) != name]
+        stale = {id(route) for route in mounted.pop(name, [])}
+        app.router.routes[:] = [r for r in app.router.routes if id(r) not in stale]
         for method, path, handler in model.routes():
             first = path.strip("/").split("/")[0]
             if first in _PROTOCOL_PATHS:  # a warning, not a load failure: the model serves
@@ -146,7 +148,7 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
                 continue
             app.add_api_route(f"/v2/models/{name}/{path.strip('/')}", handler,
                               methods=[method], tags=[f"model: {name}"])
-            app.router.routes[-1].modelops_model = name
+            mounted.setdefault(name, []).append(app.router.routes[-1])
         app.openapi_schema = None  # rebuild /docs with the new routes
 
     plane.registry.on_change.append(mount_routes)
@@ -154,7 +156,7 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
         if served.versions:  # loaded before this app existed
             mount_routes(name)
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
                                  description=app.description, routes=app.routes)
@@ -168,5 +170,5 @@ def create_docs_app(plane: "DataPlane", endpoints: list["Endpoint"]) -> FastAPI:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
     return app

@@ -4,19 +4,15 @@ the optional bearer token, the body-size limit, and a count of every response by
 
 from __future__ import annotations
 
-import hmac
-import os
-import re
-
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelops_runtime import metrics
+from modelops_runtime import identity, metrics
 
-VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = ("/v2/health/", "/metrics")  # kubelet and Prometheus carry no token
 
 
-async def _reply(send, status: int, message: str, request_id: str,
+async def _reply(send: Send, status: int, message: str, request_id: str,
                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = orjson.dumps({"error": message})
     metrics.response(str(status)).inc()
@@ -27,12 +23,12 @@ async def _reply(send, status: int, message: str, request_id: str,
 
 
 class ServerMiddleware:
-    def __init__(self, app, token: str | None, max_body: int):
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int):
         self.app = app
         self.token = token.encode() if token else None
         self.max_body = max_body
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request_id = ""
@@ -40,20 +36,16 @@ class ServerMiddleware:
         authorization = b""
         for key, value in scope["headers"]:
             if key == b"x-request-id":
-                candidate = value.decode("latin-1")
-                request_id = candidate if VALID_REQUEST_ID.match(candidate) else ""
+                request_id = value.decode("latin-1")
             elif key == b"content-length":
                 length = value
             elif key == b"authorization":
                 authorization = value
-        request_id = request_id or os.urandom(16).hex()
+        request_id = identity.request_id(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
 
         if self.token is not None and not scope["path"].startswith(OPEN_PATHS):
-            scheme, _, credentials = authorization.partition(b" ")
-            # RFC 9110: the scheme is case-insensitive; the token is compared in constant time.
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(),
-                                                                      self.token):
+            if not identity.bearer_ok(authorization, self.token):
                 return await _reply(send, 401, "missing or wrong bearer token", request_id,
                                     [(b"www-authenticate", b"Bearer")])
         if length is not None:
@@ -67,7 +59,7 @@ class ServerMiddleware:
         header = (b"x-request-id", request_id.encode())
         started = False
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
