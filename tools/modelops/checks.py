@@ -12,7 +12,7 @@ from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic, format_path
 from modelops.located import closest
 from modelops.settings import Settings
-from modelops.spec import Model, ModelSpec
+from modelops.spec import ModelDocument, ModelSpec
 from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc
 from modelops_runtime.config import LOADS_ARTIFACT
@@ -75,7 +75,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
     report = _Reporter()
     unique: dict[str, SpecFile] = {}
     for entry in entries:
-        kind = "Model" if isinstance(entry.obj, Model) else "Pool"
+        kind = "Model" if isinstance(entry.obj, ModelDocument) else "Pool"
         path = PurePosixPath(entry.file)
         expected = f"models/{entry.name}/{'model.yaml' if kind == 'Model' else 'pool.yaml'}"
         if entry.file != expected:
@@ -89,10 +89,10 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
             unique[entry.name] = entry
     _check_object_names(report, [e for e in entries if unique.get(e.name) is e])
 
-    pools = {e.name: e for e in entries if not isinstance(e.obj, Model)}
+    pools = {e.name: e for e in entries if not isinstance(e.obj, ModelDocument)}
     used_pools: set[str] = set()
     for entry in entries:
-        if isinstance(entry.obj, Model):
+        if isinstance(entry.obj, ModelDocument):
             _check_model(report, entry, pools, used_pools)
     for name, pool in sorted(pools.items()):
         for spec in pool.envs.values():
@@ -111,7 +111,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
 
 
 def _object_names(entry: SpecFile) -> set[tuple[str, str]]:
-    if not isinstance(entry.obj, Model):
+    if not isinstance(entry.obj, ModelDocument):
         return names.pool_objects(entry.name)
     if entry.obj.spec.placement != "dedicated":
         return set()
@@ -123,7 +123,7 @@ def _check_object_names(report: _Reporter, entries: list[SpecFile]) -> None:
     """No spec may make an object (kind and name) that the platform or another spec makes."""
     owners: dict[tuple[str, str], str] = dict(names.PLATFORM)
     for entry in sorted(entries, key=lambda e: e.name):
-        kind = "model" if isinstance(entry.obj, Model) else "pool"
+        kind = "model" if isinstance(entry.obj, ModelDocument) else "pool"
         made = _object_names(entry)
         clashes = sorted(key for key in made if key in owners)
         if clashes:

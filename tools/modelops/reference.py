@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from modelops.spec import Model, Pool
+from modelops.spec import ModelDocument, PoolDocument
 
 
 def _type(annotation: Any, seen: list[type[BaseModel]]) -> str:
@@ -46,9 +46,9 @@ def markdown() -> str:
              "A model is `models/<name>/model.yaml` (`kind: Model`); a shared pool is",
              "`models/<name>/pool.yaml` (`kind: Pool`). JSON Schemas for editors and CI are",
              "in `schemas/`.", ""]
-    seen: list[type[BaseModel]] = [Model, Pool]
+    seen: list[type[BaseModel]] = [ModelDocument, PoolDocument]
     for model in seen:  # grows as nested models are found
-        lines += [f"## {model.__name__}", ""]
+        lines += [f"## {model.model_config.get('title') or model.__name__}", ""]
         if model.__doc__ and model.__module__ == "modelops.spec":
             lines += [" ".join(model.__doc__.split()), ""]
         lines += ["| field | type | default | description |", "|---|---|---|---|"]

@@ -110,8 +110,8 @@ def render(repo_root: Path, k8s_version: str, out: Path | None = None,
     dirs = [d for u in under if (repo_root / u).is_dir() for d in roots(repo_root, u)]
     diagnostics: list[Diagnostic] = []
     count = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = list(pool.map(build, dirs))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as workers:
+        results = list(workers.map(build, dirs))
     for directory, (text, error) in zip(dirs, results, strict=True):
         rel = (directory / "kustomization.yaml").relative_to(repo_root).as_posix()
         if error:

@@ -19,7 +19,15 @@ from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic
 from modelops.located import closest, diagnose
 from modelops.settings import Settings
-from modelops.spec import KINDS, Autoscaling, Model, ModelSpec, Pool, PoolSpec, Resources
+from modelops.spec import (
+    KINDS,
+    Autoscaling,
+    ModelDocument,
+    ModelSpec,
+    PoolDocument,
+    PoolSpec,
+    Resources,
+)
 from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc, line_col, load_text
 
@@ -59,10 +67,10 @@ def _exists(data: Any, loc: Loc) -> bool:
     return True
 
 
-def _resolve(doc: Document, obj: Model | Pool,
+def _resolve(doc: Document, obj: ModelDocument | PoolDocument,
              environments: tuple[str, ...]) -> tuple[dict, list[Diagnostic]]:
     """The spec of each environment: overrides merged over the defaults, then validated."""
-    is_model = isinstance(obj, Model)
+    is_model = isinstance(obj, ModelDocument)
     target = ModelSpec if is_model else PoolSpec
     raw_spec = {k: v for k, v in doc.data["spec"].items() if k != "environments"}
     overrides = doc.data["spec"].get("environments") or {}
@@ -179,8 +187,8 @@ def load(root: Path) -> Repo:
         diagnostics += problems
         if entry is not None:
             entries.append(entry)
-    models = {e.name: e for e in entries if isinstance(e.obj, Model)}
-    pools = {e.name: e for e in entries if isinstance(e.obj, Pool)}
+    models = {e.name: e for e in entries if isinstance(e.obj, ModelDocument)}
+    pools = {e.name: e for e in entries if isinstance(e.obj, PoolDocument)}
     try:
         platform = capacity.platform_usage(root)
     except capacity.PlatformPodsError as exc:

@@ -6,10 +6,10 @@ from typing import Any
 
 from modelops.capacity import CapacityBudget
 from modelops.settings import Settings
-from modelops.spec import Model, Pool
+from modelops.spec import ModelDocument, PoolDocument
 
 BASE_URL = "https://modelops.dev/schemas"  # a stable $id; editors resolve by file path
-EXPORTS = {"model.schema.json": Model, "pool.schema.json": Pool,
+EXPORTS = {"model.schema.json": ModelDocument, "pool.schema.json": PoolDocument,
            "settings.schema.json": Settings, "capacity.schema.json": CapacityBudget}
 
 

@@ -519,8 +519,11 @@ class PoolSpec(Strict):
     """Per-environment overrides of resources and autoscaling."""
 
 
-class Model(Strict):
+# Documents are named apart from the server's `Model`, the class that serves one.
+class ModelDocument(Strict):
     """A model: the one file a data scientist writes (models/<name>/model.yaml)."""
+
+    model_config = ConfigDict(title="Model")
 
     apiVersion: Literal["modelops/v1"]
     kind: Literal["Model"]
@@ -530,8 +533,10 @@ class Model(Strict):
     """What to serve and how."""
 
 
-class Pool(Strict):
+class PoolDocument(Strict):
     """A shared server that hosts several models in one process (models/<name>/pool.yaml)."""
+
+    model_config = ConfigDict(title="Pool")
 
     apiVersion: Literal["modelops/v1"]
     kind: Literal["Pool"]
@@ -541,4 +546,5 @@ class Pool(Strict):
     """The shared server's resources and autoscaling."""
 
 
-KINDS: dict[str, type[Model] | type[Pool]] = {"Model": Model, "Pool": Pool}
+KINDS: dict[str, type[ModelDocument] | type[PoolDocument]] = {"Model": ModelDocument,
+                                                              "Pool": PoolDocument}

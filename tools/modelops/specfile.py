@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from modelops.spec import Model, ModelSpec, Pool, PoolSpec
+from modelops.spec import ModelDocument, ModelSpec, PoolDocument, PoolSpec
 from modelops.yamlload import Document
 
 
@@ -15,7 +15,7 @@ class SpecFile:
 
     file: str  # relative to the repo root, e.g. models/iris/model.yaml
     doc: Document
-    obj: Model | Pool
+    obj: ModelDocument | PoolDocument
     envs: dict[str, ModelSpec | PoolSpec]
 
     @property
