@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SHARED := var/volume
 
-.PHONY: demo test lint check setup clean debian-tools
+.PHONY: demo test test-unit lint check setup clean debian-tools
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ check: $(STAMP)
 	$(BIN)/modelops generate --check
 	$(BIN)/modelops render
 
+## test-unit: the in-process tests of the server's core and codecs (seconds); then
+## tests/tools (the CLI and generator) and tests/system (real servers on 127.0.0.1).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
 ## lint: ruff (style and bugs), mypy (strict on serving/), import-linter (the layering).
 lint: $(STAMP)
 	$(BIN)/ruff check serving tools tests benchmarks
@@ -41,7 +46,7 @@ test: $(STAMP) debian-tools lint
 	$(BIN)/python -m pytest
 
 ## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts),
-## curl (the README's commands, run by tests/test_readme.py).
+## curl (the README's commands, run by tests/system/test_readme.py).
 debian-tools:
 	@command -v chromium >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

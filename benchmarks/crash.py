@@ -65,7 +65,7 @@ def main() -> None:
     BUILD.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=BUILD, prefix="crash-bench-"))
     volume = work / "volume"
-    examples.build(volume)
+    examples.make(volume)
     totals = {"acked": 0, "lines": 0, "lines_lost": 0, "acked_lost": 0}
     print(f"{args.rounds} rounds: 8 threads of requests, then kill -9 after 1-2 s")
     for round_ in range(args.rounds):

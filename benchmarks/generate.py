@@ -14,7 +14,11 @@ peak RSS is the larger of the process and its child.
 Each is run ROUNDS times, interleaved, and the median is printed; the disk is
 synced before every run so that writeback of earlier files is not billed to it.
 
-Usage: python benchmarks/generate.py [N ...]   (default: 1000 5000)
+With --baseline REF, the generate runs are also made with the code at a git ref (a worktree
+under build/), in the same rounds, and the ratios printed: the check that a change kept
+the speed.
+
+Usage: python benchmarks/generate.py [--baseline REF] [N ...]   (default: 1000 5000)
 """
 
 from __future__ import annotations
@@ -136,26 +140,69 @@ def run(mode: str, root: str) -> dict:
         for path in sorted(Path(root, "models").rglob("*.yaml")):
             yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
         files = 0
-    else:
+    else:  # what `modelops generate` does: GC paused, a forked child sharing the work
+        from modelops.gcpause import paused
         from modelops.generate import files as generated
         from modelops.repo import load
 
-        repo = load(Path(root))
-        assert repo.ok, repo.diagnostics[:5]
-        _, files = generated.sync(Path(root), repo, write=True)
+        @paused
+        def generate() -> int:
+            repo = load(Path(root))
+            assert repo.ok, repo.diagnostics[:5]
+            return generated.sync(Path(root), repo, write=True, parallel=True)[1]
+
+        files = generate()
     seconds = time.perf_counter() - start
     rss_mb = max(resource.getrusage(who).ru_maxrss
                  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     return {"seconds": seconds, "rss_mb": rss_mb, "files": files}
 
 
-def measure(mode: str, root: Path) -> dict:
+def measure(mode: str, root: Path, source: Path = REPO) -> dict:
+    """One run in a fresh process, with the code of the checkout at `source`."""
     os.sync()
+    env = {**os.environ, "PYTHONPATH": f"{source / 'tools'}:{source / 'serving'}"}
     out = subprocess.run([sys.executable, __file__, "--one", mode, str(root)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     if out.returncode:
         sys.exit(f"{mode} failed:\n{out.stderr}")
     return json.loads(out.stdout)
+
+
+def checkout(ref: str) -> Path:
+    """The repository at `ref`, as a git worktree under build/ (made once)."""
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    tree = REPO / "build" / f"baseline-{sha[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO,
+                       check=True, capture_output=True)
+    return tree
+
+
+def against_baseline(sizes: list[int], ref: str) -> None:
+    """Cold and warm generate, this checkout vs `ref`, interleaved in the same rounds."""
+    tree = checkout(ref)
+    print(f"this checkout vs {ref} ({tree.name}), medians of {ROUNDS} interleaved rounds:")
+    for n in sizes:
+        (REPO / "build").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=REPO / "build") as tmp:
+            root = Path(tmp)
+            synthesise(root, n)
+            runs: dict[str, list[float]] = {k: [] for k in ("cold", "warm", "cold@base",
+                                                            "warm@base")}
+            for _ in range(ROUNDS):
+                for source, suffix in ((REPO, ""), (tree, "@base")):
+                    shutil.rmtree(root / "overlays", ignore_errors=True)
+                    runs["cold" + suffix].append(measure("generate", root, source)["seconds"])
+                    runs["warm" + suffix].append(measure("generate", root, source)["seconds"])
+        median = {k: statistics.median(v) for k, v in runs.items()}
+        for kind in ("cold", "warm"):
+            ratios = sorted(a / b for a, b in zip(runs[kind], runs[kind + "@base"],
+                                                  strict=True))
+            print(f"{n:>6} specs {kind}: {median[kind]:.2f} s vs {median[kind + '@base']:.2f} s"
+                  f" = {statistics.median(ratios):.2f}x the baseline's time (rounds "
+                  f"{ratios[0]:.2f}-{ratios[-1]:.2f}; target: within 10%, <= 1.10)")
 
 
 def main(sizes: list[int]) -> None:
@@ -195,5 +242,7 @@ def main(sizes: list[int]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
         print(json.dumps(run(sys.argv[2], sys.argv[3])))
+    elif sys.argv[1:2] == ["--baseline"]:
+        against_baseline([int(a) for a in sys.argv[3:]] or [1000, 5000], sys.argv[2])
     else:
         main([int(a) for a in sys.argv[1:]] or [1000, 5000])

@@ -382,6 +382,17 @@ def large_tensor(volume: Path, work: Path, seconds: int) -> None:
           "(target >= 5)")
 
 
+def measure_and_stop(running: dict, volume: Path, work: Path,
+                     args: argparse.Namespace) -> tuple[dict, dict]:
+    """HTTP and gRPC rounds over the running servers, which are stopped after."""
+    try:
+        return (rounds(running, args.seconds, args.rounds),
+                grpc_rounds(running, volume, work, args.seconds, args.rounds))
+    finally:
+        for proc, _ in running.values():
+            stop(proc)
+
+
 def checkout(ref: str) -> Path:
     """The repository at `ref`, as a git worktree under build/ (made once)."""
     sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
@@ -406,12 +417,7 @@ def against_baseline(volume: Path, work: Path, args: argparse.Namespace) -> None
         "bare": lambda: bare(volume)})
     print(f"this checkout vs {args.baseline} ({tree.name}), {args.rounds} interleaved rounds "
           f"of {args.seconds}s; model: iris v1, 1 row; medians:")
-    try:
-        result = rounds(running, args.seconds, args.rounds)
-        grpc_figures = grpc_rounds(running, volume, work, args.seconds, args.rounds)
-    finally:
-        for proc, _ in running.values():
-            stop(proc)
+    result, grpc_figures = measure_and_stop(running, volume, work, args)
     print("\nratios (req/s paired within each round; target: within 10%, i.e. >= 0.90):")
     for conn in (1, 16):
         print(f"  HTTP JSON, {conn:>2} conn: modelops / baseline          "
@@ -447,7 +453,7 @@ def main() -> None:
     BUILD.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=BUILD, prefix="serve-bench-"))
     volume = work / "volume"
-    examples.build(volume)
+    examples.make(volume)
     SCRIPT.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(BODY)}'\n"
                       "wrk.headers['Content-Type'] = 'application/json'\n")
     if args.baseline:
@@ -461,12 +467,7 @@ def main() -> None:
         "bare": lambda: bare(volume)})
     print(f"{len(running)} servers, {args.rounds} interleaved rounds of {args.seconds}s per "
           "load; model: iris v1 (scikit-learn), 1 row; medians:")
-    try:
-        result = rounds(running, args.seconds, args.rounds)
-        grpc_figures = grpc_rounds(running, volume, work, args.seconds, args.rounds)
-    finally:
-        for proc, _ in running.values():
-            stop(proc)
+    result, grpc_figures = measure_and_stop(running, volume, work, args)
     ours, logged, floor = result["modelops"], result["modelops+log"], result["bare"]
     theirs = result["mlserver"]
 

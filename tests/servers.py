@@ -93,7 +93,7 @@ def example_artifacts(root: Path) -> Path:
     from modelops import examples
 
     if not (root / "artifacts/iris/v1/model.joblib").is_file():
-        examples.build(root)
+        examples.make(root)
     return root
 
 

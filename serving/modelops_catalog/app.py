@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from modelops_catalog import charts
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions, CatalogVersion
 from modelops_jobs.config import score_line
-from modelops_runtime.http.docs import asset, swagger
+from modelops_runtime.http.docs import mount_docs
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -120,13 +120,7 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
     app = FastAPI(title="modelops catalog", docs_url=None, redoc_url=None,
                   openapi_url="/catalog/openapi.json")
 
-    @app.get("/catalog/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return swagger("/catalog/openapi.json", app.title, "/catalog/docs/assets")
-
-    @app.get("/catalog/docs/assets/{file}", include_in_schema=False)
-    async def docs_asset(file: str) -> Response:
-        return asset(file)
+    mount_docs(app, "/catalog/docs", "/catalog/openapi.json")
 
     @app.get("/catalog/api/models")
     async def models() -> JSONResponse:

@@ -51,7 +51,7 @@ def format_path(loc: Iterable[str | int]) -> str:
     return out
 
 
-def render(diagnostics: list[Diagnostic], output: str) -> str:
+def formatted(diagnostics: list[Diagnostic], output: str) -> str:
     """Text for stderr (human, github) or stdout (json)."""
     ordered = sorted(set(diagnostics))
     if output == "json":

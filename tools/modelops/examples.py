@@ -108,7 +108,7 @@ DATASETS: dict[str, Callable[[], bytes]] = {
 }
 
 
-def build(root: Path = DEFAULT_ROOT) -> dict[str, str]:
+def make(root: Path = DEFAULT_ROOT) -> dict[str, str]:
     """Write every artifact and example dataset (only if its bytes changed); return
     path -> sha256 of the artifacts."""
     digests = {}
@@ -125,5 +125,5 @@ def build(root: Path = DEFAULT_ROOT) -> dict[str, str]:
 
 if __name__ == "__main__":
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_ROOT
-    for path, digest in build(out).items():
+    for path, digest in make(out).items():
         print(f"{digest}  {out / path}")

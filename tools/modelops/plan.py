@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from modelops import capacity, quantity, render, yamlemit
-from modelops.generate import build
+from modelops.generate import expected
 from modelops.repo import Repo, load
 from modelops.spec import ModelSpec
 
@@ -100,7 +100,7 @@ def _objects(tree: Path, bases: Path, app: str, files: dict[str, str]) -> dict[s
     for path, text in files.items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
         (tree / path).write_text(text)
-    text, error = render.build(tree / app)
+    text, error = render.kustomize(tree / app)
     if error:
         raise PlanError(f"{app}: kustomize build failed: {error}")
     objects = {}
@@ -225,8 +225,8 @@ def make_plan(root: Path, base_ref: str) -> Plan:
         if not base.ok:
             raise PlanError(f"{base_ref} does not validate, so there is nothing to compare with")
         platform = capacity.platform_usage(base_root), capacity.platform_usage(root)
-        old_apps = _apps(build(base))
-        new_apps = _apps(build(head))
+        old_apps = _apps(expected(base))
+        new_apps = _apps(expected(head))
         bases_changed = _tree_digest(base_root / "base") != _tree_digest(root / "base")
         changes = []
         for app in sorted(set(old_apps) | set(new_apps)):

@@ -54,7 +54,7 @@ def roots(repo_root: Path, under: str = "overlays") -> list[Path]:
             and not _remote(d)]
 
 
-def build(directory: Path) -> tuple[str, str | None]:
+def kustomize(directory: Path) -> tuple[str, str | None]:
     proc = subprocess.run([kubectl(), "kustomize", str(directory)], capture_output=True, text=True)
     if proc.returncode != 0:  # the first line says what; the rest dumps whole objects
         first = proc.stderr.strip().split("\n", 1)[0]
@@ -111,7 +111,7 @@ def render(repo_root: Path, k8s_version: str, out: Path | None = None,
     diagnostics: list[Diagnostic] = []
     count = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as workers:
-        results = list(workers.map(build, dirs))
+        results = list(workers.map(kustomize, dirs))
     for directory, (text, error) in zip(dirs, results, strict=True):
         rel = (directory / "kustomization.yaml").relative_to(repo_root).as_posix()
         if error:

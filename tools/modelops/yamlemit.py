@@ -3,7 +3,7 @@
 Why not yaml.dump: PyYAML's representer costs ~150 us a document even with the
 C emitter, which alone would spend most of the 2 s budget for 1,000 specs
 (benchmarks/generate.py). This emitter only writes; PyYAML stays the reader,
-and tests/test_yamlemit.py checks with hypothesis that PyYAML reads back
+and tests/tools/test_yamlemit.py checks with hypothesis that PyYAML reads back
 exactly what was written. Keys come in the order people read Kubernetes objects
 (`apiVersion, kind, metadata, spec`, a container's `name` and `image` first), the
 rest sorted; indent is two spaces; sequences are written the way kubectl writes

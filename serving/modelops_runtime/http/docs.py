@@ -96,6 +96,18 @@ def asset(file: str) -> Response:
                     headers={"Cache-Control": "public, max-age=86400"})
 
 
+def mount_docs(app: FastAPI, path: str, openapi_url: str) -> None:
+    """Swagger UI at `path`, its files at `path`/assets/ (both left out of the document)."""
+
+    @app.get(path, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return swagger(openapi_url, app.title, f"{path}/assets")
+
+    @app.get(f"{path}/assets/{{file}}", include_in_schema=False)
+    async def docs_asset(file: str) -> Response:
+        return asset(file)
+
+
 def create_docs_app(plane: DataPlane, endpoints: list[Endpoint]) -> FastAPI:
     app = FastAPI(title=f"modelops server: {plane.config.server}", version=__version__,
                   docs_url=None, redoc_url=None,
@@ -106,13 +118,7 @@ def create_docs_app(plane: DataPlane, endpoints: list[Endpoint]) -> FastAPI:
         app.add_exception_handler(exc, handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return swagger("/openapi.json", app.title, "/docs/assets")
-
-    @app.get("/docs/assets/{file}", include_in_schema=False)
-    async def docs_asset(file: str) -> Response:
-        return asset(file)
+    mount_docs(app, "/docs", "/openapi.json")
 
     @app.get("/v2/models/{name}/docs/assets/{file}", include_in_schema=False)
     async def model_docs_asset(name: str, file: str) -> Response:

@@ -1,5 +1,5 @@
 """The JSON shapes of the protocol routes, as the OpenAPI document states them (docs.py)
-and schemathesis checks every answer against them (tests/test_openapi.py)."""
+and schemathesis checks every answer against them (tests/system/test_openapi.py)."""
 
 from __future__ import annotations
 

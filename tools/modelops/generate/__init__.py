@@ -15,7 +15,7 @@ Kubernetes objects with pure functions, and files.py writes them (YAML in one pl
 
 from __future__ import annotations
 
-from modelops.generate.files import Stale, build, sync
+from modelops.generate.files import Stale, expected, sync
 from modelops.generate.overlays import Unit, units
 
-__all__ = ["Stale", "Unit", "build", "sync", "units"]
+__all__ = ["Stale", "Unit", "expected", "sync", "units"]

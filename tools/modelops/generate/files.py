@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from modelops import reference, yamlemit
+from modelops import specdoc, yamlemit
 from modelops.generate import overlays, split
 from modelops.generate.objects import Code, header
 from modelops.repo import Repo
@@ -62,14 +62,14 @@ def _texts(units: list[overlays.Unit]) -> dict[str, str]:
 
 def _documents() -> dict[str, str]:
     """The generated files that come from the spec's classes, not from the specs."""
-    out = {"docs/spec.md": reference.markdown()}
+    out = {"docs/spec.md": specdoc.markdown()}
     for name, schema in exported().items():
         out[f"schemas/{name}"] = orjson.dumps(
             schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
     return out
 
 
-def build(repo: Repo) -> dict[str, str]:
+def expected(repo: Repo) -> dict[str, str]:
     """Relative path -> exact file text, for every generated file."""
     return _texts(overlays.units(repo)) | _documents()
 

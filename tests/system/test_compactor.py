@@ -145,7 +145,7 @@ def test_a_record_that_cannot_be_typed_is_set_aside_and_the_rest_compacted(tmp_p
     reasons = [r["reason"] for r in rejected]
     assert len(rejected) == len(UNTYPABLE) + 2
     assert reasons[1].startswith("not JSON") and reasons[-1].startswith("not JSON")
-    for (record, why), reason in zip(UNTYPABLE, reasons[:1] + reasons[2:], strict=True):
+    for (record, why), reason in zip(UNTYPABLE, reasons[:1] + reasons[2:], strict=False):
         assert why in reason, (record, reason)
     assert json.loads(rejected[0]["record"]) == UNTYPABLE[0][0]  # nothing is thrown away
     assert rejected[0]["line"] == 2

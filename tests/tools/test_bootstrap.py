@@ -101,7 +101,7 @@ class Cluster:
         if destination not in self.namespaces and not create:
             raise BootstrapError(f"Application {name}: destination namespace {destination} "
                                  "does not exist")
-        text, error = render.build(self.root / spec["source"]["path"])
+        text, error = render.kustomize(self.root / spec["source"]["path"])
         assert error is None, error
         objects = [o for o in yaml.safe_load_all(text) if o]
         for obj in sorted(objects, key=self._order):

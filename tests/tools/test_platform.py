@@ -96,7 +96,7 @@ def test_projects_limit_models_to_their_namespaces_and_kinds():
     rendered = set()
     for env in settings.environments:
         for app in (REPO / "overlays" / env / "models").glob("*/app.json"):
-            text, error = render.build(app.parent)
+            text, error = render.kustomize(app.parent)
             assert error is None
             for obj in yaml.safe_load_all(text):
                 group = obj["apiVersion"].rpartition("/")[0]

@@ -9,7 +9,7 @@ from modelops.repo import load
 
 
 def test_artifacts_match_the_sha256_the_specs_pin(tmp_path):
-    digests = examples.build(tmp_path)
+    digests = examples.make(tmp_path)
     repo = load(REPO)
     pinned = {v.artifact.removeprefix("pvc://"): v.sha256
               for entry in repo.models.values() for v in entry.obj.spec.versions}
