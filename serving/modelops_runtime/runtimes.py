@@ -49,6 +49,9 @@ def _single_input(model: Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return array
 
 
+_FP32_MAX = float(np.finfo(np.float32).max)
+
+
 class SklearnModel(Model):
     """A joblib-saved scikit-learn estimator: outputs `predict`, and `predict_proba` on request."""
 
@@ -67,22 +70,29 @@ class SklearnModel(Model):
         return array
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        array = self._rows(inputs)
-        out = {"predict": self.estimator.predict(array)}
-        if self.classifier:
-            out["predict_proba"] = self.estimator.predict_proba(array)
-        return out
+        return self.infer(inputs, ["predict", "predict_proba"] if self.classifier else None)
+
+    def _call(self, method: str, name: str, array: np.ndarray) -> np.ndarray:
+        """scikit-learn's trees compute in float32: a FP64 value past its range makes them
+        raise, which is the request's fault, not the model's."""
+        try:
+            result: np.ndarray = getattr(self.estimator, method)(array)
+        except ValueError:
+            if array.dtype == np.float64 and np.abs(array).max() > _FP32_MAX:
+                raise InvalidRequest(f"input {name!r}: a value is out of the range of FP32, "
+                                     f"in which this scikit-learn model computes") from None
+            raise
+        return result
 
     def infer(self, inputs: dict[str, np.ndarray],
               wanted: list[str] | None) -> dict[str, np.ndarray]:
         """Computes only what was asked for: predict_proba costs as much as predict."""
         array = self._rows(inputs)
+        given = next(iter(inputs))
         out = {}
         for name in wanted or ["predict"]:
-            if name == "predict":
-                out[name] = self.estimator.predict(array)
-            elif name == "predict_proba" and self.classifier:
-                out[name] = self.estimator.predict_proba(array)
+            if name == "predict" or (name == "predict_proba" and self.classifier):
+                out[name] = self._call(name, given, array)
             else:
                 raise InvalidRequest(f"model {self.name!r} has no output {name!r}; it has "
                                      f"predict{', predict_proba' if self.classifier else ''}")

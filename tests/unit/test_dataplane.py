@@ -1,6 +1,7 @@
 """The data plane and the two codecs in process, with no server: a typed request from
 HTTP JSON, HTTP binary and gRPC gives the same answer, and each error is the same kind
-whatever carried it (tests/system/ has the same over real sockets)."""
+whatever carried it (tests/system/ has the same over real sockets). gRPC messages are
+tritonclient's own builds of the protocol's messages, as the standard client sends them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from tritonclient.grpc import service_pb2 as pb
 
 from modelops_runtime import errors, metrics
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.grpc import codec as grpc_codec
-from modelops_runtime.grpc.proto import inference_pb2 as pb
 from modelops_runtime.http import codec as http_codec
 from modelops_runtime.inference import InferRequest
 from modelops_runtime.options import ServerOptions
@@ -85,7 +86,7 @@ def test_each_codec_encodes_the_answer_its_client_asked_for(plane):
     assert media_type == "application/octet-stream"
     length = int(headers["Inference-Header-Content-Length"])
     assert np.frombuffer(body[length:], dtype="<f4").tolist() == [2.0, 4.0]
-    message = grpc_codec.encode(asyncio.run(plane.infer(_grpc(rows))))
+    message = grpc_codec.encode(asyncio.run(plane.infer(_grpc(rows))), pb.ModelInferResponse())
     assert np.frombuffer(message.raw_output_contents[0], dtype="<f4").tolist() == [2.0, 4.0]
 
 

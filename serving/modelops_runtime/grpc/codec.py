@@ -1,17 +1,19 @@
 """`ModelInferRequest` / `ModelInferResponse` to and from the typed request and response.
 
 Tensors travel as `raw_input_contents` / `raw_output_contents` (what tritonclient and
-KServe's client send by default), read in place; typed `contents` work too.
+KServe's client send by default), read in place; typed `contents` work too. The codec
+reads and fills messages it is given, so it works on any build of the protocol's
+messages (ours in the server, tritonclient's in the unit tests: two builds of the same
+proto package cannot share one process's descriptor pool).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops_runtime import tensors
 from modelops_runtime.errors import InvalidRequest
-from modelops_runtime.grpc.proto import inference_pb2 as pb
 from modelops_runtime.inference import (
     InferInput,
     InferRequest,
@@ -20,6 +22,9 @@ from modelops_runtime.inference import (
     RequestedOutput,
     client_id,
 )
+
+if TYPE_CHECKING:
+    from modelops_runtime.grpc.proto import inference_pb2 as pb
 
 _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
              "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
@@ -72,9 +77,10 @@ def _values(name: str, datatype: str, contents: pb.InferTensorContents) -> list[
     return values
 
 
-def encode(response: InferResponse) -> pb.ModelInferResponse:
-    message = pb.ModelInferResponse(model_name=response.model, model_version=response.version,
-                                    id=response.id)
+def encode(response: InferResponse, message: pb.ModelInferResponse) -> pb.ModelInferResponse:
+    """`message` (empty) filled with the response."""
+    message.model_name, message.model_version, message.id = (response.model, response.version,
+                                                             response.id)
     for name, array in response.outputs.items():
         message.outputs.add(name=name, datatype=tensors.datatype_of(array), shape=array.shape)
         message.raw_output_contents.append(tensors.to_raw(array))

@@ -123,7 +123,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         except errors.ServingError as exc:
             await self._abort(context, exc)
         metrics.grpc_response("OK").inc()
-        return codec.encode(response)
+        return codec.encode(response, pb.ModelInferResponse())
 
 
 def create_server(plane: DataPlane, host: str, port: int, token: str | None,
