@@ -139,10 +139,12 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
     @app.get("/catalog", response_class=HTMLResponse)
     @app.get("/catalog/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(PAGE.format(env=html.escape(config.environment),
-                                        count=len(config.models),
-                                        models="\n".join(_model_html(m, shared_root)
-                                                          for m in config.models)))
+        def render() -> str:  # reads the volume: off the event loop, so health still answers
+            return PAGE.format(env=html.escape(config.environment), count=len(config.models),
+                               models="\n".join(_model_html(m, shared_root)
+                                                 for m in config.models))
+
+        return HTMLResponse(await asyncio.to_thread(render))
 
     @app.get("/v2/health/live", include_in_schema=False)
     @app.get("/v2/health/ready", include_in_schema=False)

@@ -5,6 +5,8 @@ feature) from the newest summary the log compactor wrote on the shared volume.""
 from __future__ import annotations
 
 import html
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +77,34 @@ def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
             f'{"".join(parts)}</g></svg>')
 
 
+MAX_SUMMARY_BYTES = 1 << 20
+"""A drift summary the compactor writes is a few KB; anything past this is not one."""
+
+
+def _summary_bytes(path: Path) -> bytes | None:
+    """The file's bytes when it is a regular file of a sane size; None otherwise. Opened
+    without blocking, so a FIFO or a device in its place cannot hang the page."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SUMMARY_BYTES:
+            return None
+        return handle.read(MAX_SUMMARY_BYTES + 1)[:MAX_SUMMARY_BYTES]
+
+
 def latest_drift(shared_root: Path, folder: str) -> dict[str, Any] | None:
     """The newest day's drift summary under datasets/<dataset>/model=<m>/, of the version
     that served the most rows that day (a canary's few rows say little); None when the
     compactor has written none yet."""
     found = []
     for path in (shared_root / folder).glob("version=*/date=*/_drift.json"):
+        data = _summary_bytes(path)
         try:
-            report = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
+            report = orjson.loads(data) if data is not None else None
+        except orjson.JSONDecodeError:
             continue  # being replaced right now, or damaged: the others still show
         if isinstance(report, dict) and isinstance(report.get("features"), dict):
             date = path.parent.name.removeprefix("date=")

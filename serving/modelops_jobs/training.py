@@ -179,14 +179,49 @@ def _serialize(runtime: str, trained: Any) -> tuple[bytes, str]:
 
 
 def predict(config: ModelConfig, version: VersionConfig, shared_root: Path, code_dir: Path,
-            features: np.ndarray) -> np.ndarray:
-    """The version's first output for these rows, as the server computes it."""
+            features: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The version's first output for these rows, as the server computes it, and the
+    outputs it declares (its contract with clients)."""
     model = build_model(model_class(config, code_dir), config, version, shared_root)
     model.load()
     outputs = model.infer({data.input_tensor(model): features}, None)
-    wanted = (model.default_outputs() or [o["name"] for o in model.metadata().get("outputs", [])]
-              or list(outputs))
-    return np.asarray(outputs[wanted[0]]).reshape(len(features), -1)[:, 0]
+    declared = model.metadata().get("outputs", [])
+    wanted = model.default_outputs() or [o["name"] for o in declared] or list(outputs)
+    return np.asarray(outputs[wanted[0]]).reshape(len(features), -1)[:, 0], declared
+
+
+def split(features: np.ndarray, labels: np.ndarray, share: float,
+          seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(holdout rows, training rows): a seeded shuffle cut at `share`, with every copy of a
+    row put on the side of its first copy in the shuffle, so that a row listed twice is
+    never both learnt and scored. (Rows that are all distinct split as a plain shuffle.)"""
+    count = len(labels)
+    order = np.random.default_rng(seed).permutation(count)
+    rank = np.empty(count, dtype=np.int64)
+    rank[order] = np.arange(count)
+    keys = [hashlib.blake2b(row.tobytes() + repr(label).encode(), digest_size=8).digest()
+            for row, label in zip(np.ascontiguousarray(features), labels.tolist(),
+                                  strict=True)]
+    first: dict[bytes, int] = {}
+    for index, key in enumerate(keys):
+        first[key] = min(first.get(key, count), int(rank[index]))
+    cut = max(1, int(round(count * share)))
+    held = np.array([first[key] < cut for key in keys], dtype=bool)
+    return np.flatnonzero(held), np.flatnonzero(~held)
+
+
+def _same_contract(new: list[dict[str, Any]], serving: list[dict[str, Any]],
+                   version: str) -> None:
+    """A new version must answer as the serving one does: the same outputs, datatypes and
+    shapes (clients and the routes' weights treat the versions as one model)."""
+    def described(outputs: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{o['name']} {o['datatype']} {list(o['shape'])}" for o in outputs)
+
+    if described(new) != described(serving):
+        raise TrainingFailed(f"the new version answers {described(new) or 'nothing declared'}"
+                             f", the serving version {version} {described(serving)}: a new "
+                             f"version must keep the outputs (text labels where the serving "
+                             f"version has numbers?)")
 
 
 def scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -255,9 +290,7 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     drift = _drift_check(training, inputs.features,
                          previous / "training-data.npz" if previous else None)
 
-    order = np.random.default_rng(training.seed).permutation(len(inputs.labels))
-    cut = max(1, int(round(len(order) * training.holdout)))
-    held, kept = np.sort(order[:cut]), np.sort(order[cut:])
+    held, kept = split(inputs.features, inputs.labels, training.holdout, training.seed)
     function, code = _user_function(config, code_dir)
     try:
         fitted = function(inputs.features[kept], inputs.labels[kept],
@@ -276,19 +309,24 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
                                   sha256=digest)
         held_x, held_y = inputs.features[held], inputs.labels[held]
         try:
-            new = scores(held_y, predict(config.model, candidate, shared_root, code_dir, held_x))
+            predicted, contract = predict(config.model, candidate, shared_root, code_dir,
+                                          held_x)
+            new = scores(held_y, predicted)
         except Exception as exc:  # what the function returned is not a model this runtime serves
             raise TrainingFailed(f"the trained model does not serve: {type(exc).__name__}: "
                                  f"{exc} (does the training function return the fitted "
                                  f"model?)") from None
-        serving = None
+        serving: dict[str, Any] | None = None
         chosen = [v for v in config.model.versions if v.name == training.serving]
         if chosen:
             try:
-                serving = {"version": chosen[0].name, **scores(held_y, predict(
-                    config.model, chosen[0], shared_root, code_dir, held_x))}
+                answered, serving_contract = predict(config.model, chosen[0], shared_root,
+                                                     code_dir, held_x)
             except Exception as exc:  # no artifact yet: the gate's threshold still applies
                 serving = {"version": chosen[0].name, "error": f"{type(exc).__name__}: {exc}"}
+            else:
+                _same_contract(contract, serving_contract, chosen[0].name)
+                serving = {"version": chosen[0].name, **scores(held_y, answered)}
         _gate(config, new, serving)
         metrics = {"holdout": {"rows": int(len(held)), **new}, "trainRows": int(len(kept)),
                    "serving": serving, "drift": drift}

@@ -12,10 +12,12 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    """An unknown key is an error. Attribute docstrings describe the fields (the spec
-    embeds some of these classes, and its JSON Schema shows them)."""
+    """An unknown key is an error, and so is a NaN or an infinity (a quality gate whose
+    threshold is NaN would pass any model). Attribute docstrings describe the fields (the
+    spec embeds some of these classes, and its JSON Schema shows them)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class ConfigFile(Strict):

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from prometheus_client import Gauge
 
 from modelops_runtime import __version__, metrics
 from modelops_runtime.config import ServerConfig
@@ -26,7 +27,7 @@ from modelops_runtime.inference import InferRequest, InferResponse
 from modelops_runtime.options import ServerOptions
 from modelops_runtime.predlog import PredictionLog
 from modelops_runtime.records import PredictionRecord
-from modelops_runtime.registry import LoadedVersion, Registry
+from modelops_runtime.registry import LoadedVersion, Registry, ServedModel
 from modelops_runtime.watch import DatasetWatcher
 
 SERVER_NAME = "modelops"
@@ -97,12 +98,21 @@ class DataPlane:
         served.in_flight += 1
         gauge = metrics.in_flight(name)
         gauge.inc()
+        held = True  # this call still owes the release of its slot
         try:
             if loaded.timing.inline():  # a thread hop costs more than a fast call
                 outputs = _predict(loaded, request, True)
             else:
-                outputs = await asyncio.get_running_loop().run_in_executor(
+                running = asyncio.get_running_loop().run_in_executor(
                     self.workers, _predict, loaded, request, False)
+                try:
+                    outputs = await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    # The client went away, but its prediction runs on: it keeps its slot
+                    # (and the in-flight gauge) until the worker thread is done.
+                    held = False
+                    running.add_done_callback(lambda done: _release(served, gauge, done))
+                    raise
         except ServingError as exc:
             metrics.requests(name, version, exc.code).inc()
             raise
@@ -115,8 +125,8 @@ class DataPlane:
             raise ModelFailed(f"model {name!r} failed (request id {request.request_id})") \
                 from None
         finally:
-            served.in_flight -= 1
-            gauge.dec()
+            if held:
+                _release(served, gauge)
         response = InferResponse(name, version, request.id or request.request_id,
                                  request.parameters, outputs)
         elapsed = time.perf_counter() - started
@@ -153,6 +163,15 @@ class DataPlane:
             kind = Conflict if serving else Unavailable
             raise kind(f"reload of {name!r} failed, {what}: {served.error}")
         return {"name": name, "state": served.state, "versions": sorted(served.versions)}
+
+
+def _release(served: ServedModel, gauge: Gauge,
+             done: asyncio.Future[Any] | None = None) -> None:
+    """A call is over: its slot under the model's concurrency limit is free again."""
+    served.in_flight -= 1
+    gauge.dec()
+    if done is not None and not done.cancelled():
+        done.exception()  # retrieved: a late failure has no client left to tell
 
 
 def _predict(loaded: LoadedVersion, request: InferRequest, inline: bool

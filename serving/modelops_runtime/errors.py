@@ -9,6 +9,10 @@ so every transport counts a kind alike.
 
 from __future__ import annotations
 
+MAX_MESSAGE = 1024
+"""An error message is cut to this many characters: it may echo what the client sent (a
+100 KB input name), and a gRPC status message that long fails at the client."""
+
 
 class ServingError(Exception):
     """A request the server refuses or cannot serve. The message is for the client."""
@@ -16,6 +20,8 @@ class ServingError(Exception):
     code = "500"
 
     def __init__(self, message: str, retry_after: float | None = None):
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE - 15] + "... (truncated)"
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after

@@ -102,8 +102,10 @@ class SklearnModel(Model):
         return ["predict"]
 
     def metadata(self) -> dict[str, list[dict[str, Any]]]:
-        outputs = [{"name": "predict", "datatype": "INT64" if self.classifier else "FP64",
-                    "shape": [-1]}]
+        # A classifier answers with its classes, whatever their type (text labels: BYTES).
+        answers = datatype_of(np.asarray(self.estimator.classes_)) \
+            if self.classifier and hasattr(self.estimator, "classes_") else "FP64"
+        outputs = [{"name": "predict", "datatype": answers, "shape": [-1]}]
         if self.classifier:
             classes = len(getattr(self.estimator, "classes_", []))
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})

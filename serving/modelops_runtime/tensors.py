@@ -28,6 +28,9 @@ DTYPES: dict[str, np.dtype[Any]] = {
 }
 _NAMES = {dtype: name for name, dtype in DTYPES.items() if name != "BYTES"}
 MAX_RANK = 32  # numpy allows 64 dimensions; no model needs more than a handful
+MAX_EXTENT = 2 ** 40
+"""The most values the non-empty dimensions of a shape may span: numpy refuses a shape
+past its address space even when another dimension is 0."""
 
 
 def datatype_of(array: np.ndarray[Any, Any]) -> str:
@@ -51,6 +54,8 @@ def check_header(name: str, datatype: object, shape: object) -> tuple[str, list[
     if len(shape) > MAX_RANK:
         raise InvalidRequest(f"input {name!r}: shape has {len(shape)} dimensions; at most "
                              f"{MAX_RANK}")
+    if math.prod(d for d in shape if d) > MAX_EXTENT:
+        raise InvalidRequest(f"input {name!r}: shape {shape} spans more than 2**40 values")
     return datatype, shape
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -213,3 +214,43 @@ def test_a_damaged_drift_summary_never_breaks_the_page(tmp_path, drift):
     response = asyncio.run(page())
     assert response.status_code == 200
     assert "<script>x" not in response.text and 'aria-label="traffic: v1 100%"' in response.text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge"])
+def test_a_fifo_or_a_huge_file_as_drift_summary_neither_hangs_nor_slows_the_page(tmp_path,
+                                                                                  kind):
+    """A FIFO named _drift.json hung the page, the API and liveness; a 26 MB one was parsed
+    on every view. Only a regular file of a summary's size is read."""
+    import asyncio
+    import os
+    import threading
+
+    from modelops_catalog.app import create_catalog_app
+    from modelops_catalog.config import CatalogConfig
+
+    partition = tmp_path / "datasets/logs/model=iris/version=v1/date=2026-11-22"
+    partition.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(partition / "_drift.json")
+    else:
+        features = {f"in_{i}": {"psi": 0.5, "drift": "significant"} for i in range(400_000)}
+        (partition / "_drift.json").write_text(json.dumps({"features": features}))
+    config = CatalogConfig(environment="staging", models=[{
+        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
+        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1,
+        "drift": "datasets/logs/model=iris", "versions": [{
+            "name": "v1", "weight": 100, "readyUrl": "http://127.0.0.1:9/ready"}]}])
+
+    async def page():
+        app = create_catalog_app(config, shared_root=tmp_path)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://catalog") as client:
+            return await client.get("/catalog")
+
+    answered: list = []  # in a daemon thread: a page that hangs fails the test, not the run
+    viewer = threading.Thread(target=lambda: answered.append(asyncio.run(page())), daemon=True)
+    viewer.start()
+    viewer.join(10)
+    assert answered, "the page did not answer within 10 s"
+    assert answered[0].status_code == 200
+    assert "drift: no summary yet" in answered[0].text

@@ -455,3 +455,53 @@ def test_a_pooled_model_batch_job_renders_in_its_pools_application(tmp_path):
     assert {m["mountPath"]: m.get("readOnly", False) for m in mounts if m["name"] == "shared"} == {
         "/mnt/shared/datasets": True, "/mnt/shared/artifacts/wine": True,
         "/mnt/shared/datasets/wine-scored": False}
+
+
+def test_the_gate_cannot_be_passed_without_quality(fresh_copy):
+    """Three ways round the quality gate, each closed: a NaN threshold (every comparison
+    with NaN is false), a dataset listed twice (its rows learnt and then scored), and text
+    labels (a version whose outputs are not the serving version's)."""
+    spec = fresh_copy / "models/iris/model.yaml"
+    pinned = spec.read_text()
+    spec.write_text(pinned.replace("threshold: 0.9,", "threshold: .nan,"))
+    nan = run_modelops("validate", cwd=fresh_copy)
+    assert nan.returncode == 1 and "spec.training.gate.threshold: " in nan.stderr
+    assert "finite number" in nan.stderr
+    spec.write_text(pinned.replace("      - dataset: iris-predictions",
+                                   "      - dataset: iris-training\n"
+                                   "      - dataset: iris-predictions"))
+    twice = run_modelops("validate", cwd=fresh_copy)
+    assert twice.returncode == 1 and "dataset 'iris-training' is listed twice" in twice.stderr
+    spec.write_text(pinned.replace("in_input-0_3]", "in_input-0_3, label]"))
+    leaked = run_modelops("validate", cwd=fresh_copy)
+    assert leaked.returncode == 1 and "the label 'label' is also a feature" in leaked.stderr
+    spec.write_text(pinned)
+
+    data = fresh_copy / "var/volume/datasets/iris-training/train.csv"
+    names = {"0": "setosa", "1": "versicolor", "2": "virginica"}
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], *[row.rsplit(",", 1)[0] + "," +
+                                           names[row.rsplit(",", 1)[1]] for row in lines[1:]]])
+                    + "\n")
+    before = _versions(fresh_copy)
+    text = run_modelops("train", "iris", cwd=fresh_copy)
+    assert text.returncode == 1 and "Traceback" not in text.stderr
+    assert "the new version answers predict BYTES [-1], predict_proba FP64 [-1, 3], the " \
+           "serving version v1 predict INT64 [-1], predict_proba FP64 [-1, 3]" in text.stderr
+    assert _versions(fresh_copy) == before
+
+
+def test_every_copy_of_a_row_falls_on_one_side_of_the_holdout():
+    import numpy as np
+
+    from modelops_jobs.training import split
+
+    rows = np.arange(40, dtype=float).reshape(20, 2)
+    features = np.concatenate([rows, rows, rows[:5]])  # each row twice, five thrice
+    labels = np.concatenate([np.arange(20), np.arange(20), np.arange(5)])
+    held, kept = split(features, labels, 0.2, seed=3)
+    as_rows = {tuple(features[i]) for i in held}
+    assert not as_rows & {tuple(features[i]) for i in kept}
+    assert len(held) >= 9 and len(held) + len(kept) == 45
+    again = split(features, labels, 0.2, seed=3)
+    assert held.tolist() == again[0].tolist()  # the same data, the same split

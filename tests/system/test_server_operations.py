@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from servers import config, model
 
 SLOW_MODEL = """
@@ -256,3 +257,32 @@ def test_a_fast_model_timed_slow_on_the_worker_threads_comes_back_to_the_loop(mo
     assert slow.inline()
     slow.observe(0.2, inline=True)
     assert not slow.fast and not slow.inline()
+
+
+def test_a_cancelled_call_keeps_its_slot_until_its_prediction_is_done(start_server, tmp_path):
+    """gRPC cancels the handler when the client gives up, but the worker thread predicts on:
+    the in-flight gauge and the concurrency limit count it until it is done, and the
+    cancellation is counted among the gRPC responses."""
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    server = start_server(config(slow(tmp_path, delay=1.5, concurrency=1),
+                                 placement="dedicated"))
+    request = pb.ModelInferRequest(model_name="slow")
+    request.inputs.add(name="x", datatype="FP64", shape=[1, 1]).contents.fp64_contents.append(1)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as gave_up:
+            stub.ModelInfer(request, timeout=0.5)
+        assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        metrics = server.client.get("/metrics").text
+        assert 'modelops_inflight_requests{model="slow"} 1.0' in metrics  # still predicting
+        busy = server.client.post("/v2/models/slow/infer", json={"inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [1, 1], "data": [1]}]})
+        assert busy.status_code == 503 and "concurrency limit" in busy.json()["error"]
+        time.sleep(1.5)
+        metrics = server.client.get("/metrics").text
+        assert 'modelops_inflight_requests{model="slow"} 0.0' in metrics
+        assert 'modelops_grpc_responses_total{code="CANCELLED"} 1.0' in metrics
+        assert stub.ModelInfer(request, timeout=10).model_name == "slow"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from modelops import quantity
+from modelops import quantity, schedule
 from modelops_jobs.config import DataChecks, QualityGate
 from modelops_runtime.config import Runtime
 
@@ -55,7 +56,8 @@ def confined(path: str, under: str | None) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 def _quantity(value: Any) -> str:
@@ -63,7 +65,8 @@ def _quantity(value: Any) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("expected a quantity such as '500m' or '1Gi'")
-    quantity.parse(value)
+    if quantity.parse(value) <= 0:
+        raise ValueError(f"{value!r} is no amount: a quantity must be more than 0")
     return value
 
 
@@ -361,7 +364,9 @@ class PoolOverrides(Strict):
     autoscaling: dict[str, Any] | None = None
 
 
-CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
+Schedule = Annotated[str, AfterValidator(schedule.check),
+                     Field(examples=["0 3 * * 0", "30 2 * * *", "@daily"])]
+"""A CronJob schedule, as the CronJob controller reads it (schedule.py)."""
 COLUMN = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -408,7 +413,7 @@ class Training(Strict):
     """Checks of the data before anything is trained."""
     gate: QualityGate | None = None
     """The score the new model must reach on the holdout before it becomes a version."""
-    schedule: str | None = Field(default=None, pattern=CRON)
+    schedule: Schedule | None = None
     """Cron schedule of the training CronJob (unset: suspended, run on demand with
     `kubectl create job --from=cronjob/<model>-train`)."""
     resources: JobResources = Field(default_factory=JobResources)
@@ -416,6 +421,20 @@ class Training(Strict):
     peak)."""
     canaryWeight: int = Field(default=10, ge=1, le=50)
     """The traffic share `modelops propose` gives a new version."""
+
+    @model_validator(mode="after")
+    def _no_row_or_column_twice(self) -> Training:
+        """A dataset listed twice puts each of its rows on both sides of the holdout; a
+        feature twice, or the label among the features, lets the model read the answer."""
+        for what, names in (("dataset", [i.dataset for i in self.inputs]),
+                            ("feature", self.features)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{what} {twice[0]!r} is listed twice")
+        labels = {i.label or self.label for i in self.inputs}
+        if leaked := sorted(labels & set(self.features)):
+            raise ValueError(f"the label {leaked[0]!r} is also a feature")
+        return self
 
 
 class Batch(Strict):
@@ -429,7 +448,7 @@ class Batch(Strict):
     """Input columns in the order of the model's input tensor (default: training.features)."""
     version: str | None = Field(default=None, pattern=VERSION)
     """The version that scores (default: the one with the most traffic)."""
-    schedule: str | None = Field(default=None, pattern=CRON)
+    schedule: Schedule | None = None
     """Cron schedule of the batch CronJob (unset: suspended, run on demand)."""
     parallelism: int = Field(default=1, ge=1, le=32)
     """Workers (pods of the Indexed Job); each scores every n-th input file."""

@@ -5,21 +5,28 @@ share the models, the admission, the metrics, the prediction log and the drain. 
 travel as `raw_input_contents` / `raw_output_contents` (what tritonclient and KServe's
 client send by default), read in place like binary HTTP; typed `contents` work too.
 Errors are gRPC status codes with the same messages as HTTP's JSON errors.
+
+The service's handlers are built here from its descriptor, rather than by the generated
+`add_..._to_server`, for one reason: a body that is not a valid message reaches the
+servicer (and its bearer-token check) and gets INVALID_ARGUMENT, where grpcio's own
+deserializer would end the call with UNKNOWN before any of it ran.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
 from modelops_runtime import errors, identity, metrics
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.grpc import codec
 from modelops_runtime.grpc.proto import inference_pb2 as pb
-from modelops_runtime.grpc.proto import inference_pb2_grpc as pb_grpc
 
+SERVICE = "inference.GRPCInferenceService"
 STATUS: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
@@ -35,14 +42,31 @@ Answer = TypeVar("Answer")
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-class Servicer(pb_grpc.GRPCInferenceServiceServicer):
+class Undecodable:
+    """What a body that is not a valid message becomes, for the servicer to refuse."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _lenient(message: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    def parse(data: bytes) -> Message | Undecodable:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(f"the request is not a valid {message.__name__}: {exc}")
+
+    return parse
+
+
+class Servicer:
     def __init__(self, plane: DataPlane, token: str | None) -> None:
         self.plane = plane
         self.token = token.encode() if token else None
 
-    async def _guard(self, context: Context) -> str:
+    async def _guard(self, request: object, context: Context) -> str:
         """The request id (the caller's x-request-id, or a new one); aborts without the
-        bearer token when the server requires one."""
+        bearer token when the server requires one, then for a body that is no message."""
         metadata: dict[str, Any] = dict(context.invocation_metadata() or ())
         request_id = identity.request_id(metadata.get("x-request-id", ""))
         # In the trailers: sending headers early would cost every call a write of its own.
@@ -50,6 +74,8 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         if self.token is not None and not identity.bearer_ok(
                 metadata.get("authorization", "").encode(), self.token):
             await self._abort(context, errors.Unauthenticated("missing or wrong bearer token"))
+        if isinstance(request, Undecodable):
+            await self._abort(context, errors.InvalidRequest(request.reason))
         return request_id
 
     async def _abort(self, context: Context, exc: errors.ServingError) -> NoReturn:
@@ -59,8 +85,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         await context.abort(code, exc.message)
         raise AssertionError("abort() raises")  # for the type checker: it never returns
 
-    async def _answer(self, context: Context, work: Callable[[], Answer]) -> Answer:
-        await self._guard(context)
+    async def _answer(self, request: object, context: Context,
+                      work: Callable[[], Answer]) -> Answer:
+        await self._guard(request, context)
         try:
             answer = work()
         except errors.ServingError as exc:
@@ -70,21 +97,21 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ServerLive(self, request: pb.ServerLiveRequest,
                          context: Context) -> pb.ServerLiveResponse:
-        return await self._answer(context, lambda: pb.ServerLiveResponse(live=True))
+        return await self._answer(request, context, lambda: pb.ServerLiveResponse(live=True))
 
     async def ServerReady(self, request: pb.ServerReadyRequest,
                           context: Context) -> pb.ServerReadyResponse:
-        return await self._answer(context, lambda: pb.ServerReadyResponse(
+        return await self._answer(request, context, lambda: pb.ServerReadyResponse(
             ready=self.plane.ready()))
 
     async def ModelReady(self, request: pb.ModelReadyRequest,
                          context: Context) -> pb.ModelReadyResponse:
-        return await self._answer(context, lambda: pb.ModelReadyResponse(
+        return await self._answer(request, context, lambda: pb.ModelReadyResponse(
             ready=self.plane.model_ready(request.name, request.version or None)))
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest,
                              context: Context) -> pb.ServerMetadataResponse:
-        return await self._answer(context, lambda: pb.ServerMetadataResponse(
+        return await self._answer(request, context, lambda: pb.ServerMetadataResponse(
             **self.plane.server_metadata()))
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
@@ -97,7 +124,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 outputs=[pb.ModelMetadataResponse.TensorMetadata(**t)
                          for t in found["outputs"]])
 
-        return await self._answer(context, metadata)
+        return await self._answer(request, context, metadata)
 
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest,
                               context: Context) -> pb.RepositoryIndexResponse:
@@ -108,11 +135,11 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
                 if not request.ready or v["state"] == "ready"]
             return pb.RepositoryIndexResponse(models=models)
 
-        return await self._answer(context, index)
+        return await self._answer(request, context, index)
 
     async def ModelInfer(self, request: pb.ModelInferRequest,
                          context: Context) -> pb.ModelInferResponse:
-        request_id = await self._guard(context)
+        request_id = await self._guard(request, context)
         try:
             try:
                 decoded = codec.decode(request, request_id)
@@ -122,6 +149,9 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             response = await self.plane.infer(decoded)
         except errors.ServingError as exc:
             await self._abort(context, exc)
+        except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+            metrics.grpc_response(grpc.StatusCode.CANCELLED.name).inc()
+            raise
         metrics.grpc_response("OK").inc()
         return codec.encode(response, pb.ModelInferResponse())
 
@@ -134,8 +164,14 @@ def create_server(plane: DataPlane, host: str, port: int, token: str | None,
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),
     ])
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        Servicer(plane, token), server)
+    servicer = Servicer(plane, token)
+    handlers = {method.name: grpc.unary_unary_rpc_method_handler(
+        getattr(servicer, method.name),
+        request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+        response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     return server
