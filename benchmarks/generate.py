@@ -60,9 +60,6 @@ spec:
   logging:
     enabled: true
     sampleRate: 0.5
-  env:
-    - name: FEATURE_FLAG
-      value: "on"
   environments:
     production:
       logging:
@@ -75,7 +72,10 @@ DEDICATED = """\
     memory: 256Mi
   autoscaling:
     minReplicas: 1
-    maxReplicas: 3"""
+    maxReplicas: 3
+  env:  # a pool's members take their pool's
+    - name: FEATURE_FLAG
+      value: 'on'"""
 POOL = """\
 apiVersion: modelops/v1
 kind: Pool

@@ -4,9 +4,15 @@ that serve it, into
     datasets/<output>/model=<m>/version=<v>/date=<d>/part-<input digest>.parquet
 
 one output file per input file, written whole under a temporary name and renamed, and
-skipped when it exists: a re-run adds nothing, and a run killed anywhere loses nothing
-(the next one does what is left). Worker `index` of `count` takes every count-th input
+skipped when a part of the same input (path and bytes) exists under any date: a re-run
+adds nothing, whatever its date, and a run killed anywhere loses nothing (the next one
+does what is left). Worker `index` of `count` takes every count-th input
 file, which is how an Indexed Job spreads the files over its pods.
+
+An input file that cannot be scored (no rows, text among numbers, infinity, damaged) is
+set aside with its reason in `_rejected/<part>.json` beside the parts, and the others are
+scored: one bad file never stops the rest, and the run exits non-zero so it is noticed.
+The same bytes are not tried again; a corrected file (new bytes) is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import orjson
 from modelops_jobs import data
 from modelops_jobs.config import JobConfig, JobOptions
 from modelops_runtime import volume
+from modelops_runtime.errors import ServingError
 from modelops_runtime.registry import build_model, model_class
 from modelops_runtime.runtimes import ArtifactError, file_sha256
 
@@ -34,8 +41,10 @@ from modelops_runtime.runtimes import ArtifactError, file_sha256
 class BatchSummary:
     files: int = 0  # input files this worker owns
     written: int = 0  # output files it wrote now
-    skipped: int = 0  # already written by an earlier run
+    skipped: int = 0  # already written (or set aside) by an earlier run
     rows: int = 0  # rows it scored now
+    rejected: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Input files set aside now, with the reason, by their path on the volume."""
 
 
 def output_dir(config: JobConfig, shared_root: Path, date: str) -> Path:
@@ -75,9 +84,12 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     out.mkdir(parents=True, exist_ok=True)
     todo = [(f, out / part_name(f, shared_root)) for f in mine]
     for _, target in todo:  # a killed run's half-written parts: only this worker writes them
-        for leftover in out.glob(f".{target.name}.*.tmp"):
+        for leftover in out.parent.glob(f"date=*/.{target.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
-    todo = [(f, target) for f, target in todo if not target.exists()]
+    rejected = out / "_rejected"
+    done = {p.name for p in out.parent.glob("date=*/part-*.parquet")} | {
+        p.with_suffix(".parquet").name for p in out.parent.glob("date=*/_rejected/part-*.json")}
+    todo = [(f, target) for f, target in todo if target.name not in done]  # on any date
     summary.skipped = len(mine) - len(todo)
     if not todo:
         return summary
@@ -94,20 +106,15 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     with duckdb.connect() as con:
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
         for source, target in todo:
-            table = data.source([source])
+            where = str(source.relative_to(shared_root))
             try:
-                kinds = data.types(con, table)
-                missing = [c for c in batch.features if c not in kinds]
-                if missing:
-                    raise data.DataError(f"no column {', '.join(map(repr, missing))} (it has "
-                                         f"{', '.join(kinds)})")
-                fetched = con.execute(f"SELECT {data.select(batch.features, kinds)} "
-                                      f"FROM {table}").fetchnumpy()
-            except (duckdb.Error, data.DataError) as exc:  # a missing column, text in numbers
-                raise data.DataError(f"{source.relative_to(shared_root)}: "
-                                     f"{str(exc).splitlines()[0]}") from None
-            features = data.matrix(fetched, batch.features)
-            outputs = model.infer({tensor: features}, None)
+                features = _features(con, source, batch.features)
+                outputs = model.infer({tensor: features}, None)
+            except (duckdb.Error, data.DataError, ServingError) as exc:  # this file, not the rest
+                reason = str(getattr(exc, "message", None) or exc).splitlines()[0]
+                _set_aside(rejected, target, where, reason)
+                summary.rejected[where] = reason
+                continue
             columns = {"row": np.arange(len(features))}
             for name, values in outputs.items():
                 values = np.asarray(values)
@@ -129,9 +136,39 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
 def main(config: JobConfig, options: JobOptions, code_dir: Path) -> int:
     try:
         summary = run(config, options.shared_root, code_dir, options.completion_index,
-                      options.batch_workers)
+                      options.batch_workers, options.scheduled_date())
     except (ValueError, data.DataError, ArtifactError) as exc:
         print(f"batch {config.model.name}: {exc}", file=sys.stderr)
         return 1
     print(orjson.dumps(dataclasses.asdict(summary)).decode())
-    return 0
+    for source, reason in sorted(summary.rejected.items()):
+        print(f"batch {config.model.name}: {source}: {reason} (set aside)", file=sys.stderr)
+    return 1 if summary.rejected else 0
+
+
+def _features(con: duckdb.DuckDBPyConnection, source: Path,
+              features: list[str]) -> np.ndarray:
+    """The file's feature matrix; DataError when it has no rows, misses a column, or
+    holds what is not a finite number."""
+    table = data.source([source])
+    kinds = data.types(con, table)
+    missing = [c for c in features if c not in kinds]
+    if missing:
+        raise data.DataError(f"no column {', '.join(map(repr, missing))} (it has "
+                             f"{', '.join(kinds)})")
+    fetched = con.execute(f"SELECT {data.select(features, kinds)} FROM {table}").fetchnumpy()
+    matrix = data.matrix(fetched, features)
+    if not len(matrix):
+        raise data.DataError("no rows")
+    if not np.isfinite(matrix).all():
+        raise data.DataError("a missing value, NaN or infinity among the features")
+    return matrix
+
+
+def _set_aside(folder: Path, target: Path, source: str, reason: str) -> None:
+    """Record why an input file was not scored (whole, or not at all)."""
+    folder.mkdir(exist_ok=True)
+    record = folder / target.with_suffix(".json").name
+    temporary = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(orjson.dumps({"source": source, "reason": reason}))
+    os.rename(temporary, record)

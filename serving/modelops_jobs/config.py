@@ -7,6 +7,8 @@ scientist writes is what the job reads.
 
 from __future__ import annotations
 
+import datetime
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,3 +108,15 @@ class JobOptions(BaseSettings):
     """How many workers share a batch (the Indexed Job's completions)."""
     completion_index: int = Field(default=0, ge=0, validation_alias="JOB_COMPLETION_INDEX")
     """This worker's index, which an Indexed Job sets."""
+    job_name: str | None = None
+    """The Job's name (its pods' `job-name` label). A CronJob names each Job after the
+    minute it was scheduled for, which dates a batch run: a pod retried after midnight
+    writes into the same date as its first try."""
+
+    def scheduled_date(self) -> str | None:
+        """The date the CronJob scheduled this run for (None: a Job made by hand)."""
+        found = re.fullmatch(r".+-(\d{7,10})", self.job_name or "")
+        if not found:
+            return None
+        minute = datetime.datetime.fromtimestamp(int(found[1]) * 60, datetime.UTC)
+        return minute.date().isoformat()

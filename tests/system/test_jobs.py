@@ -218,9 +218,10 @@ def test_batch_killed_at_random_points_writes_every_row_exactly_once(fresh_copy)
     rng = random.Random(7)
     command = [sys.executable, "-m", "modelops", "batch", "iris", "--date", "2026-11-22"]
     kills = 0
-    for _ in range(5):
-        proc = subprocess.Popen(command, cwd=fresh_copy, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    for attempt in range(6):  # a killed run retried the next day, and the day after
+        day = ["2026-11-22", "2026-11-23", "2026-11-24"][attempt % 3]
+        proc = subprocess.Popen([*command[:-1], day], cwd=fresh_copy,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, 3.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -454,7 +455,7 @@ def test_a_pooled_model_batch_job_renders_in_its_pools_application(tmp_path):
     mounts = pod["containers"][0]["volumeMounts"]
     assert {m["mountPath"]: m.get("readOnly", False) for m in mounts if m["name"] == "shared"} == {
         "/mnt/shared/datasets": True, "/mnt/shared/artifacts/wine": True,
-        "/mnt/shared/datasets/wine-scored": False}
+        "/mnt/shared/datasets/wine-scored/model=wine": False}  # its own part, nothing more
 
 
 def test_the_gate_cannot_be_passed_without_quality(fresh_copy):
@@ -505,3 +506,53 @@ def test_every_copy_of_a_row_falls_on_one_side_of_the_holdout():
     assert len(held) >= 9 and len(held) + len(kept) == 45
     again = split(features, labels, 0.2, seed=3)
     assert held.tolist() == again[0].tolist()  # the same data, the same split
+
+
+def test_one_bad_input_file_is_set_aside_and_the_others_are_scored(fresh_copy):
+    """Seven kinds of bad file among good ones: each is set aside with its reason, every
+    good file is scored, the run exits 1; a re-run adds nothing and tries none of them
+    again, and a corrected file is scored."""
+    folder = fresh_copy / "var/volume/datasets/iris-to-score"
+    good = (folder / "day-1.csv").read_text().splitlines()
+    header = good[0]
+    bad = {
+        "header-only.csv": header + "\n",
+        "empty.csv": "",
+        "text.csv": "\n".join([header, "5.1,abc,1.4,0.2"]) + "\n",
+        "infinity.csv": "\n".join([header, "5.1,inf,1.4,0.2"]) + "\n",
+        "missing.csv": "\n".join([header, "5.1,,1.4,0.2"]) + "\n",
+        "columns.csv": "a,b\n1,2\n",
+        "corrupt.parquet": "PAR1 this is not parquet",
+    }
+    for name, text in bad.items():
+        (folder / name).write_text(text)
+    first = run_modelops("batch", "iris", "--date", "2026-12-01", cwd=fresh_copy)
+    assert first.returncode == 1 and "Traceback" not in first.stderr, first.stderr
+    reasons = [line for line in first.stderr.splitlines() if line.startswith("error: ")]
+    assert sorted(line.split(":")[1].strip() for line in reasons) == sorted(
+        f"datasets/iris-to-score/{name}" for name in bad)
+    out = fresh_copy / "var/volume/datasets/iris-scored/model=iris/version=v1/date=2026-12-01"
+    assert len(list(out.glob("part-*.parquet"))) == 3  # day-1, day-2, day-3
+    assert len(list((out / "_rejected").glob("*.json"))) == len(bad)
+    again = run_modelops("batch", "iris", "--date", "2026-12-01", cwd=fresh_copy)
+    assert again.returncode == 0 and "0 row(s)" in again.stdout
+    (folder / "text.csv").write_text("\n".join([header, "5.1,3.5,1.4,0.2"]) + "\n")
+    fixed = run_modelops("batch", "iris", "--date", "2026-12-01", cwd=fresh_copy)
+    assert fixed.returncode == 0 and fixed.stdout.startswith("scored 1 row(s) from 1 file(s)")
+
+
+def test_a_retried_batch_pod_writes_into_the_date_its_cronjob_scheduled():
+    """The CronJob names each Job <cronjob>-<scheduled minute>; the pod reads it from its
+    job-name label, so a retry after midnight keeps the first try's date."""
+    import datetime
+
+    from modelops_jobs.config import JobOptions
+
+    scheduled = datetime.datetime(2026, 11, 22, 23, 59, tzinfo=datetime.UTC)
+    minute = int(scheduled.timestamp()) // 60
+    assert JobOptions(job_name=f"iris-batch-{minute}").scheduled_date() == "2026-11-22"
+    assert JobOptions(job_name="iris-by-hand").scheduled_date() is None  # today, then
+    base = yaml.safe_load((REPO / "base/batch-job/cronjob.yaml").read_text())
+    env = base["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "MODELOPS_JOB_NAME", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.labels['job-name']"}}} in env

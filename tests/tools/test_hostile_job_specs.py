@@ -64,3 +64,48 @@ def test_schedules_the_controller_takes_are_accepted(tiny, value):
     for rel, text in batch(value).items():
         tiny.write(rel, text)
     assert load(tiny.root).diagnostics == []
+
+
+SCORER = """\
+apiVersion: modelops/v1
+kind: Model
+metadata:
+  name: {name}
+  team: ds
+spec:
+  runtime: sklearn
+  versions:
+    - name: v1
+      artifact: pvc://artifacts/{name}/v1/model.joblib
+      sha256: {sha}
+  logging: {{enabled: true, dataset: {name}-logs}}
+  datasets:
+    - {{name: to-score, path: datasets/{name}-in}}
+    - {{name: reference, path: datasets/{name}-training}}
+  batch:
+    input: to-score
+    output: {output}
+    features: [a, b]
+"""
+OUTPUTS = [
+    ("its own prediction logs", "a-logs", "the prediction logs of 'a'"),
+    ("another model's prediction logs", "b-logs", "the prediction logs of 'b'"),
+    ("another model's training data", "b-training", "a dataset 'b' reads"),
+    ("its own input", "a-in", "a dataset 'a' reads"),
+    ("what another batch job writes", "b-scored", "written by the batch job of 'b'"),
+]
+
+
+@pytest.mark.parametrize("what, output, claim", OUTPUTS, ids=[o[0] for o in OUTPUTS])
+def test_a_batch_job_writes_only_a_dataset_of_its_own(tiny, what, output, claim):
+    """A batch job that could write into another model's data broke its training; now no
+    spec may point one there, and its pod mounts only its own part of its dataset."""
+    from conftest import SHA
+
+    from modelops.repo import load
+
+    tiny.write("models/a/model.yaml", SCORER.format(name="a", sha=SHA, output=output))
+    tiny.write("models/b/model.yaml", SCORER.format(name="b", sha=SHA, output="b-scored"))
+    got = [d.human() for d in sorted(set(load(tiny.root).diagnostics))]
+    assert got == [f"models/a/model.yaml:19:13: spec.batch.output: batch.output {output!r} is "
+                   f"{claim}; a batch job writes a dataset of its own"], got

@@ -104,10 +104,39 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
                       f"pool {name!r} has no models: place a model in it with "
                       f"`placement: {{shared: {name}}}`, or delete it")
 
+    _check_batch_outputs(report, [e for e in entries if isinstance(e.obj, ModelDocument)])
     for env in settings.environments if settings is not None else ():
         if budget is not None:
             _check_budget(report, entries, budget, env, platform)
     return report.out
+
+
+def _check_batch_outputs(report: _Reporter, models: list[SpecFile]) -> None:
+    """A batch job writes only a dataset its own spec owns: never one that a model's
+    prediction logs feed, that a model reads, or that another batch job writes."""
+    owners: dict[str, str] = {}  # dataset -> what else claims it
+    for entry in models:
+        for spec in entry.envs.values():
+            assert isinstance(spec, ModelSpec)
+            owners.setdefault(spec.logging.dataset or entry.name,
+                              f"the prediction logs of {entry.name!r}")
+            for declared in spec.datasets:
+                top = PurePosixPath(declared.path).parts[1:2]
+                if top:
+                    owners.setdefault(top[0], f"a dataset {entry.name!r} reads")
+    writers: dict[str, str] = {}
+    for entry in models:
+        spec = entry.obj.spec
+        assert isinstance(spec, ModelSpec)
+        if spec.batch is None:
+            continue
+        output = spec.batch.output
+        claim = owners.get(output) or writers.get(output)
+        if claim:
+            report.at(entry, ("spec", "batch", "output"),
+                      f"batch.output {output!r} is {claim}; a batch job writes a dataset of "
+                      f"its own")
+        writers.setdefault(output, f"written by the batch job of {entry.name!r}")
 
 
 def _object_names(entry: SpecFile) -> set[tuple[str, str]]:

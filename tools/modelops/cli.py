@@ -446,6 +446,12 @@ def batch(name: str, root: Path, shared: Path, workers: int, date: str | None) -
     click.echo(f"scored {rows} row(s) from {sum(r.written for r in results)} file(s) into "
                f"{batching.output_dir(config, shared, date).relative_to(shared)} "
                f"({sum(r.skipped for r in results)} already done)")
+    rejected = {source: reason for r in results for source, reason in r.rejected.items()}
+    for source, reason in sorted(rejected.items()):
+        click.echo(f"error: {source}: {reason} (set aside in _rejected/; the other files "
+                   f"are scored)", err=True)
+    if rejected:
+        raise SystemExit(1)
 
 
 @app.group(epilog=EXIT_CODES)

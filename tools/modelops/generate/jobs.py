@@ -81,7 +81,7 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
             {"name": "batch", "resources": _resources(spec.batch.resources),
              "env": [{"name": "MODELOPS_BATCH_WORKERS", "value": str(workers)}],
              "volumeMounts": [_mount(artifacts, read_only=True),
-                              _mount(volume.dataset(config.batch.output))]},
+                              _mount(volume.model_dataset(config.batch.output, name))]},
             {"completions": workers, "parallelism": workers})
         patches.append({"path": "batch.yaml"})
     # Without the weights: a canary shift changes routes, not the jobs (unless it changes
