@@ -77,7 +77,7 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         datetime.date.fromisoformat(date)
     except ValueError as exc:
         raise ValueError(f"date {date!r} is not a date: {exc}") from None
-    inputs = data.files(shared_root / batch.input)
+    inputs = data.files(shared_root / batch.input, shared_root / volume.DATASETS)
     mine = inputs[index::count]
     summary = BatchSummary(files=len(mine))
     out = output_dir(config, shared_root, date)
@@ -122,7 +122,8 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
                     columns[f"out_{name}"] = values
             con.register("scored", columns)  # the file name as a constant: no string array
             temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            con.execute(f"COPY (SELECT ? AS source, * FROM scored) TO '{temporary}' "
+            quoted = str(temporary).replace("'", "''")  # COPY takes no parameter for its path
+            con.execute(f"COPY (SELECT ? AS source, * FROM scored) TO '{quoted}' "
                         "(FORMAT parquet)", [source.name])
             con.unregister("scored")
             with temporary.open("rb") as handle:

@@ -19,15 +19,22 @@ class DataError(Exception):
     """A dataset that cannot be read as asked: missing, or without a column."""
 
 
-def files(path: Path) -> list[Path]:
+def files(path: Path, inside: Path) -> list[Path]:
     """The data files of a dataset, in a stable order (skipping the compactor's
-    `_drift.json` and anything else that is not data)."""
+    `_drift.json` and anything else that is not data). A symbolic link may not lead out
+    of `inside` (the volume's datasets/): a job reads only what its datasets hold."""
     if path.is_file():
-        return [path]
-    if not path.is_dir():
+        found = [path]
+    elif not path.is_dir():
         raise DataError(f"{path} does not exist")
-    found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
-                   and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+    else:
+        found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                       and not any(part.startswith(("_", "."))
+                                   for part in p.relative_to(path).parts))
+    root = inside.resolve()
+    for file in found:
+        if not file.resolve().is_relative_to(root):
+            raise DataError(f"{file} leads out of {inside} (a symbolic link?)")
     if not found:
         raise DataError(f"{path} holds no .parquet or .csv file")
     return found

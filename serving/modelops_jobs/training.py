@@ -13,6 +13,7 @@ in one rename. The same data, code, parameters and seed give the same artifact b
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import importlib.metadata
 import io
@@ -74,14 +75,18 @@ def read_inputs(training: TrainingConfig, shared_root: Path) -> Inputs:
     with duckdb.connect() as con:
         for source in training.inputs:
             try:
-                paths = data.files(shared_root / source.path)
+                paths = data.files(shared_root / source.path, shared_root / volume.DATASETS)
             except data.DataError as exc:
                 if source.optional:
                     files.append({"dataset": source.dataset, "path": source.path, "files": []})
                     continue
                 raise TrainingFailed(f"data check: dataset {source.dataset}: {exc}") from None
-            table = data.source(paths)
-            kinds = data.types(con, table)
+            try:
+                table = data.source(paths)
+                kinds = data.types(con, table)
+            except (duckdb.Error, data.DataError) as exc:  # damaged or mixed files
+                raise TrainingFailed(f"data check: dataset {source.dataset}: "
+                                     f"{str(exc).splitlines()[0]}") from None
             have = list(kinds)
             wanted = [*training.features, source.label, *checks.requiredColumns]
             missing = [c for c in dict.fromkeys(wanted) if c not in have]
@@ -280,11 +285,21 @@ def _libraries() -> dict[str, str]:
 
 
 def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
-    """Check, train, score, gate, publish; TrainingFailed (and nothing written) otherwise."""
-    training = config.training
-    if training is None:
+    """Check, train, score, gate, publish; TrainingFailed (and nothing written) otherwise.
+    One run of a model at a time: a second waits for the first, then trains after it."""
+    if config.training is None:
         raise TrainingFailed(f"model {config.model.name} declares no training")
     artifacts = shared_root / volume.artifacts(config.model.name)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with open(artifacts / ".training.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until published; released if it dies
+        for stale in artifacts.glob(".staging-*"):  # what a killed run left: nobody's now
+            shutil.rmtree(stale, ignore_errors=True)
+        return _train(config, config.training, shared_root, code_dir, artifacts)
+
+
+def _train(config: JobConfig, training: TrainingConfig, shared_root: Path, code_dir: Path,
+           artifacts: Path) -> Trained:
     inputs = read_inputs(training, shared_root)
     previous = newest_trained(artifacts)
     drift = _drift_check(training, inputs.features,
@@ -301,8 +316,8 @@ def train(config: JobConfig, shared_root: Path, code_dir: Path) -> Trained:
     digest = hashlib.sha256(raw).hexdigest()
     version = next_version(config.model, artifacts)
 
-    artifacts.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=artifacts))
+    staging.chmod(0o755)  # mkdtemp's 0700 would keep the servers' other users out
     try:
         (staging / filename).write_bytes(raw)
         candidate = VersionConfig(name=version, artifact=f"file://{staging / filename}",

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,10 @@ def _spec(root: Path, edit) -> None:
 
 
 def _versions(root: Path) -> set[str]:
-    return {p.name for p in (root / "var/volume/artifacts/iris").iterdir()}
+    """The published versions, and anything a run left beside them (but the lock file that
+    takes runs of one model in turn)."""
+    return {p.name for p in (root / "var/volume/artifacts/iris").iterdir()
+            if p.name != ".training.lock"}
 
 
 def test_train_propose_and_serve_the_new_version(fresh_copy):
@@ -412,6 +416,15 @@ def test_propose_refuses_what_it_cannot_do_and_leaves_the_spec_alone(fresh_copy)
         assert tampered.returncode == 1 and words in tampered.stderr, tampered.stderr
         assert spec.read_text() == before
     (run / "lineage.json").write_text(json.dumps(lineage))
+    trained = run / "model.joblib"
+    kept = trained.read_bytes()
+    for damage, words in ((lambda: trained.write_bytes(b"other bytes"), "was changed since"),
+                          (trained.unlink, "was deleted since")):
+        damage()
+        refused = run_modelops("propose", "iris", cwd=fresh_copy)
+        assert refused.returncode == 1 and words in refused.stderr, refused.stderr
+        assert spec.read_text() == before
+    trained.write_bytes(kept)
     odd = "f1: 1}\n  runtime: custom #"
     (run / "metrics.json").write_text(json.dumps(
         {**metrics, "holdout": {**metrics["holdout"], odd: 0.5, "ok": True}}))
@@ -556,3 +569,57 @@ def test_a_retried_batch_pod_writes_into_the_date_its_cronjob_scheduled():
     env = base["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "MODELOPS_JOB_NAME", "valueFrom": {"fieldRef": {
         "fieldPath": "metadata.labels['job-name']"}}} in env
+
+
+def test_a_volume_path_with_a_space_or_a_quote_is_just_a_path(fresh_copy):
+    """Paths reach DuckDB's SQL (COPY takes no parameter for its file): quoted, always."""
+    odd = fresh_copy / "var/it's a volume"
+    shutil.copytree(fresh_copy / "var/volume", odd)
+    scored = run_modelops("batch", "iris", "--shared", str(odd), cwd=fresh_copy)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.startswith("scored 300 row(s) from 3 file(s)")
+
+
+def test_two_trainings_at_once_take_turns_and_leave_nothing_behind(fresh_copy):
+    """Two runs at once could crash each other; a killed run's staging stayed for good; the
+    published folder was 0700, unreadable to the servers' other users."""
+    artifacts = fresh_copy / "var/volume/artifacts/iris"
+    (artifacts / ".staging-killed").mkdir()
+    (artifacts / ".staging-killed/model.joblib").write_bytes(b"half")
+    command = [sys.executable, "-m", "modelops", "train", "iris"]
+    runs = [subprocess.Popen(command, cwd=fresh_copy, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outs
+    assert sorted(out.split(":")[0] for out, _ in outs) == ["trained iris v3", "trained iris v4"]
+    assert not list(artifacts.glob(".staging-*"))
+    assert (artifacts / "v3").stat().st_mode & 0o777 == 0o755
+
+
+def test_training_reads_only_its_datasets_and_its_own_code(fresh_copy, tmp_path):
+    """A dataset file that is a link out of datasets/, a damaged Parquet file among the
+    data, and a train.py that links outside the repository are each refused in one line."""
+    secret = tmp_path / "elsewhere.csv"
+    secret.write_text("in_input-0_0,in_input-0_1,in_input-0_2,in_input-0_3,label\n1,2,3,4,0\n")
+    training = fresh_copy / "var/volume/datasets/iris-training"
+    (training / "linked.csv").symlink_to(secret)
+    linked = run_modelops("train", "iris", cwd=fresh_copy)
+    assert linked.returncode == 1 and "Traceback" not in linked.stderr
+    assert "linked.csv leads out of" in linked.stderr
+    (training / "linked.csv").unlink()
+    (training / "damaged.parquet").write_bytes(b"PAR1 not really")
+    (training / "train.csv").rename(training / "train.csv.kept")
+    damaged = run_modelops("train", "iris", cwd=fresh_copy)
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr, damaged.stderr
+    assert "data check: dataset iris-training: " in damaged.stderr
+    (training / "damaged.parquet").unlink()
+    (training / "train.csv.kept").rename(training / "train.csv")
+
+    code = fresh_copy / "models/iris/train.py"
+    outside = tmp_path / "train.py"
+    outside.write_text(code.read_text())
+    code.unlink()
+    code.symlink_to(outside)
+    refused = run_modelops("validate", cwd=fresh_copy)
+    assert refused.returncode == 1
+    assert "models/iris/train.py:1:1: train.py is a symbolic link" in refused.stderr

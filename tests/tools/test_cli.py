@@ -121,3 +121,26 @@ def test_shell_completion_offers_commands_choices_and_models(tiny):
     assert complete("modelops serve b") == ["beta"]
     script = run_modelops(cwd=tiny.root, env={"_MODELOPS_COMPLETE": "bash_source"})
     assert script.returncode == 0 and "_MODELOPS_COMPLETE=bash_complete" in script.stdout
+
+
+def test_serve_on_a_busy_port_or_with_an_empty_token_is_one_line_and_exit_1(tiny):
+    """Two `modelops serve` at once ended in a 20-line gRPC traceback and exit 3; an empty
+    MODELOPS_AUTH_TOKEN in the shell, in a pydantic traceback."""
+    import socket
+
+    tiny.model("alpha")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, option in ((["--port", str(port), "--grpc-port", "0"], "--port"),
+                             (["--port", "0", "--grpc-port", str(port)], "--grpc-port")):
+            busy = run_modelops("serve", *args, cwd=tiny.root)
+            assert busy.returncode == 1 and "Traceback" not in busy.stderr
+            assert busy.stderr == (f"error: port {port} on 127.0.0.1 is in use (another "
+                                   f"`modelops serve`, or `make demo`?); choose another with "
+                                   f"{option}\n")
+    empty = run_modelops("serve", "--grpc-port", "0", cwd=tiny.root,
+                         env={"MODELOPS_AUTH_TOKEN": ""})
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert empty.stderr.startswith("error: MODELOPS_AUTH_TOKEN is set but has fewer than 16")

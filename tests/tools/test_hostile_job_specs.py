@@ -92,7 +92,6 @@ OUTPUTS = [
     ("another model's prediction logs", "b-logs", "the prediction logs of 'b'"),
     ("another model's training data", "b-training", "a dataset 'b' reads"),
     ("its own input", "a-in", "a dataset 'a' reads"),
-    ("what another batch job writes", "b-scored", "written by the batch job of 'b'"),
 ]
 
 
@@ -107,5 +106,159 @@ def test_a_batch_job_writes_only_a_dataset_of_its_own(tiny, what, output, claim)
     tiny.write("models/a/model.yaml", SCORER.format(name="a", sha=SHA, output=output))
     tiny.write("models/b/model.yaml", SCORER.format(name="b", sha=SHA, output="b-scored"))
     got = [d.human() for d in sorted(set(load(tiny.root).diagnostics))]
-    assert got == [f"models/a/model.yaml:19:13: spec.batch.output: batch.output {output!r} is "
+    assert got == [f"models/a/model.yaml:18:13: spec.batch.output: batch.output {output!r} is "
                    f"{claim}; a batch job writes a dataset of its own"], got
+
+
+def test_a_pool_members_cronjob_and_a_dedicated_models_cannot_share_a_name(tiny):
+    """`<pool>-<model>-batch` of a pool member is also `<model>-batch` of a dedicated model
+    named `<pool>-<model>`: the second CronJob would replace the first in the namespace."""
+    from broken_specs import POOL
+    from conftest import SHA
+
+    from modelops.repo import load
+
+    member = SCORER.format(name="b", sha=SHA, output="b-scored").replace(
+        "  logging:", "  placement: {shared: shared}\n  logging:")
+    tiny.write("models/shared/pool.yaml", POOL.replace("spec: {}\n", "spec:\n  resources: {}\n"))
+    tiny.write("models/b/model.yaml", member)
+    tiny.write("models/shared-b/model.yaml",
+               SCORER.format(name="shared-b", sha=SHA, output="c-scored"))
+    got = [d.human() for d in sorted(set(load(tiny.root).diagnostics))]
+    assert any("the model 'shared-b' would make the" in line and "'shared-b-" in line
+               and "which the model 'b' (models/b/model.yaml) already makes" in line
+               for line in got), got
+
+
+def test_two_batch_jobs_cannot_write_one_dataset(tiny):
+    from conftest import SHA
+
+    from modelops.repo import load
+
+    tiny.write("models/a/model.yaml", SCORER.format(name="a", sha=SHA, output="scores"))
+    tiny.write("models/b/model.yaml", SCORER.format(name="b", sha=SHA, output="scores"))
+    got = [d.human() for d in sorted(set(load(tiny.root).diagnostics))]
+    assert got == ["models/b/model.yaml:18:13: spec.batch.output: batch.output 'scores' is "
+                   "written by the batch job of 'a'; a batch job writes a dataset of its own"]
+
+
+TRAINING = V1 + """\
+  datasets:
+    - {name: history, path: datasets/history}
+    - {name: to-score, path: datasets/to-score}
+  training:
+    function: train.py:train
+    inputs:
+      - dataset: history
+    features: [a, b]
+    gate: {metric: accuracy, threshold: 0.9}
+  batch:
+    input: to-score
+    output: scored
+"""
+
+
+def edited(old: str, new: str) -> dict[str, str]:
+    assert old in TRAINING
+    return {"models/m/model.yaml": HEAD + TRAINING.replace(old, new, 1),
+            "models/m/train.py": "def train(features, labels, parameters, seed):\n    pass\n"}
+
+
+# (what the user wrote, files, the field the located error names, words in it)
+BLOCKS = [
+    ("a NaN threshold", edited("threshold: 0.9", "threshold: .nan"),
+     "spec.training.gate.threshold", "finite number"),
+    ("an infinite threshold", edited("threshold: 0.9", "threshold: .inf"),
+     "spec.training.gate.threshold", "finite number"),
+    ("a negative tolerance", edited("threshold: 0.9", "tolerance: -1"),
+     "spec.training.gate.tolerance", "greater than or equal to 0"),
+    ("a gate with neither threshold nor tolerance", edited(", threshold: 0.9", ""),
+     "spec.training.gate", "set a threshold"),
+    ("an unknown gate metric", edited("metric: accuracy", "metric: vibes"),
+     "spec.training.gate.metric", "accuracy"),
+    ("a dataset listed twice", edited("      - dataset: history\n",
+                                      "      - dataset: history\n      - dataset: history\n"),
+     "spec.training", "dataset 'history' is listed twice"),
+    ("a feature listed twice", edited("features: [a, b]", "features: [a, b, a]"),
+     "spec.training", "feature 'a' is listed twice"),
+    ("the label among the features", edited("features: [a, b]", "features: [a, label]"),
+     "spec.training", "the label 'label' is also a feature"),
+    ("no features", edited("features: [a, b]", "features: []"),
+     "spec.training.features", "at least 1"),
+    ("no inputs", edited("    inputs:\n      - dataset: history\n", "    inputs: []\n"),
+     "spec.training.inputs", "at least 1"),
+    ("an input that is no dataset", edited("      - dataset: history", "      - dataset: nope"),
+     "spec.training.inputs[0].dataset", "neither one of datasets"),
+    ("an empty label", edited("      - dataset: history", "      - {dataset: history, label: ''}"),
+     "spec.training.inputs[0].label", "at least 1"),
+    ("a holdout of nothing", edited("features: [a, b]", "features: [a, b]\n    holdout: 0"),
+     "spec.training.holdout", "greater than or equal to 0.05"),
+    ("a holdout of most rows", edited("features: [a, b]", "features: [a, b]\n    holdout: 0.9"),
+     "spec.training.holdout", "less than or equal to 0.5"),
+    ("a negative seed", edited("features: [a, b]", "features: [a, b]\n    seed: -1"),
+     "spec.training.seed", "greater than or equal to 0"),
+    ("a canary that takes all traffic",
+     edited("features: [a, b]", "features: [a, b]\n    canaryWeight: 100"),
+     "spec.training.canaryWeight", "less than or equal to 50"),
+    ("a training file outside the model's folder",
+     edited("function: train.py:train", "function: ../../etc/x.py:train"),
+     "spec.training.function", "expected text matching"),
+    ("no rows required", edited("features: [a, b]", "features: [a, b]\n    checks: {minRows: 0}"),
+     "spec.training.checks.minRows", "greater than or equal to 1"),
+    ("a missing share past 1",
+     edited("features: [a, b]", "features: [a, b]\n    checks: {maxMissingShare: 1.5}"),
+     "spec.training.checks.maxMissingShare", "less than or equal to 1"),
+    ("a drift bound of 0", edited("features: [a, b]", "features: [a, b]\n    checks: {maxDrift: 0}"),
+     "spec.training.checks.maxDrift", "greater than 0"),
+    ("a training pod of no CPU",
+     edited("features: [a, b]", "features: [a, b]\n    resources: {cpu: '0'}"),
+     "spec.training.resources.cpu", "a quantity must be more than 0"),
+    ("a training pod of negative memory",
+     edited("features: [a, b]", "features: [a, b]\n    resources: {memory: -1Gi}"),
+     "spec.training.resources.memory", "not a Kubernetes quantity"),
+    ("a schedule that is a number", edited("features: [a, b]", "features: [a, b]\n    schedule: 5"),
+     "spec.training.schedule", "string"),
+    ("batch from a dataset it does not declare", edited("input: to-score", "input: nope"),
+     "spec.batch.input", "is not one of datasets"),
+    ("batch into a path", edited("output: scored", "output: ../../etc"),
+     "spec.batch.output", "expected text matching"),
+    ("batch into its own training data", edited("output: scored", "output: history"),
+     "spec.batch.output", "a dataset 'm' reads"),
+    ("batch into its own prediction logs", edited("output: scored", "output: m"),
+     "spec.batch.output", "the prediction logs of 'm'"),
+    ("batch with an unknown version", edited("output: scored", "output: scored\n    version: v9"),
+     "spec.batch.version", "is not one of the versions"),
+    ("no batch workers", edited("output: scored", "output: scored\n    parallelism: 0"),
+     "spec.batch.parallelism", "greater than or equal to 1"),
+    ("more batch workers than allowed", edited("output: scored", "output: scored\n    parallelism: 33"),
+     "spec.batch.parallelism", "less than or equal to 32"),
+    ("a batch pod of no memory", edited("output: scored", "output: scored\n    resources: {memory: '0'}"),
+     "spec.batch.resources.memory", "a quantity must be more than 0"),
+    ("an unknown key in batch", edited("output: scored", "output: scored\n    outptu: x"),
+     "spec.batch.outptu", "unknown field"),
+    ("an unknown key in training", edited("features: [a, b]", "features: [a, b]\n    feature: [c]"),
+     "spec.training.feature", "unknown field"),
+    ("a training function that is not a name", edited("train.py:train", "train.py:1st"),
+     "spec.training.function", "expected text matching"),
+    ("a training file that is not there", edited("train.py:train", "other.py:train"),
+     "spec.training.function", "which does not exist"),
+]
+
+
+@pytest.mark.parametrize("what, files, field, words", BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_a_dangerous_training_or_batch_block_is_refused_where_it_is_written(
+        tiny, what, files, field, words):
+    from modelops.repo import load
+
+    for rel, text in files.items():
+        tiny.write(rel, text)
+    got = [d.human() for d in sorted(set(load(tiny.root).diagnostics))]
+    assert any(line.startswith("models/m/model.yaml:") and f": {field}: " in line
+               and words in line for line in got), got
+
+
+def test_the_tables_hold_sixty_hostile_blocks(capsys):
+    refused = len(CRON) + len(OUTPUTS) + len(BLOCKS) + 2  # + the name clash and two writers
+    with capsys.disabled():
+        print(f"\nhostile training and batch blocks: {refused} refused, each located")
+    assert refused >= 60

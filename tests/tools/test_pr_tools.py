@@ -197,3 +197,19 @@ def test_a_canary_change_reads_in_a_pull_request(clone):
                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
     assert changed == ["-      weight: 90", "+      weight: 80", "-      weight: 10",
                        "+      weight: 20"]
+
+
+def test_what_a_spec_says_is_inert_in_the_plan_comment(clone):
+    """Metric names come from a training run's files: an image, a link, HTML or a `|` in
+    one must not reach the pull-request comment as Markdown."""
+    spec = clone / "models/iris/model.yaml"
+    odd = "acc | ![pwned](https://evil.example/x.png) <img src=x> `code`"
+    spec.write_text(spec.read_text().replace(
+        "      weight: 10\n",
+        f"      weight: 10\n      metrics:\n        holdout: {{{json.dumps(odd)}: 0.5}}\n", 1))
+    assert run_modelops("validate", cwd=clone).returncode == 0
+    markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
+    row = next(line for line in markdown.splitlines() if line.startswith("| `iris` |"))
+    assert "![pwned]" not in row and "<img" not in row and " | ![" not in row
+    assert r"acc \| \!\[pwned\](https://evil.example/x.png) &lt;img src=x> \`code\`" in row
+    assert row.count(" | ") == 4  # still the five cells of the table

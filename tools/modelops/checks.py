@@ -142,10 +142,14 @@ def _check_batch_outputs(report: _Reporter, models: list[SpecFile]) -> None:
 def _object_names(entry: SpecFile) -> set[tuple[str, str]]:
     if not isinstance(entry.obj, ModelDocument):
         return names.pool_objects(entry.name)
-    if entry.obj.spec.placement != "dedicated":
-        return set()
+    spec = entry.obj.spec
+    placement = spec.placement
+    jobs = names.job_objects(entry.name, None if placement == "dedicated" else placement.shared,
+                             spec.training is not None, spec.batch is not None)
+    if placement != "dedicated":
+        return jobs
     versions = {v.name for spec in entry.envs.values() for v in spec.versions}
-    return names.dedicated_objects(entry.name, sorted(versions))
+    return jobs | names.dedicated_objects(entry.name, sorted(versions))
 
 
 def _check_object_names(report: _Reporter, entries: list[SpecFile]) -> None:

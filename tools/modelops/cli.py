@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
+from pydantic import ValidationError
 
 from modelops import diagnostics as diag
 from modelops import render as rend
@@ -329,6 +330,14 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
         click.echo("nothing to serve: no models matched", err=True)
         raise SystemExit(1)
     shared = root / shared
+    try:
+        options = ServerOptions(host=host, port=port, grpc_port=grpc_port, shared_root=shared)
+    except ValidationError as exc:  # MODELOPS_* variables set in the shell
+        fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+    for option, number in (("--port", port), ("--grpc-port", grpc_port)):
+        if number and not _free(host, number):
+            fail(f"port {number} on {host} is in use (another `modelops serve`, or `make "
+                 f"demo`?); choose another with {option}")
     grpc = f" and gRPC on {host}:{grpc_port}" if grpc_port else ""
     click.echo(f"serving {', '.join(m.name for m in config.models)} on http://{host}:{port}"
                f"{grpc} (docs: http://{host}:{port}/docs)", err=True)
@@ -343,8 +352,7 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
     nothing = threading.Event()
     threading.Thread(target=_report_loading, args=(registry, shared, nothing),
                      daemon=True).start()
-    run(config, ServerOptions(host=host, port=port, grpc_port=grpc_port, shared_root=shared),
-        root, registry)
+    run(config, options, root, registry)
     if nothing.is_set():
         raise SystemExit(1)
 
@@ -499,6 +507,19 @@ def _changed_models(root: Path, ref: str) -> set[str]:
                                capture_output=True, text=True).stdout
     paths = proc.stdout.split() + [line[3:] for line in untracked.splitlines()]
     return {p.split("/")[1] for p in paths if p.count("/") >= 2}
+
+
+def _free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:

@@ -45,6 +45,16 @@ def dedicated_objects(model: str, versions: list[str]) -> set[tuple[str, str]]:
     return out
 
 
+def job_objects(model: str, pool: str | None, training: bool,
+                batch: bool) -> set[tuple[str, str]]:
+    """(kind, name) of a model's CronJobs and their config: `<model>-` prefixed, and a pool
+    member's by its pool too (`<pool>-<model>-batch` may meet a dedicated `<pool>-<model>`)."""
+    named = f"{pool}-{model}-" if pool else f"{model}-"
+    out = {("CronJob", named + "train")} if training else set()
+    out |= {("CronJob", named + "batch")} if batch else set()
+    return out | ({("ConfigMap", named + "jobs")} if out else set())
+
+
 def pool_objects(pool: str) -> set[tuple[str, str]]:
     """(kind, name) of every object a pool makes."""
     return ({(kind, server_name(pool)) for kind in (*SERVER_KINDS, "ServiceAccount")}

@@ -304,6 +304,15 @@ def _capacity_summary(plan: Plan) -> str:
     return "**At peak:** " + "; ".join(parts)
 
 
+def _cell(text: str) -> str:
+    """Text from a spec (metric names, version names), inert in a Markdown table cell of a
+    pull-request comment: no HTML, image, link, code span, or cell break of its own."""
+    escaped = text.replace("\n", " ").replace("&", "&amp;").replace("<", "&lt;")
+    for mark in ("\\", "|", "`", "[", "]", "!"):
+        escaped = escaped.replace(mark, "\\" + mark)
+    return escaped
+
+
 def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
     if plan.removed:
@@ -324,7 +333,7 @@ def markdown(plan: Plan) -> str:
         for c in changes:
             lines.append(f"| `{c.name}` | {', '.join(c.added) or '-'} | "
                          f"{', '.join(c.changed) or '-'} | {', '.join(c.removed) or '-'} | "
-                         f"{'<br>'.join(c.facts) or '-'} |")
+                         f"{'<br>'.join(map(_cell, c.facts)) or '-'} |")
         lines.append("")
         for c in changes:
             for key, diff in c.changed.items():

@@ -27,6 +27,7 @@ from modelops.repo import Repo
 from modelops.spec import ModelSpec
 from modelops_jobs.training import newest_trained
 from modelops_runtime import volume
+from modelops_runtime.runtimes import file_sha256
 
 
 class ProposeError(Exception):
@@ -64,6 +65,11 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
             rf"{re.escape(volume.artifacts(name))}/{trained.name}/[A-Za-z0-9._-]+", artifact):
         raise ProposeError(f"{trained}/lineage.json: artifact.path is not a file of "
                            f"{volume.artifacts(name)}/{trained.name}/")
+    pinned = shared / artifact
+    if not pinned.is_file() or file_sha256(pinned) != digest:
+        raise ProposeError(f"{artifact} was {'changed' if pinned.is_file() else 'deleted'} "
+                           f"since it was trained (lineage.json pins sha256 {digest[:12]}...); "
+                           f"train again")
     if not isinstance(holdout, dict) or not isinstance(serving, dict) or (
             "version" in serving and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?",
                                                       str(serving["version"]))):

@@ -163,6 +163,12 @@ def _compiled(rel: str, raw: bytes) -> tuple[str, Diagnostic | None]:
     return source, None
 
 
+def _symlinked(rel: str) -> Diagnostic:
+    return Diagnostic(rel, 1, 1, "", f"{rel.rsplit('/', 1)[-1]} is a symbolic link: code is "
+                      f"copied into the overlays and the image, so it must be a file of the "
+                      f"repository itself")
+
+
 def spec_files(root: Path) -> list[Path]:
     """Every YAML file under models/ (a stray one is reported, not ignored)."""
     models = root / "models"
@@ -199,7 +205,9 @@ def load(root: Path) -> Repo:
     for name, entry in models.items():
         if entry.obj.spec.runtime == "python":
             code = root / "models" / name / "model.py"
-            if code.is_file():
+            if code.is_symlink():
+                diagnostics.append(_symlinked(f"models/{name}/model.py"))
+            elif code.is_file():
                 rel = f"models/{name}/model.py"
                 source, problem = _compiled(rel, code.read_bytes())
                 if problem:
@@ -218,7 +226,9 @@ def load(root: Path) -> Repo:
             continue
         file = training.function.split(":")[0]
         code = root / "models" / name / file
-        if code.is_file():
+        if code.is_symlink():
+            diagnostics.append(_symlinked(f"models/{name}/{file}"))
+        elif code.is_file():
             source, problem = _compiled(f"models/{name}/{file}", code.read_bytes())
             if problem:
                 diagnostics.append(problem)
