@@ -163,27 +163,28 @@ class Compactor:
         run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
         staging = self.state / "staging" / run
         staging.mkdir()
-        con = self.con
         readable = self._screen(files, staging)
-        try:
-            con.execute(logtables.load_sql(), [[str(f) for f in readable.values()]])
-        except duckdb.Error:  # not foreseen by the screen: set that whole file aside
-            readable = self._reject_unreadable(readable)
-            if not readable:
-                shutil.rmtree(staging)
-                return
-            con.execute(logtables.load_sql(), [[str(f) for f in readable.values()]])
         files = list(readable)
-        records, expected = _row(con, logtables.ROWS_SQL)
-        layouts: dict[str, list[tuple[Any, ...]]] = {}
-        for row in con.execute(logtables.LAYOUTS_SQL).fetchall():
-            layouts.setdefault(row[1], []).append(row)
-        rows = 0
-        for dataset, members in layouts.items():
-            select = logtables.plan_dataset(members)
-            copy = logtables.copy_sql(select, str(staging / dataset), run)
-            rows += _row(con, copy)[0]
-        con.execute("DROP TABLE records")
+        pending = _groups([(path, chunk) for path, source in readable.items()
+                           for chunk in _chunks(source, staging / "chunks", LOAD_BYTES)])
+        records = expected = rows = attempts = 0
+        while pending:
+            group = pending.pop(0)
+            attempts += 1
+            try:
+                counted, instances, written = self._load_and_copy(
+                    [chunk for _, chunk in group], staging, f"{run}-{attempts}")
+            except duckdb.Error as exc:  # memory, or a record no screen foresaw
+                for leftover in staging.rglob(f"part-{run}-{attempts}-*"):
+                    leftover.unlink()  # what the failed COPY left
+                if len(group) > 1:  # fewer files at once, then fewer lines,
+                    pending[:0] = [group[:len(group) // 2], group[len(group) // 2:]]
+                elif halves := _halves(group[0][1]):
+                    pending[:0] = [[(group[0][0], half)] for half in halves]
+                else:  # until the record that fails is alone: it alone is set aside
+                    self._reject_record(*group[0], exc)
+                continue
+            records, expected, rows = records + counted, expected + instances, rows + written
         if rows != expected:
             raise RuntimeError(f"wrote {rows} rows for {expected} instances; nothing committed")
         parts = sorted(str(p.relative_to(staging)) for p in staging.rglob("*.parquet"))
@@ -219,21 +220,36 @@ class Compactor:
                     f"{orjson.loads(rejected[0])['line']}: {first}"
         return readable
 
-    def _reject_unreadable(self, readable: dict[Path, Path]) -> dict[Path, Path]:
-        """Move log files DuckDB still cannot read to rejected/, the reason beside them."""
-        kept = {}
-        for path, source in readable.items():
-            try:
-                self.con.execute(logtables.load_sql(), [[str(source)]])
-                kept[path] = source
-            except duckdb.Error as exc:
-                name = str(path.relative_to(self.logs))
-                target = self.state / "rejected" / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.with_name(target.name + ".error").write_text(f"{exc}\n")
-                os.replace(path, target)
-                self.summary.rejected[name] = str(exc).splitlines()[0]
-        return kept
+    def _load_and_copy(self, chunks: list[Path], staging: Path,
+                       name: str) -> tuple[int, int, int]:
+        """(records, instances, rows written) of files loaded at once, parts in staging."""
+        con = self.con
+        con.execute(logtables.load_sql(), [[str(chunk) for chunk in chunks]])
+        try:
+            records, expected = _row(con, logtables.ROWS_SQL)
+            layouts: dict[str, list[tuple[Any, ...]]] = {}
+            for row in con.execute(logtables.LAYOUTS_SQL).fetchall():
+                layouts.setdefault(row[1], []).append(row)
+            rows = 0
+            for dataset, members in layouts.items():
+                select = logtables.plan_dataset(members)
+                rows += _row(con, logtables.copy_sql(select, str(staging / dataset), name))[0]
+        finally:
+            con.execute("DROP TABLE IF EXISTS records")
+        return records, expected, rows
+
+    def _reject_record(self, path: Path, chunk: Path, exc: duckdb.Error) -> None:
+        """A record DuckDB cannot compact even alone: kept in rejected/ with the reason,
+        beside the records the screen set aside; the rest of its file is compacted."""
+        name = str(path.relative_to(self.logs))
+        target = self.state / "rejected" / (name + ".rejected.jsonl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        reason = f"could not be compacted: {str(exc).splitlines()[0]}"
+        line = chunk.read_bytes().strip()
+        with open(target, "ab") as out:  # after the screen's own, which it wrote whole
+            out.write(orjson.dumps({"line": None, "reason": reason,
+                                    "record": line.decode("utf-8", "replace")}) + b"\n")
+        self.summary.rejected.setdefault(name, f"1 record or more: {reason}")
 
     # -- after the commit (also how a crashed run is finished) ---------------------------
 
@@ -316,3 +332,57 @@ def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
     if row is None:
         raise RuntimeError(f"DuckDB returned no row for {sql[:80]!r}")
     return row
+
+
+LOAD_BYTES = 16 * 1024 * 1024
+"""JSON that DuckDB loads at once: it holds several times that while it types the tensors,
+so this bounds the memory of a run whatever the batch holds."""
+
+
+def _chunks(source: Path, folder: Path, limit: int) -> list[Path]:
+    """The file itself when it is small, else its lines in files of about `limit` bytes."""
+    if source.stat().st_size <= limit:
+        return [source]
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    lines: list[bytes] = []
+    size = 0
+    for line in source.read_bytes().splitlines(keepends=True):
+        if lines and size + len(line) > limit:
+            out.append(_write_chunk(folder, lines))
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line)
+    if lines:
+        out.append(_write_chunk(folder, lines))
+    return out
+
+
+def _groups(chunks: list[tuple[Path, Path]]) -> list[list[tuple[Path, Path]]]:
+    """Chunks in loads of about LOAD_BYTES each (many small log files load together)."""
+    groups: list[list[tuple[Path, Path]]] = []
+    size = LOAD_BYTES
+    for pair in chunks:
+        length = pair[1].stat().st_size
+        if size + length > LOAD_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(pair)
+        size += length
+    return groups
+
+
+def _halves(chunk: Path) -> list[Path]:
+    """The chunk's lines in two files, or none when it holds one line."""
+    lines = [line for line in chunk.read_bytes().splitlines(keepends=True) if line.strip()]
+    if len(lines) < 2:
+        return []
+    middle = len(lines) // 2
+    return [_write_chunk(chunk.parent, lines[:middle]), _write_chunk(chunk.parent, lines[middle:])]
+
+
+def _write_chunk(folder: Path, lines: list[bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"chunk-{secrets.token_hex(6)}.jsonl"
+    path.write_bytes(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+    return path

@@ -26,7 +26,10 @@ from modelops_runtime.records import SQL_COLUMNS
 WIDE = 256
 MAX_LAYOUTS = 32
 MAX_COLUMNS = 512
-MAX_RECORD_BYTES = 64 * 1024 * 1024  # a request body is capped at 8 MiB by default
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+"""The largest line DuckDB reads: a request body is capped at 8 MiB by default, and longer
+records are cut into pieces first (screen.py). read_json sizes its buffers by it, so a
+larger bound costs memory on every run."""
 NAME = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"  # dataset names as the spec allows them
 
 SQL_TYPES = {"BOOL": "BOOLEAN", "INT8": "TINYINT", "INT16": "SMALLINT", "INT32": "INTEGER",
@@ -52,7 +55,8 @@ def load_sql() -> str:
     Each record's tensors are parsed once, into name, datatype, shape and the data still
     as JSON (cast later, when its type is known), and the record gets the digest of its
     layout."""
-    columns = "{" + ", ".join(f"{k}: '{v}'" for k, v in SQL_COLUMNS.items()) + "}"
+    read = {**SQL_COLUMNS, "row_offset": "INTEGER"}  # a piece's first instance (screen.py)
+    columns = "{" + ", ".join(f"{k}: '{v}'" for k, v in read.items()) + "}"
     return f"""
         CREATE OR REPLACE TEMP TABLE records AS
         SELECT *, md5(concat_ws('|', dataset, CAST({_layout('inputs')} AS VARCHAR),
@@ -67,7 +71,9 @@ def load_sql() -> str:
                            maximum_object_size = {MAX_RECORD_BYTES}))"""
 
 
-ROWS_SQL = f"SELECT count(*), coalesce(sum({_ROWS}), 0) FROM records"
+ROWS_SQL = (f"SELECT count(*) FILTER (WHERE coalesce(row_offset, 0) = 0), "
+            f"coalesce(sum({_ROWS}), 0) FROM records")
+"""(records, instances): a record cut into pieces counts once."""
 
 LAYOUTS_SQL = f"""
     SELECT layout, dataset, any_value({_layout('inputs')}), any_value({_layout('outputs')}),
@@ -102,14 +108,25 @@ class Tensor:
         return f"CASE WHEN json_type({data}, '$[0]') = 'ARRAY' THEN {nested} ELSE {flat} END"
 
     def columns(self, alias: str) -> list[str]:
-        offset = f"r * {self.width}" if self.per_row else "0"
+        """The tensor's feature columns, as `<expression> AS <name>`. A per-row tensor is
+        unnested, one row per instance (its j-th column is the list sliced from j by the
+        row width): linear in its size, where indexing the whole list on every row was
+        quadratic and ran a 200,000-row request out of memory."""
         name = _PREFIX[self.side] + self.name
-        if self.width > WIDE:
-            return [f"{alias}[{offset} + 1 : {offset} + {self.width}] AS {quote(name)}"]
-        if self.width == 1:
-            return [f"{alias}[{offset} + 1] AS {quote(name)}"]
-        return [f"{alias}[{offset} + {j + 1}] AS {quote(f'{name}_{j}')}"
-                for j in range(self.width)]
+        w = self.width
+        if not self.per_row:  # the same on every row
+            if w > WIDE:
+                return [f"{alias} AS {quote(name)}"]
+            if w == 1:
+                return [f"{alias}[1] AS {quote(name)}"]
+            return [f"{alias}[{j + 1}] AS {quote(f'{name}_{j}')}" for j in range(w)]
+        if w > WIDE:
+            rows = f"list_transform(range(n), lambda i: {alias}[i * {w} + 1 : i * {w} + {w}])"
+            return [f"unnest({rows}) AS {quote(name)}"]
+        if w == 1:
+            return [f"unnest({alias}) AS {quote(name)}"]
+        return [f"unnest(list_slice({alias}, {j + 1}, len({alias}), {w})) "
+                f"AS {quote(f'{name}_{j}')}" for j in range(w)]
 
 
 def _tensors(side: str, layout: list[dict[str, Any]] | None, rows: int) -> tuple[Tensor, ...]:
@@ -127,7 +144,10 @@ def _tensors(side: str, layout: list[dict[str, Any]] | None, rows: int) -> tuple
 
 _COMMON = """model, version,
     strftime(make_timestamp(CAST(ts * 1000000 AS BIGINT)), '%Y-%m-%d') AS date,
-    id AS request_id, CAST(r AS INTEGER) AS "row", to_timestamp(ts) AS ts, latency_ms, status"""
+    id AS request_id, CAST(coalesce(row_offset, 0) + r AS INTEGER) AS "row",
+    to_timestamp(ts) AS ts, latency_ms, status"""
+_SCALARS = "model, version, ts, id, latency_ms, status, row_offset"
+"""What the rows of one record share; its tensors' lists are not carried onto each row."""
 
 
 def _columns(tensors: tuple[Tensor, ...]) -> set[str]:
@@ -163,12 +183,14 @@ def plan_dataset(layouts: list[tuple[Any, ...]]) -> str:
                  range(n) AS instances(r)""")
     for tensors, members in groups.items():
         flats = "".join(f", {t.flat_sql()} AS t{i}" for i, t in enumerate(tensors))
-        features = "".join(", " + c for i, t in enumerate(tensors) for c in t.columns(f"t{i}"))
+        features = [c for i, t in enumerate(tensors) for c in t.columns(f"t{i}")]
+        named = "".join(", " + c.rsplit(" AS ", 1)[1] for c in features)
         wanted = ", ".join(f"'{m}'" for m in members)  # md5 hex digests: safe literals
         selects.append(f"""
-            SELECT {_COMMON}{features}
-            FROM (SELECT *, {_ROWS} AS n{flats}
-                  FROM records WHERE layout IN ({wanted})), range(n) AS instances(r)""")
+            SELECT {_COMMON}{named}
+            FROM (SELECT {_SCALARS}, unnest(range(n)) AS r{"".join(", " + c for c in features)}
+                  FROM (SELECT *, {_ROWS} AS n{flats}
+                        FROM records WHERE layout IN ({wanted})))""")
     return "\nUNION ALL BY NAME\n".join(selects)
 
 
@@ -176,4 +198,5 @@ def copy_sql(select: str, target: str, run: str) -> str:
     """Write the rows as Parquet partitioned model=/version=/date=, files named after the run."""
     path = target.replace("'", "''")
     return f"""COPY ({select}) TO '{path}' (FORMAT parquet, COMPRESSION zstd,
-        PARTITION_BY (model, version, date), FILENAME_PATTERN 'part-{run}-{{i}}')"""
+        PARTITION_BY (model, version, date), FILENAME_PATTERN 'part-{run}-{{i}}',
+        OVERWRITE_OR_IGNORE true)"""  # a run's loads write side by side: names never meet

@@ -6,6 +6,11 @@ would fail the whole batch, on every run, for the whole volume. Each line is che
 here first against exactly what the SQL of logtables.py assumes; a line that fails is
 kept with its reason in `rejected/<server>/<date>/<file>.rejected.jsonl` and the rest
 of its file is compacted. A file whose lines all pass is read as it is.
+
+A record of many instances (a 200,000-row request logs as one line of megabytes) is cut
+here into pieces of at most about PIECE_BYTES, each with the `row_offset` of its first
+instance: DuckDB then never holds one huge record, so compaction runs within its memory
+limit whatever the requests were, and every row keeps its index in its request.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from modelops_compactor.logtables import SQL_TYPES
 from modelops_runtime.records import SQL_COLUMNS
 
 MAX_RANK = 32
+PIECE_BYTES = 1 << 20
 _INT_RANGES = {"INT8": 7, "INT16": 15, "INT32": 31, "INT64": 63}
 _UINT_RANGES = {"UINT8": 8, "UINT16": 16, "UINT32": 32, "UINT64": 64}
 _FLOAT_MAX = {"FP16": 3.4e38, "FP32": 3.4e38, "FP64": math.inf}  # FP16 is stored as FLOAT
@@ -103,19 +109,57 @@ def problem(line: bytes) -> str | None:
 
 def screen(path: Path, clean: Path) -> tuple[Path, list[bytes]]:
     """(the file to compact, the rejected lines as JSON with their reasons). When a line
-    fails, the lines that pass are written to `clean` and that is the file to compact."""
+    fails or is cut into pieces, the lines to read are written to `clean`, and that is the
+    file to compact."""
     data = path.read_bytes()
     lines = data.splitlines()
     rejected = []
+    kept: list[bytes] = []
+    changed = False
     for number, line in enumerate(lines, 1):
-        if line.strip() and (reason := problem(line)) is not None:
+        if not line.strip():
+            continue
+        if (reason := problem(line)) is not None:
             rejected.append((number, reason, line))
-    if not rejected:
+            changed = True
+        elif len(line) > PIECE_BYTES:
+            kept += pieces(line)
+            changed = True
+        else:
+            kept.append(line)
+    if not changed:
         return path, []
-    bad = {number for number, _, _ in rejected}
     clean.parent.mkdir(parents=True, exist_ok=True)
-    clean.write_bytes(b"".join(line + b"\n" for n, line in enumerate(lines, 1)
-                               if n not in bad and line.strip()))
+    clean.write_bytes(b"".join(line + b"\n" for line in kept))
     return clean, [orjson.dumps({"line": n, "reason": reason,
                                  "record": line.decode("utf-8", "replace")}) + b"\n"
                    for n, reason, line in rejected]
+
+
+def pieces(line: bytes) -> list[bytes]:
+    """A valid record of many instances as records of fewer, each about PIECE_BYTES: the
+    tensors whose first dimension counts the instances are sliced, the others repeated."""
+    record = orjson.loads(line)
+    first = record["inputs"][0]["shape"]
+    count = first[0] if first else 1
+    step = max(1, count * PIECE_BYTES // len(line))
+    if step >= count:
+        return [line]
+    out = []
+    for start in range(0, count, step):
+        stop = min(count, start + step)
+        piece = {**record, "row_offset": start}
+        for side in ("inputs", "outputs"):
+            piece[side] = [_slice(t, count, start, stop) for t in record[side]]
+        out.append(orjson.dumps(piece))
+    return out
+
+
+def _slice(tensor: dict[str, Any], count: int, start: int, stop: int) -> dict[str, Any]:
+    shape, data = tensor["shape"], tensor["data"]
+    if not shape or shape[0] != count:
+        return tensor  # not one value per instance: every piece carries it whole
+    width = math.prod(shape[1:])
+    nested = bool(data) and isinstance(data[0], list)
+    return {**tensor, "shape": [stop - start, *shape[1:]],
+            "data": data[start:stop] if nested else data[start * width:stop * width]}

@@ -302,3 +302,41 @@ class Reader(Model):
         with duckdb.connect() as con:
             self.rows = con.execute(f"SELECT count(*) FROM read_parquet('{path}/**/*.parquet')").fetchone()[0]
 """
+
+
+PEAK_MB = 1024
+"""The documented bound of a compaction run (README): DuckDB's 512 MB limit, plus the log
+file being screened and the interpreter."""
+
+
+def test_large_requests_among_ordinary_ones_all_reach_the_dataset_in_bounded_memory(tmp_path):
+    """Six 200,000-row requests among a hundred small ones made their whole log file
+    "unreadable" (DuckDB out of memory): 0 of 106 records reached the dataset, and the file
+    was set aside. Now big records are cut into pieces and loads are bounded: every row
+    arrives once, with its index in its request, the run's peak stays under PEAK_MB, and
+    the next hour's run has its own records only."""
+    records = [_record(i, rows=200_000 if i % 18 == 0 else 2) for i in range(106)]
+    _write_log(tmp_path, "big.jsonl", records)
+    env = {**os.environ, "MODELOPS_SHARED_ROOT": str(tmp_path),
+           "MODELOPS_COMPACTOR_CONFIG": str(tmp_path / "none.yaml")}
+    measured = ("import resource, runpy, sys\n"
+                "try:\n    runpy.run_module('modelops_compactor', run_name='__main__')\n"
+                "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+                " file=sys.stderr)\n")
+    first = subprocess.run([sys.executable, "-c", measured], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    out, peak_mb = first.stdout, int(first.stderr.split()[-1]) / 1024
+    summary = json.loads(out)
+    assert (summary["records"], summary["rows"], summary["rejected"]) == (106, 1_200_200, {})
+    assert _query(f"SELECT count(*), count(DISTINCT (request_id, \"row\")), max(\"row\") "
+                  f"FROM read_parquet('{tmp_path}/datasets/iris-log/**/*.parquet')") == [
+        (1_200_200, 1_200_200, 199_999)]
+    assert peak_mb < PEAK_MB, f"peak {peak_mb:.0f} MB"
+
+    later = [_record(1000 + i) for i in range(10)]
+    _write_log(tmp_path, "next-hour.jsonl", later, day="2026-11-19")
+    second = _compact_process(tmp_path)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert json.loads(out)["records"] == 10
