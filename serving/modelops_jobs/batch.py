@@ -6,8 +6,11 @@ that serve it, into
 one output file per input file, written whole under a temporary name and renamed, and
 skipped when a part of the same input (path and bytes) exists under any date: a re-run
 adds nothing, whatever its date, and a run killed anywhere loses nothing (the next one
-does what is left). Worker `index` of `count` takes every count-th input
-file, which is how an Indexed Job spreads the files over its pods.
+does what is left). An input file that grew (its earlier rows unchanged) is scored from
+its first new row: `_ledger/` records, for each part, the rows of its file it covers and
+their digest, written before the part's rename, which commits both. Worker `index` of
+`count` takes every count-th input file, which is how an Indexed Job spreads the files over
+its pods.
 
 An input file that cannot be scored (no rows, text among numbers, infinity, damaged) is
 set aside with its reason in `_rejected/<part>.json` beside the parts, and the others are
@@ -105,20 +108,24 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     tensor = data.input_tensor(model)
     with duckdb.connect() as con:
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
+        ledger = out.parent / "_ledger"
         for source, target in todo:
             where = str(source.relative_to(shared_root))
             try:
                 features = _features(con, source, batch.features)
-                outputs = model.infer({tensor: features}, None)
+                first = _scored_before(ledger, out.parent, where, features)
+                outputs = model.infer({tensor: features[first:]}, None) \
+                    if first < len(features) else {}
             except (duckdb.Error, data.DataError, ServingError) as exc:  # this file, not the rest
                 reason = str(getattr(exc, "message", None) or exc).splitlines()[0]
                 _set_aside(rejected, target, where, reason)
                 summary.rejected[where] = reason
                 continue
-            columns = {"row": np.arange(len(features))}
+            _note(ledger, target, where, features)  # before the part: it commits both
+            columns = {"row": np.arange(first, len(features))}
             for name, values in outputs.items():
                 values = np.asarray(values)
-                if values.ndim == 1 and len(values) == len(features):
+                if values.ndim == 1 and len(values) == len(features) - first:
                     columns[f"out_{name}"] = values
             con.register("scored", columns)  # the file name as a constant: no string array
             temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -130,7 +137,7 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
                 os.fsync(handle.fileno())
             os.rename(temporary, target)  # whole, or not there at all
             summary.written += 1
-            summary.rows += len(features)
+            summary.rows += len(features) - first
     return summary
 
 
@@ -173,3 +180,36 @@ def _set_aside(folder: Path, target: Path, source: str, reason: str) -> None:
     temporary = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     temporary.write_bytes(orjson.dumps({"source": source, "reason": reason}))
     os.rename(temporary, record)
+
+
+def _digest(features: np.ndarray, rows: int) -> str:
+    return hashlib.sha256(np.ascontiguousarray(features[:rows]).tobytes()).hexdigest()
+
+
+def _scored_before(ledger: Path, version: Path, source: str, features: np.ndarray) -> int:
+    """How many first rows of this file a part already holds, on any date: rows that grew
+    onto an unchanged file are all that is left to score (0 for a new or rewritten file)."""
+    best = 0
+    for entry in ledger.glob("part-*.json") if ledger.is_dir() else ():
+        try:
+            noted = orjson.loads(entry.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        rows = noted.get("rows")
+        if (noted.get("source") != source or not isinstance(rows, int) or rows <= best
+                or rows > len(features)
+                or not any(version.glob(f"date=*/{entry.with_suffix('.parquet').name}"))):
+            continue  # another file's, or of a part never renamed into place
+        if noted.get("sha256") == _digest(features, rows):
+            best = rows
+    return best
+
+
+def _note(ledger: Path, target: Path, source: str, features: np.ndarray) -> None:
+    """Record which rows of its file a part covers (all of them, up to its last)."""
+    ledger.mkdir(exist_ok=True)
+    entry = ledger / target.with_suffix(".json").name
+    temporary = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(orjson.dumps({"source": source, "rows": len(features),
+                                        "sha256": _digest(features, len(features))}))
+    os.rename(temporary, entry)
