@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -185,6 +186,29 @@ def test_an_empty_token_file_refuses_to_start(start_server, tmp_path):
     assert "MODELOPS_AUTH_TOKEN_FILE" in refused.stderr.read_text()
 
 
+def _partition(shared: Path) -> Path:
+    """The partition whose drift summary the catalog page of iris reads."""
+    partition = shared / "datasets/logs/model=iris/version=v1/date=2026-11-22"
+    partition.mkdir(parents=True)
+    return partition
+
+
+async def _page(shared: Path) -> httpx.Response:
+    """The catalog page of one model whose logs have a drift reference, in process."""
+    from modelops_catalog.app import create_catalog_app
+    from modelops_catalog.config import CatalogConfig
+
+    config = CatalogConfig(environment="staging", models=[{
+        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
+        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1,
+        "drift": "datasets/logs/model=iris", "versions": [{
+            "name": "v1", "weight": 100, "readyUrl": "http://127.0.0.1:9/ready"}]}])
+    app = create_catalog_app(config, shared_root=shared)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                 base_url="http://catalog") as client:
+        return await client.get("/catalog")
+
+
 @pytest.mark.parametrize("drift", [
     b"not json", b"[]", b'{"features": "x"}', b'{"features": {"in_a": {"psi": "high"}}, "rows": "many"}',
     b'{"features": {"<script>x</script>": {"psi": 1e308}, "in_b": 7}, "reference": 3}'])
@@ -193,25 +217,8 @@ def test_a_damaged_drift_summary_never_breaks_the_page(tmp_path, drift):
     escapes what it shows."""
     import asyncio
 
-    from modelops_catalog.app import create_catalog_app
-    from modelops_catalog.config import CatalogConfig
-
-    partition = tmp_path / "datasets/logs/model=iris/version=v1/date=2026-11-22"
-    partition.mkdir(parents=True)
-    (partition / "_drift.json").write_bytes(drift)
-    config = CatalogConfig(environment="staging", models=[{
-        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
-        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1,
-        "drift": "datasets/logs/model=iris", "versions": [{
-            "name": "v1", "weight": 100, "readyUrl": "http://127.0.0.1:9/ready"}]}])
-
-    async def page():
-        app = create_catalog_app(config, shared_root=tmp_path)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
-                                     base_url="http://catalog") as client:
-            return await client.get("/catalog")
-
-    response = asyncio.run(page())
+    (_partition(tmp_path) / "_drift.json").write_bytes(drift)
+    response = asyncio.run(_page(tmp_path))
     assert response.status_code == 200
     assert "<script>x" not in response.text and 'aria-label="traffic: v1 100%"' in response.text
 
@@ -222,33 +229,17 @@ def test_a_fifo_or_a_huge_file_as_drift_summary_neither_hangs_nor_slows_the_page
     """A FIFO named _drift.json hung the page, the API and liveness; a 26 MB one was parsed
     on every view. Only a regular file of a summary's size is read."""
     import asyncio
-    import os
     import threading
 
-    from modelops_catalog.app import create_catalog_app
-    from modelops_catalog.config import CatalogConfig
-
-    partition = tmp_path / "datasets/logs/model=iris/version=v1/date=2026-11-22"
-    partition.mkdir(parents=True)
+    partition = _partition(tmp_path)
     if kind == "fifo":
         os.mkfifo(partition / "_drift.json")
     else:
         features = {f"in_{i}": {"psi": 0.5, "drift": "significant"} for i in range(400_000)}
         (partition / "_drift.json").write_text(json.dumps({"features": features}))
-    config = CatalogConfig(environment="staging", models=[{
-        "name": "iris", "team": "ds", "description": "", "runtime": "sklearn",
-        "placement": "dedicated", "minReplicas": 1, "maxReplicas": 1,
-        "drift": "datasets/logs/model=iris", "versions": [{
-            "name": "v1", "weight": 100, "readyUrl": "http://127.0.0.1:9/ready"}]}])
-
-    async def page():
-        app = create_catalog_app(config, shared_root=tmp_path)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
-                                     base_url="http://catalog") as client:
-            return await client.get("/catalog")
-
     answered: list = []  # in a daemon thread: a page that hangs fails the test, not the run
-    viewer = threading.Thread(target=lambda: answered.append(asyncio.run(page())), daemon=True)
+    viewer = threading.Thread(target=lambda: answered.append(asyncio.run(_page(tmp_path))),
+                              daemon=True)
     viewer.start()
     viewer.join(10)
     assert answered, "the page did not answer within 10 s"

@@ -23,6 +23,7 @@ from pydantic import (
 from modelops import quantity, schedule
 from modelops_jobs.config import DataChecks, QualityGate
 from modelops_runtime.config import Runtime
+from modelops_runtime.tensors import DTYPES
 
 API_VERSION = "modelops/v1"
 
@@ -300,8 +301,7 @@ class EnvVar(Strict):
         return self
 
 
-Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-                   "INT64", "FP16", "FP32", "FP64", "BYTES"]
+Datatype = Literal[tuple(DTYPES)]  # type: ignore[valid-type]  # the server's list, one home
 
 
 class TensorDecl(Strict):
