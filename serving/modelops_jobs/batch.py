@@ -90,8 +90,9 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         for leftover in out.parent.glob(f"date=*/.{target.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
     rejected = out / "_rejected"
-    done = {p.name for p in out.parent.glob("date=*/part-*.parquet")} | {
-        p.with_suffix(".parquet").name for p in out.parent.glob("date=*/_rejected/part-*.json")}
+    parts = {p.name for p in out.parent.glob("date=*/part-*.parquet")}
+    done = parts | {p.with_suffix(".parquet").name
+                    for p in out.parent.glob("date=*/_rejected/part-*.json")}
     todo = [(f, target) for f, target in todo if target.name not in done]  # on any date
     summary.skipped = len(mine) - len(todo)
     if not todo:
@@ -109,11 +110,12 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     with duckdb.connect() as con:
         con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
         ledger = out.parent / "_ledger"
+        covered = _covered(ledger, parts)
         for source, target in todo:
             where = str(source.relative_to(shared_root))
             try:
                 features = _features(con, source, batch.features)
-                first = _scored_before(ledger, out.parent, where, features)
+                first = _scored_before(covered.get(where, []), features)
                 outputs = model.infer({tensor: features[first:]}, None) \
                     if first < len(features) else {}
             except (duckdb.Error, data.DataError, ServingError) as exc:  # this file, not the rest
@@ -186,23 +188,29 @@ def _digest(features: np.ndarray, rows: int) -> str:
     return hashlib.sha256(np.ascontiguousarray(features[:rows]).tobytes()).hexdigest()
 
 
-def _scored_before(ledger: Path, version: Path, source: str, features: np.ndarray) -> int:
-    """How many first rows of this file a part already holds, on any date: rows that grew
-    onto an unchanged file are all that is left to score (0 for a new or rewritten file)."""
-    best = 0
+def _covered(ledger: Path, parts: set[str]) -> dict[str, list[tuple[int, str]]]:
+    """(rows, digest) of each input file's scored prefixes, by the file's path: the ledger
+    entries of parts that were renamed into place (read once a run)."""
+    found: dict[str, list[tuple[int, str]]] = {}
     for entry in ledger.glob("part-*.json") if ledger.is_dir() else ():
+        if entry.with_suffix(".parquet").name not in parts:
+            continue  # its part was never renamed into place: it commits nothing
         try:
             noted = orjson.loads(entry.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             continue
-        rows = noted.get("rows")
-        if (noted.get("source") != source or not isinstance(rows, int) or rows <= best
-                or rows > len(features)
-                or not any(version.glob(f"date=*/{entry.with_suffix('.parquet').name}"))):
-            continue  # another file's, or of a part never renamed into place
-        if noted.get("sha256") == _digest(features, rows):
-            best = rows
-    return best
+        if isinstance(noted.get("rows"), int) and isinstance(noted.get("source"), str):
+            found.setdefault(noted["source"], []).append((noted["rows"], str(noted.get("sha256"))))
+    return found
+
+
+def _scored_before(covered: list[tuple[int, str]], features: np.ndarray) -> int:
+    """How many first rows of this file a part already holds, on any date: rows that grew
+    onto an unchanged file are all that is left to score (0 for a new or rewritten file)."""
+    for rows, digest in sorted(covered, reverse=True):
+        if rows <= len(features) and digest == _digest(features, rows):
+            return rows
+    return 0
 
 
 def _note(ledger: Path, target: Path, source: str, features: np.ndarray) -> None:

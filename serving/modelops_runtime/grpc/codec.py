@@ -42,9 +42,7 @@ def parameters(entries: Mapping[str, pb.InferParameter]) -> Parameters | None:
 
 
 def decode(request: pb.ModelInferRequest, request_id: str) -> InferRequest:
-    if not request.inputs:
-        raise InvalidRequest("request needs a non-empty 'inputs' list")
-    raw = request.raw_input_contents
+    raw = request.raw_input_contents  # no inputs at all: InferRequest says so
     if raw and len(raw) != len(request.inputs):
         raise InvalidRequest(f"{len(raw)} raw_input_contents for {len(request.inputs)} "
                              f"inputs")

@@ -4,7 +4,7 @@ headers, and how long a client may take to send them.
 Without them one connection can grow the process by a 48 MB header before
 authentication runs, or hold a connection open forever by sending nothing, or a byte at
 a time. Both end in a JSON error and a closed connection, counted like every response.
-(The body has its own timeout where it is read: endpoints.py. A body that arrived whole
+(The body has its own timeout where it is read: routes.py. A body that arrived whole
 with its headers, as small requests do, is marked in the scope so that reading it needs
 no timer.)
 """
