@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -35,11 +38,34 @@ def run_modelops(*args: str, cwd: Path, env: dict | None = None) -> subprocess.C
                           text=True, env={**os.environ, "GITHUB_ACTIONS": "", **(env or {})})
 
 
-def copy_repo(tmp_path: Path) -> Path:
-    """This repository's specs, platform, bases, overlays and schemas, in a temp directory."""
-    root = tmp_path / "repo"
-    for folder in ("models", "platform", "base", "overlays", "schemas"):
+EXAMPLES = ("cancer-screen", "diabetes", "digits", "iris", "tabular", "wine")
+"""The example models and pool, the only folders of models/ that tests read: a user's own
+models beside them never reach a test, so adding one never turns the suite red."""
+
+
+@functools.cache
+def examples() -> Path:
+    """This repository with only the example models, and the files generated from them;
+    made once per run, and read-only to the tests (copy_repo gives a writable copy)."""
+    root = Path(tempfile.mkdtemp(prefix="modelops-examples-")) / "repo"
+    atexit.register(shutil.rmtree, root.parent, True)
+    for folder in ("platform", "base", "overlays", "schemas", "docs", ".github"):
         shutil.copytree(REPO / folder, root / folder)
+    for name in EXAMPLES:
+        shutil.copytree(REPO / "models" / name, root / "models" / name)
+    shutil.copyfile(REPO / ".gitignore", root / ".gitignore")
+    from modelops.generate import files
+    from modelops.repo import load
+
+    files.sync(root, load(root), write=True)  # drops what other models generated
+    return root
+
+
+def copy_repo(tmp_path: Path) -> Path:
+    """The examples' repository (specs, platform, bases, overlays, schemas, docs and
+    .github), in a temp directory the test may change."""
+    root = tmp_path / "repo"
+    shutil.copytree(examples(), root)
     return root
 
 
@@ -120,7 +146,6 @@ def fresh_copy(tmp_path: Path, shared_root: Path) -> Path:
     """This working tree's repository, committed on main, with .venv and the example
     artifacts in place, as after `make demo`."""
     root = copy_repo(tmp_path)
-    shutil.copytree(REPO / "docs", root / "docs")
     (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
     shutil.copytree(shared_root, root / "var/volume")
     for command in (["init", "-q", "-b", "main"], ["add", "-A"],

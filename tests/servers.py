@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from conftest import REPO
+from conftest import examples
 
 
 def free_port() -> int:
@@ -105,7 +105,7 @@ def model(name: str, runtime: str = "sklearn", versions=None, **extra) -> dict:
 
     tensors = {}
     if versions is None:
-        spec = load(REPO).models[name].obj.spec
+        spec = load(examples()).models[name].obj.spec
         versions = [v.model_dump(exclude_none=True) for v in spec.versions]
         tensors = {side: [t.model_dump() for t in declared(spec, side)]
                    for side in ("inputs", "outputs")}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelops_runtime import metrics
+from modelops_runtime import metrics, objectstore
 from modelops_runtime.config import ModelConfig, ServerConfig, VersionConfig
 from modelops_runtime.errors import NotFound, Unavailable
 from modelops_runtime.model import Model
@@ -62,9 +62,15 @@ class ServedModel:
         return self.versions[random.choices(self._names, self._weights)[0]]
 
 
-def resolve_artifact(uri: str | None, shared_root: Path) -> Path | None:
+def resolve_artifact(uri: str | None, sha256: str | None, shared_root: Path) -> Path | None:
+    """The artifact as a local file: on the shared volume, in the image, or fetched from
+    the object store into the verified cache."""
     if uri is None:
         return None
+    if uri.startswith(objectstore.SCHEME):
+        if not sha256:
+            raise ValueError(f"artifact {uri} has no sha256 to verify it by")
+        return objectstore.fetch(uri, sha256)
     if uri.startswith("pvc://"):
         return shared_root / uri.removeprefix("pvc://")
     if uri.startswith("file://"):
@@ -89,7 +95,7 @@ def build_model(cls: type[Model], config: ModelConfig, version: VersionConfig,
                 shared_root: Path) -> Model:
     """One version, its artifact verified, ready for load(): what the server serves and
     what training and batch jobs predict with, so the three cannot differ."""
-    path = resolve_artifact(version.artifact, shared_root)
+    path = resolve_artifact(version.artifact, version.sha256, shared_root)
     verify(path, version.sha256)
     model = cls(config.name, version.name, path,
                 {d.name: shared_root / d.path for d in config.datasets})

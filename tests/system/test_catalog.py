@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, examples
 from servers import free_port
 
 ARTIFACTS = REPO / "build/test-artifacts"
 
 
 def _start(args: list[str], ready: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "modelops", *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "modelops", *args], cwd=examples(),
                             stderr=subprocess.PIPE, env={**os.environ, "GITHUB_ACTIONS": ""})
     deadline = time.monotonic() + 60
     while True:
@@ -53,7 +53,7 @@ def _logged_traffic(volume, port: int) -> None:
     server.terminate()
     server.wait(30)
     done = subprocess.run([sys.executable, "-m", "modelops", "logs", "compact", "--shared",
-                           str(volume)], cwd=REPO, capture_output=True, text=True)
+                           str(volume)], cwd=examples(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
@@ -129,7 +129,7 @@ def test_catalog_json_api(catalog):
 
 
 def test_generated_catalog_lists_every_model_with_links():
-    data = yaml.safe_load((REPO / "overlays/production/platform/catalog/catalog.yaml").read_text())
+    data = yaml.safe_load((examples() / "overlays/production/platform/catalog/catalog.yaml").read_text())
     iris = next(m for m in data["models"] if m["name"] == "iris")
     assert iris["docsUrl"] == "https://models.example.com/v2/models/iris/docs"
     assert "var-model=iris" in iris["dashboardUrl"]

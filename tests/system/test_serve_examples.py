@@ -9,7 +9,7 @@ import sys
 import time
 
 import httpx
-from conftest import REPO
+from conftest import examples
 from servers import free_port
 
 from modelops.repo import load
@@ -24,7 +24,7 @@ def _close(expected, actual, tolerance: float) -> bool:
 def test_every_example_answers_its_example(shared_root):
     port, grpc_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "modelops", "serve", "--port", str(port),
-                             "--grpc-port", str(grpc_port), "--shared", str(shared_root)], cwd=REPO, stderr=subprocess.PIPE,
+                             "--grpc-port", str(grpc_port), "--shared", str(shared_root)], cwd=examples(), stderr=subprocess.PIPE,
                             env={**os.environ, "GITHUB_ACTIONS": ""})
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
@@ -37,7 +37,7 @@ def test_every_example_answers_its_example(shared_root):
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "server never became ready"
             time.sleep(0.1)
-        specs = load(REPO).models
+        specs = load(examples()).models
         assert len(specs) >= 5
         for name, entry in specs.items():
             example = entry.obj.spec.example
@@ -67,7 +67,7 @@ def test_serve_says_what_failed_and_stops_when_nothing_loads(tmp_path):
     """A newcomer who skipped building the artifacts is told why and how, not given 503s."""
     port = free_port()
     ran = subprocess.run([sys.executable, "-m", "modelops", "serve", "iris", "--port", str(port),
-                          "--grpc-port", "0", "--shared", str(tmp_path / "empty")], cwd=REPO,
+                          "--grpc-port", "0", "--shared", str(tmp_path / "empty")], cwd=examples(),
                          capture_output=True, text=True, timeout=120,
                          env={**os.environ, "GITHUB_ACTIONS": ""})
     assert ran.returncode == 1

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import REPO
+from conftest import REPO, examples
 from servers import config, model
 from tritonclient.utils import triton_to_np_dtype
 
 from modelops.repo import load
 
-EXAMPLES = load(REPO).models
+EXAMPLES = load(examples()).models
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def every_example(tmp_path_factory, shared_root):
     from servers import Server
 
     models = [model(name, spec.obj.spec.runtime,
-                    **({"code": str(REPO / f"models/{name}/model.py")}
+                    **({"code": str(examples() / f"models/{name}/model.py")}
                        if spec.obj.spec.runtime == "python" else {}))
               for name, spec in EXAMPLES.items()]
     server = Server(tmp_path_factory.mktemp("clients"), config(*models), shared_root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import REPO
+from conftest import examples as example_repo
 
 from modelops import examples
 from modelops.repo import load
@@ -10,14 +10,14 @@ from modelops.repo import load
 
 def test_artifacts_match_the_sha256_the_specs_pin(tmp_path):
     digests = examples.make(tmp_path)
-    repo = load(REPO)
+    repo = load(example_repo())
     pinned = {v.artifact.removeprefix("pvc://"): v.sha256
               for entry in repo.models.values() for v in entry.obj.spec.versions}
     assert pinned == digests
 
 
 def test_examples_cover_canary_pool_python_and_gpu():
-    repo = load(REPO)
+    repo = load(example_repo())
     assert repo.ok, repo.diagnostics
     specs = {name: e.obj.spec for name, e in repo.models.items()}
     assert sorted(v.weight for v in specs["iris"].versions) == [10, 90]

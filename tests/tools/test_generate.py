@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 import yaml
-from conftest import REPO, copy_repo, run_modelops
+from conftest import REPO, copy_repo, examples, run_modelops
 
 from modelops import generate
-from modelops.generate import files, overlays, split
+from modelops.generate import codeowners, files, overlays, split
 from modelops.repo import load
 
 
@@ -120,7 +120,7 @@ def test_invalid_specs_write_nothing(tiny):
 
 
 def test_dedicated_model_gets_a_server_per_version_and_overrides_apply():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     staging = yaml.safe_load(files["overlays/staging/models/iris/hpa.yaml"])
     production = yaml.safe_load(files["overlays/production/models/iris/hpa.yaml"])
     assert (staging["spec"]["minReplicas"], staging["spec"]["maxReplicas"]) == (1, 3)
@@ -134,7 +134,7 @@ def test_dedicated_model_gets_a_server_per_version_and_overrides_apply():
 
 
 def test_pool_config_lists_its_members_with_their_weights():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     config = yaml.safe_load(files["overlays/production/models/tabular/server.yaml"])
     assert config["placement"] == "shared"
     assert [m["name"] for m in config["models"]] == ["diabetes", "wine"]
@@ -142,14 +142,14 @@ def test_pool_config_lists_its_members_with_their_weights():
 
 
 def test_python_model_class_ships_with_its_overlay():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     code = files["overlays/production/models/cancer-screen/v1/cancer-screen.py"]
     assert "class CancerScreen" in code and code.startswith("# Generated")
-    assert code.endswith((REPO / "models/cancer-screen/model.py").read_text())
+    assert code.endswith((examples() / "models/cancer-screen/model.py").read_text())
 
 
 def test_gpu_model_reaches_gpu_nodes():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     pod = yaml.safe_load(files["overlays/production/models/digits/deployment.yaml"])["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -159,13 +159,13 @@ def test_gpu_model_reaches_gpu_nodes():
 
 
 def test_schemas_are_exported_from_the_spec_models():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     for name in ("model", "pool", "settings", "capacity"):
         assert files[f"schemas/{name}.schema.json"] == (REPO / f"schemas/{name}.schema.json").read_text()
 
 
 def test_each_environment_gets_a_gateway_that_takes_only_its_own_routes():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     for env, host in (("staging", "models.staging.example.com"), ("production", "models.example.com")):
         gateway = yaml.safe_load(files[f"overlays/{env}/platform/gateway/resources.yaml"])
         assert gateway["metadata"]["name"] == f"models-{env}"
@@ -194,7 +194,7 @@ def test_no_gateway_when_settings_name_no_class(tiny):
 
 
 def test_routes_split_by_weight_and_pin_versions():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     route, grpc = yaml.safe_load_all(files["overlays/production/models/iris/route.yaml"])
     assert grpc["kind"] == "GRPCRoute" and grpc["spec"]["hostnames"] == ["iris.models.example.com"]
     assert route["spec"]["parentRefs"] == [{"name": "models-production",
@@ -212,7 +212,7 @@ def test_routes_split_by_weight_and_pin_versions():
 
 
 def test_each_environment_namespace_is_locked_down_and_budgeted():
-    files = generate.expected(load(REPO))
+    files = generate.expected(load(examples()))
     objects = {(o["kind"], o["metadata"]["name"]): o for path in (
         "overlays/production/platform/namespace/resources.yaml", "overlays/argocd/namespaces.yaml")
         for o in yaml.safe_load_all(files[path])}
@@ -229,3 +229,29 @@ def test_each_environment_namespace_is_locked_down_and_budgeted():
     assert gateway["ports"] == [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}]
     claim = objects[("PersistentVolumeClaim", "modelops-shared")]["spec"]
     assert claim["accessModes"] == ["ReadWriteMany"]
+
+
+def test_codeowners_gives_each_model_folder_to_its_team_and_keeps_the_own_lines(tmp_path):
+    root = copy_repo(tmp_path)
+    owners = root / ".github/CODEOWNERS"
+    owners.write_text(owners.read_text().replace("*  ", "/docs/  @modelops/writers\n*  "))
+    assert run_modelops("new", "churn", "--runtime", "python", "--team", "growth",
+                        cwd=root).returncode == 0
+    stale = run_modelops("generate", "--check", cwd=root)
+    assert stale.returncode == 1 and "stale    .github/CODEOWNERS" in stale.stdout + stale.stderr
+    assert run_modelops("generate", cwd=root).returncode == 0
+    lines = owners.read_text().splitlines()
+    assert "/docs/  @modelops/writers" in lines  # a hand-written line is kept
+    generated = [line.split() for line in lines[lines.index(codeowners.BEGIN) + 1:]
+                 if not line.startswith("#")]
+    assert ["/models/churn/", "@modelops/growth"] in generated
+    assert {folder for folder, _ in generated} == {
+        f"/models/{p.parent.name}/" for p in (root / "models").glob("*/*.yaml")}
+    assert lines.index("*                       @modelops/platform") < lines.index(
+        codeowners.BEGIN)  # the generated block comes last: in CODEOWNERS the last match wins
+
+    spec = root / "models/churn/model.yaml"
+    spec.write_text(spec.read_text().replace("team: growth", "team: retention"))
+    assert run_modelops("generate", "--check", cwd=root).returncode == 1
+    assert run_modelops("generate", cwd=root).returncode == 0
+    assert "/models/churn/          @modelops/retention" in owners.read_text()

@@ -10,8 +10,10 @@ import time
 import httpx
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, copy_repo, run_modelops
 from servers import config, free_port, model
+
+from modelops import render
 
 MONITORING = REPO / "platform/monitoring"
 
@@ -135,3 +137,18 @@ def test_prometheus_scrapes_a_server_and_evaluates_the_alerts(start_server, prom
         time.sleep(0.5)
     alert = next(a for a in alerts if a["labels"]["alertname"] == "ModelNotReady")
     assert alert["state"] == "pending" and alert["labels"]["model"] == "iris"
+
+
+def test_the_servicemonitor_scrapes_the_namespaces_the_settings_name(tmp_path):
+    """Renaming an environment's namespace moves the scraping with it (generated)."""
+    root = copy_repo(tmp_path)
+    settings = root / "platform/settings.yaml"
+    settings.write_text(settings.read_text().replace("namespace: models-staging",
+                                                     "namespace: ml-staging"))
+    assert run_modelops("generate", "--check", cwd=root).returncode == 1
+    assert run_modelops("generate", cwd=root).returncode == 0
+    text, error = render.kustomize(root / "overlays/monitoring")
+    assert error is None, error
+    monitor = next(o for o in yaml.safe_load_all(text) if o["kind"] == "ServiceMonitor")
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["ml-staging",
+                                                                  "models-production"]

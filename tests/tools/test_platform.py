@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 from conftest import REPO
 
 from modelops import render
 from modelops.repo import load
+from modelops.settings import EnvironmentSettings, ObjectStore, Settings
 
 ARGOCD = REPO / "platform/argocd"
 GENERATED = REPO / "overlays/argocd"
@@ -103,3 +105,16 @@ def test_projects_limit_models_to_their_namespaces_and_kinds():
                 rendered.add((group, obj["kind"]))
     assert rendered <= allowed, rendered - allowed  # models deploy nothing their project forbids
     assert all(p["sourceRepos"] == [settings.repoURL] for p in projects.values())
+
+
+def test_settings_file_lists_every_setting_with_a_comment():
+    """platform/settings.yaml is where a platform engineer looks: each setting is there
+    (set, or commented out when it has no default), and the schema explains each."""
+    text = (REPO / "platform/settings.yaml").read_text()
+    keys = {m.group(1) for m in re.finditer(r"^\s*(?:#\s*)?([A-Za-z]+):", text, re.M)}
+    for cls in (Settings, EnvironmentSettings, ObjectStore):
+        missing = set(cls.model_fields) - {"apiVersion", "kind"} - keys
+        assert not missing, f"{cls.__name__}: {sorted(missing)} not in platform/settings.yaml"
+        undocumented = [n for n, f in cls.model_fields.items()
+                        if not f.description and n not in ("apiVersion", "kind")]
+        assert not undocumented, f"{cls.__name__}: {undocumented} have no description"

@@ -6,22 +6,17 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_modelops
+from conftest import run_modelops
 
 
 @pytest.fixture
-def clone(tmp_path, shared_root) -> Path:
-    """A git clone of this repository at its committed state, with the example artifacts."""
-    root = tmp_path / "repo"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(root)], check=True)
-    subprocess.run(["git", "branch", "-f", "main", "HEAD"], cwd=root, capture_output=True)
-    shutil.copytree(shared_root, root / "var/volume")
-    return root
+def clone(fresh_copy) -> Path:
+    """The examples' repository committed on main, with the example artifacts."""
+    return fresh_copy
 
 
 def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
@@ -165,21 +160,24 @@ def test_removing_many_models_at_once_is_refused_unless_allowed(clone):
     shutil.rmtree(clone / "models/digits")
     two = run_modelops("validate", cwd=clone)
     assert two.returncode == 1
-    assert two.stderr.startswith("platform/settings.yaml:1:1: maxRemovedShare: this change "
+    assert two.stderr.startswith("platform/settings.yaml:16:1: maxRemovedShare: this change "
                                  "removes 2 of 6 models and pools (33%)"), two.stderr
     assert "digits, wine" in two.stderr and "--allow-removals" in two.stderr
     assert run_modelops("validate", "--allow-removals", cwd=clone).returncode == 0
     settings = clone / "platform/settings.yaml"
-    settings.write_text(settings.read_text() + "maxRemovedShare: 0.5\n")
+    settings.write_text(settings.read_text().replace("maxRemovedShare: 0.25",
+                                                     "maxRemovedShare: 0.5"))
     assert run_modelops("validate", cwd=clone).returncode == 0
     bad_base = run_modelops("validate", "--base", "no-such-ref", cwd=clone)
     assert bad_base.returncode == 2 and "cannot read 'no-such-ref'" in bad_base.stderr
 
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
-    assert markdown.splitlines()[2:4] == [
+    assert markdown.splitlines()[2:6] == [
         "> [!CAUTION]",
         "> **This change deletes 2 model(s) or pool(s) from every environment**: `digits`, "
-        "`wine`. Argo CD removes their Deployments, Services and routes once this is merged."]
+        "`wine`. Argo CD removes their Deployments, Services and routes once this is merged.",
+        "", "**Models:** 1 changed (`tabular`); 2 removed (`digits`, `wine`)"]
+    # removed, and not also "changed"; the pool that wine left did change
 
 
 def test_a_canary_change_reads_in_a_pull_request(clone):

@@ -93,7 +93,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
     used_pools: set[str] = set()
     for entry in entries:
         if isinstance(entry.obj, ModelDocument):
-            _check_model(report, entry, pools, used_pools)
+            _check_model(report, entry, pools, used_pools, settings)
     for name, pool in sorted(pools.items()):
         for spec in pool.envs.values():
             for i, var in enumerate(spec.env):
@@ -170,7 +170,7 @@ def _check_object_names(report: _Reporter, entries: list[SpecFile]) -> None:
 
 
 def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
-                 used_pools: set[str]) -> None:
+                 used_pools: set[str], settings: Settings | None) -> None:
     raw_spec = entry.doc.data["spec"]
     found: dict[tuple[Loc, str], list[str]] = {}  # (where, message) -> environments
 
@@ -193,6 +193,13 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
                 if not version.artifact:
                     problem(env, where + (i,), f"runtime {spec.runtime!r} needs an artifact "
                             f"for version {version.name!r}")
+        stores = settings.environments if settings is not None else {}
+        for i, version in enumerate(spec.versions):
+            if (version.artifact or "").startswith("s3://") and env in stores \
+                    and stores[env].objectStore is None:
+                problem(env, where + (i, "artifact"), "an s3:// artifact needs the "
+                        f"environment's objectStore in platform/settings.yaml ({env}: "
+                        "objectStore: {bucket, endpoint, region, credentialsSecret})")
         reference = spec.logging.reference
         if reference and reference not in {d.name for d in spec.datasets}:
             known = sorted(d.name for d in spec.datasets)

@@ -20,6 +20,7 @@ from modelops import diagnostics as diag
 from modelops import render as rend
 from modelops.gcpause import paused
 from modelops.generate import files as gen
+from modelops.push import use_store
 from modelops.repo import Repo, load
 from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
 
@@ -245,6 +246,7 @@ def test_models(models: tuple[str, ...], root: Path, shared: Path,
     from modelops import modeltest
 
     repo = _loaded(root, _output(None))
+    use_store(repo.settings)
     names = list(models) or sorted(repo.models)
     if changed_since:
         names = [n for n in names if n in _changed_models(root, changed_since)]
@@ -321,6 +323,7 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
     from modelops_runtime.server import run
 
     repo = _loaded(root, _output(None))
+    use_store(repo.settings)
     try:
         names = selection(repo, list(targets))
     except SelectionError as exc:
@@ -417,6 +420,41 @@ def propose(name: str, root: Path, shared: Path) -> None:
 
 @app.command(epilog=EXIT_CODES)
 @model_argument
+@click.option("--version", "version", required=True, metavar="VERSION",
+              help="The version to point at the pushed file (added with weight 0 if the "
+                   "spec has no such version).")
+@click.argument("file", type=_path(dir_okay=False, exists=True), metavar="FILE")
+@root_option
+def push(name: str, version: str, file: Path, root: Path) -> None:
+    """Upload FILE to the object store of platform/settings.yaml under a key made from its
+    sha256 (a re-push uploads nothing), write its s3:// URI and sha256 into MODEL's
+    VERSION in models/MODEL/model.yaml (comments kept), and validate again.
+
+    Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or MODELOPS_S3_CREDENTIALS
+    (a folder with files access-key-id and secret-access-key)."""
+    from modelops.push import PushError
+    from modelops.push import push as upload
+
+    repo = _loaded(root, _output(None))
+    spec_path = root / "models" / name / "model.yaml"
+    original = spec_path.read_text() if name in repo.models else ""
+    try:
+        pushed = upload(repo, name, version, file)
+    except PushError as exc:
+        fail(str(exc))
+    click.echo(f"{'pushed' if pushed.uploaded else 'already in the store:'} {pushed.uri}")
+    edited = load(root)
+    if not edited.ok:  # never leave a spec that does not validate
+        _report(edited.diagnostics, _output(None))
+        spec_path.write_text(original)
+        fail("the edited spec did not validate; it is left as it was")
+    click.echo(f"{'added' if pushed.added else 'set'} {name} {version} in "
+               f"models/{name}/model.yaml (sha256 {pushed.sha256[:12]}...)")
+    click.echo(f"next: modelops test {name} && modelops generate && modelops plan")
+
+
+@app.command(epilog=EXIT_CODES)
+@model_argument
 @root_option
 @job_shared
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
@@ -432,6 +470,7 @@ def batch(name: str, root: Path, shared: Path, workers: int, date: str | None) -
 
     from modelops_jobs import batch as batching
     from modelops_jobs.data import DataError
+    from modelops_runtime.objectstore import StoreError
     from modelops_runtime.runtimes import ArtifactError
 
     config, code_dir = _job_config(root, name)
@@ -448,7 +487,7 @@ def batch(name: str, root: Path, shared: Path, workers: int, date: str | None) -
                     batching.run, [config] * workers, [shared] * workers,
                     [code_dir] * workers, range(workers), [workers] * workers,
                     [date] * workers))
-    except (ValueError, DataError, ArtifactError) as exc:
+    except (ValueError, DataError, ArtifactError, StoreError) as exc:
         fail(str(exc))
     rows = sum(r.rows for r in results)
     click.echo(f"scored {rows} row(s) from {sum(r.written for r in results)} file(s) into "
@@ -555,6 +594,7 @@ def _job_config(root: Path, name: str):
     if name not in repo.models:
         fail(f"no model named {name!r}; models: {', '.join(sorted(repo.models))}")
     assert repo.settings is not None
+    use_store(repo.settings)
     spec_file = repo.models[name]
     code = str((root / "models" / name / "model.py").resolve())
     config = job_config(spec_file, spec_file.envs[repo.settings.local_environment],

@@ -281,7 +281,7 @@ def _summary(plan: Plan) -> str:
             continue
         new = change.added and not change.changed and not change.removed
         kinds["added" if new else "changed"].add(change.name)
-    kinds["changed"] -= kinds["added"]
+    kinds["changed"] -= kinds["added"] | set(plan.removed)  # a removal is no change too
     parts = [f"{len(names)} {kind} ({', '.join(f'`{n}`' for n in sorted(names))})"
              for kind, names in (("added", kinds["added"]), ("changed", kinds["changed"]),
                                  ("removed", set(plan.removed))) if names]

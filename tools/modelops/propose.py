@@ -1,7 +1,6 @@
 """`modelops propose`: the newest trained artifact becomes a canary version in model.yaml.
 
-The spec is edited with ruamel.yaml's round trip (comments, quotes and indentation kept;
-a flow list wrapped over lines comes back on one, as ruamel keeps no breaks in it): one
+The spec is edited with a round trip that keeps what its author wrote (specedit): one
 version appended to `spec.versions`, and its canary weight taken from the version with the
 most traffic. What it writes comes from files a training job wrote on the shared volume,
 so each value is checked for its form (a sha256, a path under the run's folder, finite
@@ -11,20 +10,18 @@ its own into the spec.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 import orjson
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.util import load_yaml_guess_indent
+from ruamel.yaml.comments import CommentedMap
 
 from modelops.generate.contract import heaviest
 from modelops.repo import Repo
 from modelops.spec import ModelSpec
+from modelops.specedit import EditError, RoundTrip
 from modelops_jobs.training import newest_trained
 from modelops_runtime import volume
 from modelops_runtime.runtimes import file_sha256
@@ -81,20 +78,11 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
         raise ProposeError(f"{donor} has {donor_weight}% of the traffic, not more than the "
                            f"canary's {weight}%; shift weights by hand")
 
-    path = repo.root / entry.file
-    text = path.read_text()
-    _, sequence, offset = load_yaml_guess_indent(text)  # the author's indentation, kept
-    yaml = YAML()  # round trip
-    yaml.width = 4096  # never fold a line; a flow list wrapped by hand comes back on one
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=max((sequence or 2) - (offset or 0), 2), sequence=sequence or 2,
-                offset=offset or 0)
-    document = yaml.load(text)
-    versions = document["spec"]["versions"]
-    if not isinstance(versions, CommentedSeq) or versions.fa.flow_style() or any(
-            isinstance(v, CommentedMap) and v.fa.flow_style() for v in versions):
-        raise ProposeError("spec.versions is written in flow style ([...] or {...}); write it "
-                           "as a block list, or add the version by hand")
+    spec_file = RoundTrip(repo.root / entry.file)
+    try:
+        versions = spec_file.versions()
+    except EditError as exc:
+        raise ProposeError(str(exc)) from None
     metrics_map = CommentedMap([("holdout", _flow(holdout))])
     if "version" in serving:
         metrics_map["servingVersion"] = str(serving["version"])
@@ -108,9 +96,7 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
         donor_item["weight"] = donor_weight - weight
     else:
         donor_item.insert(list(donor_item).index("name") + 1, "weight", donor_weight - weight)
-    out = io.StringIO()
-    yaml.dump(document, out)
-    path.write_text(out.getvalue())
+    spec_file.save()
     return trained.name, weight
 
 

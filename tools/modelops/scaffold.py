@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shutil
 from pathlib import Path
+
+import yaml
 
 from modelops.spec import NAME
 
@@ -71,6 +74,16 @@ EXAMPLE_PYTHON = """\
           data: [2.0, 5.0]
 """
 
+EXAMPLE_MADE = """\
+  # What `modelops test` sends and expects back. `modelops new` made it from the artifact:
+  # zeros in, and what the artifact answered. Replace it with a real row and its answer.
+  example:
+    request:
+      inputs:
+{inputs}    response:
+      outputs:
+{outputs}"""
+
 EXAMPLE_TODO = """\
   # example:                   # add one so `modelops test` can check the model
   #   request:
@@ -122,6 +135,47 @@ class ScaffoldError(Exception):
     pass
 
 
+def _zeros(datatype: str, count: int) -> list:
+    return [""] * count if datatype == "BYTES" else [False] * count if datatype == "BOOL" \
+        else [0.0 if datatype.startswith(("FP", "BF")) else 0] * count
+
+
+def _flow(tensor: dict) -> str:
+    """One tensor as a YAML flow mapping, on one line."""
+    return "        - " + yaml.safe_dump(tensor, default_flow_style=True, sort_keys=False,
+                                         width=2**31)
+
+
+def example_from(runtime: str, artifact: Path) -> str:
+    """An example for the spec: one row of zeros of the tensors the artifact declares, and
+    what the artifact answers to it, so `modelops test` passes on the scaffold as made."""
+    from modelops_runtime.runtimes import RUNTIMES
+    from modelops_runtime.tensors import from_values, to_values
+
+    model = RUNTIMES[runtime]("scaffold", "v1", artifact, {})
+    model.declared = {"inputs": [], "outputs": []}
+    try:
+        model.load()
+        inputs = {}
+        for tensor in model.metadata()["inputs"]:
+            shape = [1 if size < 0 else size for size in tensor["shape"]]
+            values = _zeros(tensor["datatype"], math.prod(shape))
+            inputs[tensor["name"]] = (tensor["datatype"], shape, values)
+        arrays = {name: from_values(name, *header) for name, header in inputs.items()}
+        outputs = model.infer(arrays, None)
+    except Exception as exc:  # the user's file: say why it does not serve
+        raise ScaffoldError(f"{artifact} does not load as a {runtime} model: "
+                            f"{type(exc).__name__}: {exc}") from None
+    request = "".join(_flow({"name": name, "datatype": datatype, "shape": shape, "data": values})
+                      for name, (datatype, shape, values) in inputs.items())
+    response = ""
+    for name, array in outputs.items():
+        tensor = to_values(name, array)
+        response += _flow({**tensor, "data": array.ravel().tolist()
+                           if tensor["datatype"] != "BYTES" else tensor["data"]})
+    return EXAMPLE_MADE.format(inputs=request, outputs=response)
+
+
 def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
            artifact: Path | None, shared_root: Path) -> list[Path]:
     """Write models/<name>/ (never over an existing one); return the files written."""
@@ -139,6 +193,8 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
     if artifact and not artifact.is_file():
         raise ScaffoldError(f"artifact {artifact} does not exist")
 
+    example = example_from(runtime, artifact) if artifact and runtime in ("sklearn", "onnx") \
+        else EXAMPLE_TODO
     description = f"{name}: what it predicts, from what."
     artifact_lines = ""
     if runtime in EXTENSIONS and (artifact or EXTENSIONS[runtime]):
@@ -146,8 +202,9 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
         rel = f"artifacts/{name}/v1/model{ending}"
         digest = hashlib.sha256(artifact.read_bytes()).hexdigest() if artifact \
             else "replace with the sha256sum of the artifact"
-        artifact_lines = ("      # The artifact on the shared volume, and its sha256 "
-                          "(the server checks it).\n"
+        artifact_lines = ("      # The artifact (pvc:// on the shared volume; s3:// after "
+                          "`modelops push`) and its\n      # sha256, which the server "
+                          "checks.\n"
                           f"      artifact: pvc://{rel}\n      sha256: {digest}\n")
         if artifact:  # also onto the local volume, so `modelops test` and `serve` find it
             (shared_root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +219,7 @@ def create(root: Path, name: str, runtime: str, team: str, pool: str | None,
         artifact=artifact_lines, placement=placement,
         tensors=TENSORS_DECLARED.format(name=name) if runtime == "python" else
         TENSORS_REPORTED.format(name=name) if runtime in EXTENSIONS else "",
-        example=EXAMPLE_PYTHON if runtime == "python" else EXAMPLE_TODO)
+        example=EXAMPLE_PYTHON if runtime == "python" else example)
     folder.mkdir(parents=True)
     written = [folder / "model.yaml"]
     written[0].write_text(text)

@@ -23,12 +23,35 @@ class GatewayProxies(Strict):
     """Labels of the proxy pods; empty: every pod of that namespace."""
 
 
+class ObjectStore(Strict):
+    """An S3-compatible object store (AWS S3, MinIO, Ceph, R2, SeaweedFS) for `s3://`
+    artifacts: `modelops push` uploads there, servers and jobs fetch from there."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    """The bucket `modelops push` uploads to."""
+    prefix: str = Field(default="artifacts", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    """Keys are `<prefix>/<model>/<sha256><ending>`: derived from the content, so a re-push
+    is a no-op and nothing is ever overwritten."""
+    endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+    """The store's URL, e.g. `https://minio.example.com`; unset: AWS S3."""
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]+$")
+    """The store's region (most S3-compatible stores accept any)."""
+    credentialsSecret: str | None = Field(default=None, pattern=LABEL_VALUE)
+    """A Secret in the environment's namespace, made outside git, with keys `access-key-id`
+    and `secret-access-key`, mounted as files into the servers and jobs of models with an
+    `s3://` artifact. Unset: the pods' workload identity (IRSA on EKS; see the README)."""
+    cacheSize: str = Field(default="4Gi", pattern=r"^[0-9]+(Mi|Gi)$")
+    """Size limit of each pod's cache of fetched artifacts (an emptyDir)."""
+
+
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
     gateway: str = Field(default="models", pattern=LABEL_VALUE)
     """The Gateway (Gateway API) that model routes attach to."""
     gatewayNamespace: str = Field(default="modelops-gateway", pattern=LABEL_VALUE)
+    """Namespace of that Gateway (created by the platform Application when the Gateway is
+    generated)."""
     gatewayClass: str | None = Field(default=None, pattern=LABEL_VALUE)
     """GatewayClass of your Gateway API implementation: the Gateway is generated with it
     (overlays/<env>/gateway/). Unset: the Gateway is managed elsewhere."""
@@ -48,6 +71,8 @@ class EnvironmentSettings(Strict):
     """Where the gateway serves this environment (links from the catalog)."""
     grafanaUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
     """Grafana, for links to each model's dashboard."""
+    objectStore: ObjectStore | None = None
+    """Where `s3://` artifacts live; unset: no model of this environment may use one."""
 
     @property
     def host(self) -> str | None:
@@ -98,6 +123,11 @@ class Settings(Strict):
         default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels the Prometheus Operator selects ServiceMonitors and PrometheusRules by (the
     kube-prometheus-stack chart's default is `release: <its release name>`)."""
+
+    codeOwners: str = Field(default="@modelops/{team}",
+                            pattern=r"^@[A-Za-z0-9_.-]+(/[A-Za-z0-9_.{}-]+)?$")
+    """Who owns a model's folder in .github/CODEOWNERS (generated): `{team}` stands for
+    the spec's metadata.team, e.g. `@your-org/{team}` for GitHub teams."""
 
     maxRemovedShare: float = Field(default=0.25, ge=0, le=1)
     """The largest share of models and pools one change may remove (more than one at

@@ -34,8 +34,10 @@ VERSION = r"^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$"
 LABEL_VALUE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SHA256 = r"^[0-9a-f]{64}$"
-# pvc://<path on the shared volume>, or file:///<absolute path inside the image>
-ARTIFACT = r"^(pvc://[A-Za-z0-9._/-]+|file:///[A-Za-z0-9._/-]+)$"
+# pvc://<path on the shared volume>, s3://<bucket>/<key> in an object store, or
+# file:///<absolute path inside the image>. Bucket names as S3 allows them.
+ARTIFACT = (r"^(pvc://[A-Za-z0-9._/-]+|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9._/-]+"
+            r"|file:///[A-Za-z0-9._/-]+)$")
 IMAGE = r"^[a-z0-9.:/_-]+(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"
 
 
@@ -100,7 +102,9 @@ class Version(Strict):
     name: str = Field(pattern=VERSION)
     """Version name, e.g. `v1`; becomes the `modelops/version` label."""
     artifact: str | None = Field(default=None, pattern=ARTIFACT)
-    """`pvc://<path>` on the shared volume, or `file:///<path>` baked into the image."""
+    """`pvc://<path>` on the shared volume, `s3://<bucket>/<key>` in the object store of
+    `platform/settings.yaml` (`modelops push` puts it there), or `file:///<path>` baked
+    into the image."""
     sha256: str | None = Field(default=None, pattern=SHA256)
     """Hex digest of the artifact; the server refuses to load a file that does not match."""
     weight: int = Field(default=100, ge=0, le=100)
@@ -117,6 +121,8 @@ class Version(Strict):
     def _inside_its_folder(cls, artifact: str | None) -> str | None:
         if artifact and artifact.startswith("pvc://"):
             confined(artifact.removeprefix("pvc://"), "artifacts")
+        elif artifact and artifact.startswith("s3://"):
+            confined(artifact.removeprefix("s3://"), None)
         elif artifact:
             confined(artifact.removeprefix("file:///"), None)
         return artifact

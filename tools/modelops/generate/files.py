@@ -1,6 +1,7 @@
 """Generated files on disk: compare each with the tree, write, and remove the stale.
 
-Generated files are overlays/**, schemas/*.schema.json and docs/spec.md. Everything under
+Generated files are overlays/**, schemas/*.schema.json, docs/spec.md and the model
+folders' block of .github/CODEOWNERS. Everything under
 overlays/ that the specs no longer produce is removed, so a deleted spec leaves nothing
 behind.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from modelops import specdoc, yamlemit
-from modelops.generate import overlays, split
+from modelops.generate import codeowners, overlays, split
 from modelops.generate.objects import Code, header
 from modelops.repo import Repo
 from modelops.schemas import exported
@@ -60,9 +61,9 @@ def _texts(units: list[overlays.Unit]) -> dict[str, str]:
             for make, source in units for path, data in make().items()}
 
 
-def _documents() -> dict[str, str]:
-    """The generated files that come from the spec's classes, not from the specs."""
-    out = {"docs/spec.md": specdoc.markdown()}
+def _documents(repo: Repo) -> dict[str, str]:
+    """The generated files that are not overlays: from the spec's classes, and the owners."""
+    out = {"docs/spec.md": specdoc.markdown(), codeowners.PATH: codeowners.text(repo.root, repo)}
     for name, schema in exported().items():
         out[f"schemas/{name}"] = orjson.dumps(
             schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
@@ -71,7 +72,7 @@ def _documents() -> dict[str, str]:
 
 def expected(repo: Repo) -> dict[str, str]:
     """Relative path -> exact file text, for every generated file."""
-    return _texts(overlays.units(repo)) | _documents()
+    return _texts(overlays.units(repo)) | _documents(repo)
 
 
 def _read(path: str, most: int) -> bytes | None:
@@ -146,7 +147,7 @@ def sync(root: Path, repo: Repo, write: bool, parallel: bool = False) -> tuple[S
 
         child = split.in_child(share)
     try:
-        wanted = _texts(units) | _documents()
+        wanted = _texts(units) | _documents(repo)
         added, changed = _apply(root, wanted, write)
     except BaseException:
         if child is not None:  # reap it before reporting; our own error is the one to show

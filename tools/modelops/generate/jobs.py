@@ -16,8 +16,9 @@ from typing import Any
 
 from modelops import quantity
 from modelops.generate import contract
-from modelops.generate.objects import Code, image, kustomization, up
+from modelops.generate.objects import Code, add_object_store, image, kustomization, up, uses_store
 from modelops.repo import Repo
+from modelops.settings import ObjectStore
 from modelops.spec import JobResources, ModelSpec
 from modelops.specfile import SpecFile
 from modelops_runtime import volume
@@ -37,10 +38,11 @@ def _mount(path: str, read_only: bool = False) -> dict:
 
 
 def _patch(name: str, schedule: str | None, service_account: str, container: dict,
-           job: dict | None = None) -> dict:
+           store: ObjectStore | None, job: dict | None = None) -> dict:
+    pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
+    add_object_store(pod, container, store)
     spec: dict[str, Any] = {"suspend": schedule is None, "jobTemplate": {"spec": {
-        **(job or {}), "template": {"spec": {"serviceAccountName": service_account,
-                                             "containers": [container]}}}}}
+        **(job or {}), "template": {"spec": pod}}}}
     if schedule:
         spec["schedule"] = schedule
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
@@ -65,13 +67,14 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
         sources[code] = Code(repo.sources[name], str(folder / "model.py"))
     depth = directory.count("/") + 1
     artifacts = volume.artifacts(name)
+    store = repo.settings.environments[env].objectStore if uses_store([spec]) else None
     resources, patches, out = [], [], {}
     if spec.training:
         resources.append(up(depth) + "base/training-job")
         out[f"{directory}/train.yaml"] = _patch(
             "train", spec.training.schedule, service_account,
             {"name": "train", "resources": _resources(spec.training.resources),
-             "volumeMounts": [_mount(artifacts)]})
+             "volumeMounts": [_mount(artifacts)]}, store)
         patches.append({"path": "train.yaml"})
     if spec.batch and config.batch:
         workers = spec.batch.parallelism
@@ -82,7 +85,7 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
              "env": [{"name": "MODELOPS_BATCH_WORKERS", "value": str(workers)}],
              "volumeMounts": [_mount(artifacts, read_only=True),
                               _mount(volume.model_dataset(config.batch.output, name))]},
-            {"completions": workers, "parallelism": workers})
+            store, {"completions": workers, "parallelism": workers})
         patches.append({"path": "batch.yaml"})
     # Without the weights: a canary shift changes routes, not the jobs (unless it changes
     # which version serves most, which the jobs do read).

@@ -23,6 +23,7 @@ from modelops.generate.argocd import app_params
 from modelops.generate.objects import (
     Code,
     add_auth,
+    add_object_store,
     backend,
     grpc_backend,
     grpc_route,
@@ -32,9 +33,11 @@ from modelops.generate.objects import (
     route,
     service_account,
     up,
+    uses_store,
 )
 from modelops.names import server_name
 from modelops.repo import Repo
+from modelops.settings import EnvironmentSettings
 from modelops.spec import ModelSpec, PoolSpec, Resources
 from modelops.specfile import SpecFile
 from modelops_runtime import volume
@@ -74,7 +77,7 @@ def _resources(res: Resources) -> dict:
 
 
 def _deployment_patch(service_account: str, spec: ModelSpec | PoolSpec,
-                      models: list[ModelSpec], auth_secret: str | None) -> dict:
+                      models: list[ModelSpec], settings: EnvironmentSettings) -> dict:
     """Everything the spec decides about the pod; the base decides the rest. The env is
     the dedicated model's or the pool's own (validation keeps members from setting any)."""
     assert spec.resources is not None
@@ -87,7 +90,8 @@ def _deployment_patch(service_account: str, spec: ModelSpec | PoolSpec,
                                       "mountPath": f"{volume.MOUNT}/{volume.LOGS}",
                                       "subPath": volume.LOGS}]
     pod: dict[str, Any] = {"serviceAccountName": service_account, "containers": [container]}
-    add_auth(pod, container, auth_secret)
+    add_auth(pod, container, settings.authSecret)
+    add_object_store(pod, container, settings.objectStore if uses_store(models) else None)
     gpu = spec.resources.gpu
     if gpu:
         if gpu.nodeSelector:
@@ -176,8 +180,7 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
     name, top = spec_file.name, root(env, spec_file.name)
     versions = _versions(spec)
     out: Files = {f"{top}/{RESOURCES}": [service_account(name)],
-                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec],
-                                                              settings.authSecret),
+                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec], settings),
                   f"{top}/hpa.yaml": _hpa_patch(spec)}
     for version in versions:
         server = server_name(name, version.name)
@@ -227,7 +230,7 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
     code = {f: t for m in members for f, t in _code(m, m.envs[env], repo.sources).items()}
     out: Files = {
         f"{top}/{RESOURCES}": [service_account(BASE_NAME)],  # prefixed: <pool>-server
-        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models, settings.authSecret),
+        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, spec, models, settings),
         f"{top}/hpa.yaml": _hpa_patch(spec),
         # One rule: each member's path (and gRPC host) goes to the pool's server.
         f"{top}/route.yaml": [route("route", settings.gateway, settings.gatewayNamespace, [{

@@ -6,7 +6,10 @@ Every function returns the object with its keys in the order people read them
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from modelops.settings import ObjectStore
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 GATEWAY_API = "gateway.networking.k8s.io/v1"  # Gateway, HTTPRoute, GRPCRoute
@@ -130,3 +133,34 @@ def add_auth(pod: dict, container: dict, secret: str | None) -> None:
     pod.setdefault("volumes", []).append({"name": "auth-token", "secret": {
         "secretName": secret, "items": [{"key": "token", "path": "token"}],
         "defaultMode": 0o444}})  # any uid: the pod runs as one user
+
+
+STORE_DIR = "/etc/modelops/object-store"
+CACHE_DIR = "/var/cache/modelops"
+
+
+def uses_store(specs: list) -> bool:
+    """Whether any version of these model specs is an `s3://` artifact."""
+    return any((v.artifact or "").startswith("s3://") for s in specs for v in s.versions)
+
+
+def add_object_store(pod: dict, container: dict, store: ObjectStore | None) -> None:
+    """The object store's address, its credentials as read-only files, and a cache for
+    what is fetched (the root filesystem is read-only)."""
+    if store is None:
+        return
+    env = container.setdefault("env", [])
+    env += [{"name": "MODELOPS_ARTIFACT_CACHE", "value": CACHE_DIR},
+            {"name": "MODELOPS_S3_REGION", "value": store.region}]
+    if store.endpoint:
+        env.append({"name": "MODELOPS_S3_ENDPOINT", "value": store.endpoint})
+    mounts = container.setdefault("volumeMounts", [])
+    mounts.append({"name": "artifact-cache", "mountPath": CACHE_DIR})
+    volumes = pod.setdefault("volumes", [])
+    volumes.append({"name": "artifact-cache", "emptyDir": {"sizeLimit": store.cacheSize}})
+    if store.credentialsSecret:
+        env.append({"name": "MODELOPS_S3_CREDENTIALS", "value": STORE_DIR})
+        mounts.append({"name": "object-store", "mountPath": STORE_DIR, "readOnly": True})
+        volumes.append({"name": "object-store", "secret": {
+            "secretName": store.credentialsSecret, "defaultMode": 0o444, "items": [
+                {"key": key, "path": key} for key in ("access-key-id", "secret-access-key")]}})

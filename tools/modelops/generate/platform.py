@@ -187,9 +187,17 @@ def environment(repo: Repo, env: str) -> Files:
 
 def monitoring(repo: Repo) -> Files:
     """overlays/monitoring/: platform/monitoring labelled the way the Prometheus Operator
-    in this cluster discovers ServiceMonitors and rules (settings: monitoringLabels)."""
+    in this cluster discovers ServiceMonitors and rules (settings: monitoringLabels), and
+    scraping the namespaces the environments run in."""
     assert repo.settings is not None
-    return {"overlays/monitoring/kustomization.yaml": {
-        **kustomization(None, [up(2) + "platform/monitoring"]),
-        "labels": [{"pairs": dict(sorted(repo.settings.monitoringLabels.items())),
-                    "includeSelectors": False}]}}
+    namespaces = [env.namespace for env in repo.settings.environments.values()]
+    return {
+        "overlays/monitoring/kustomization.yaml": {
+            **kustomization(None, [up(2) + "platform/monitoring"],
+                            patches=[{"path": "servicemonitor.yaml"}]),
+            "labels": [{"pairs": dict(sorted(repo.settings.monitoringLabels.items())),
+                        "includeSelectors": False}]},
+        "overlays/monitoring/servicemonitor.yaml": {
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "modelops-servers"},
+            "spec": {"namespaceSelector": {"matchNames": namespaces}}}}
