@@ -99,9 +99,9 @@ def store(bucket: str) -> Any:
 
 def cause(exc: BaseException) -> str:
     """What went wrong, in one line a user can act on."""
-    from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
+    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, FileNotFoundError):  # what obstore raises for a missing object
         return "no such object (was it pushed? `modelops push`)"
     if isinstance(exc, PermissionDeniedError | UnauthenticatedError):
         return ("access denied: check the credentials (MODELOPS_S3_CREDENTIALS, or "

@@ -61,6 +61,14 @@ def _compare(label: str, want: Any, have: dict | None, tolerance: float) -> list
     return problems
 
 
+def stored_artifact(repo: Repo, name: str) -> str | None:
+    """The first s3:// artifact of the model's locally served versions, if any."""
+    assert repo.settings is not None
+    spec = repo.models[name].envs[repo.settings.local_environment]
+    return next((v.artifact for v in spec.versions if (v.artifact or "").startswith("s3://")),
+                None)
+
+
 def test_model(repo: Repo, name: str, shared_root: Path) -> Result:
     """In this process: load, then send the example through the real app to every version."""
     import asyncio

@@ -19,6 +19,7 @@ import orjson
 from ruamel.yaml.comments import CommentedMap
 
 from modelops.generate.contract import heaviest
+from modelops.push import PushError, upload
 from modelops.repo import Repo
 from modelops.spec import ModelSpec
 from modelops.specedit import EditError, RoundTrip
@@ -31,8 +32,10 @@ class ProposeError(Exception):
     pass
 
 
-def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
-    """Add the newest trained version to models/<name>/model.yaml; (its name, its weight)."""
+def propose(repo: Repo, name: str, shared: Path, to_store: bool = False) -> tuple[str, int]:
+    """Add the newest trained version to models/<name>/model.yaml; (its name, its weight).
+    With `to_store`, its artifact is pushed to the object store and the spec points there
+    (the retrain loop without the shared volume)."""
     entry = repo.models.get(name)
     if entry is None:
         raise ProposeError(f"no model named {name!r}")
@@ -71,6 +74,12 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
             "version" in serving and not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?",
                                                       str(serving["version"]))):
         raise ProposeError(f"{trained}/metrics.json is not what a training run writes")
+    uri = f"pvc://{artifact}"
+    if to_store:
+        try:
+            uri, _ = upload(repo, name, pinned, digest)
+        except PushError as exc:
+            raise ProposeError(str(exc)) from None
     weight = spec.training.canaryWeight if spec.training else 10
     donor = heaviest(spec)
     donor_weight = next(v.weight for v in spec.versions if v.name == donor)
@@ -88,7 +97,7 @@ def propose(repo: Repo, name: str, shared: Path) -> tuple[str, int]:
         metrics_map["servingVersion"] = str(serving["version"])
         metrics_map["serving"] = _flow(serving)
     versions.append(CommentedMap([
-        ("name", trained.name), ("artifact", f"pvc://{artifact}"), ("sha256", digest),
+        ("name", trained.name), ("artifact", uri), ("sha256", digest),
         ("weight", weight), ("metrics", metrics_map),
         ("lineage", f"pvc://{volume.artifacts(name)}/{trained.name}/lineage.json")]))
     donor_item = next(v for v in versions if v["name"] == donor)

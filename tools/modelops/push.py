@@ -52,26 +52,20 @@ def use_store(settings: Settings | None) -> None:
         os.environ.setdefault("MODELOPS_S3_ENDPOINT", store.endpoint)
 
 
-def push(repo: Repo, name: str, version: str, file: Path) -> Pushed:
-    entry = repo.models.get(name)
-    if entry is None:
-        raise PushError(f"no model named {name!r} (models/{name}/model.yaml)")
-    if not re.fullmatch(VERSION, version):
-        raise PushError(f"{version!r} is not a version name: lowercase letters, digits and "
-                        "'-', e.g. v2")
+def store_for(repo: Repo) -> ObjectStore:
     store = local_store(repo.settings)
     if store is None:
         raise PushError("platform/settings.yaml names no objectStore for the environment "
                         f"{repo.settings.local_environment if repo.settings else '?'}: add "
                         "`objectStore: {bucket: ..., endpoint: ...}` (README: artifacts in "
                         "an object store)")
-    spec = entry.obj.spec
-    assert isinstance(spec, ModelSpec)
-    if any(o and o.versions is not None for o in spec.environments.values()):
-        raise PushError("an environment overrides versions; set the artifact by hand")
-    if not file.is_file():
-        raise PushError(f"{file} is not a file")
-    digest = file_sha256(file)
+    return store
+
+
+def upload(repo: Repo, name: str, file: Path, digest: str) -> tuple[str, bool]:
+    """Put a model's file into the store under its content's key: (its s3:// URI, whether
+    it was uploaded rather than there already)."""
+    store = store_for(repo)
     ending = "".join(file.suffixes[-2:])
     if not re.fullmatch(r"[A-Za-z0-9._-]*", ending):
         ending = ""
@@ -81,7 +75,25 @@ def push(repo: Repo, name: str, version: str, file: Path) -> Pushed:
         uploaded = objectstore.push(file, store.bucket, key)
     except objectstore.StoreError as exc:
         raise PushError(str(exc)) from None
-    uri = str(objectstore.Location(store.bucket, key))
+    return str(objectstore.Location(store.bucket, key)), uploaded
+
+
+def push(repo: Repo, name: str, version: str, file: Path) -> Pushed:
+    entry = repo.models.get(name)
+    if entry is None:
+        raise PushError(f"no model named {name!r} (models/{name}/model.yaml)")
+    if not re.fullmatch(VERSION, version):
+        raise PushError(f"{version!r} is not a version name: lowercase letters, digits and "
+                        "'-', e.g. v2")
+    store_for(repo)
+    spec = entry.obj.spec
+    assert isinstance(spec, ModelSpec)
+    if any(o and o.versions is not None for o in spec.environments.values()):
+        raise PushError("an environment overrides versions; set the artifact by hand")
+    if not file.is_file():
+        raise PushError(f"{file} is not a file")
+    digest = file_sha256(file)
+    uri, uploaded = upload(repo, name, file, digest)
 
     spec_file = RoundTrip(repo.root / entry.file)
     try:
