@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -33,3 +35,22 @@ def test_pre_commit_hooks_run_modelops_commands():
     config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
     entries = {h["entry"] for repo in config["repos"] for h in repo["hooks"]}
     assert entries == {".venv/bin/modelops validate", ".venv/bin/modelops generate --check"}
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", requirement.split("[")[0].split("==")[0]).lower()
+
+
+def test_the_lock_holds_every_pin_of_pyproject_and_every_install_uses_it():
+    """Two clones a month apart install the same code: requirements.lock (made by `make
+    lock`) pins everything, and set-up and CI install exactly it."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    locked = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (REPO / "requirements.lock")
+                             .read_text(), re.M))
+    locked = {_name(name): version for name, version in locked.items()}
+    for pin in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        assert locked.get(_name(pin)) == pin.split("==")[1], f"{pin}: run `make lock`"
+    assert "--require-hashes -r requirements.lock" in (REPO / "Makefile").read_text()
+    workflow = (REPO / ".github/workflows/ci.yaml").read_text()
+    assert workflow.count("--require-hashes -r requirements.lock") == 2  # check and plan
+    assert "pip install -e" not in workflow
