@@ -79,6 +79,10 @@ def _charts_html(model: CatalogModel, shared_root: Path | None) -> str:
         elif report["features"]:
             caption = (f"drift (PSI) on {report['date']}, {report['version']}: "
                        f"{report.get('rows', 0)} rows vs {Path(str(report.get('reference'))).name}")
+            if any(isinstance(f, dict) and f.get("drift") == "too few rows"
+                   for f in report["features"].values()):
+                caption += (f": too few rows to judge (fewer than {report.get('minRows')}, "
+                            "the bars are grey)")
             figures.append((caption, charts.drift(report["features"])))
         else:
             figures.append((f"drift on {report['date']}: "

@@ -13,30 +13,39 @@ from typing import Any
 import orjson
 
 PALETTE = ("#2458d6", "#f08c00", "#2f9e44", "#ae3ec9", "#e03131", "#1098ad")
-VERDICT = {"stable": "#2f9e44", "moderate": "#f08c00", "significant": "#e03131"}
+VERDICT = {"stable": "#2f9e44", "moderate": "#f08c00", "significant": "#e03131",
+           "too few rows": "#adb5bd"}
 MODERATE, SIGNIFICANT = 0.1, 0.25  # the compactor's reading of PSI
 MAX_FEATURES = 12  # a chart, not a table: the most drifted first
-AXIS = (0.5, 1.0)  # the PSI axis ends between these; longer bars are cut, their value shown
+AXIS_END = 0.5
+"""Every drift chart's PSI axis ends here, so bars compare across models and days; a
+longer bar is cut, its value shown."""
 _FONT = 'font-family="system-ui, sans-serif"'  # attributes, not <style>: that would leak
 
 
-def traffic(versions: list[tuple[str, int]], width: int = 320, height: int = 26) -> str:
-    """One bar split by the versions' weights, each part labelled when it is wide enough."""
+def traffic(versions: list[tuple[str, int]], width: int = 320, bar: int = 26) -> str:
+    """One bar split by the versions' weights, each part labelled when it is wide enough,
+    and a legend under it naming every part (a 1% canary is too thin for its label)."""
     label = ", ".join(f"{name} {weight}%" for name, weight in versions)
-    parts, x = [], 0.0
+    parts, legend, x, key_x = [], [], 0.0, 0
     for i, (name, weight) in enumerate(versions):
-        w = width * weight / 100
-        parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" '
-                     f'fill="{PALETTE[i % len(PALETTE)]}"><title>{html.escape(name)} '
-                     f'{weight}%</title></rect>')
+        w, colour, text = width * weight / 100, PALETTE[i % len(PALETTE)], \
+            f"{html.escape(name)} {weight}%"
+        parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{bar}" '
+                     f'fill="{colour}"><title>{text}</title></rect>')
         if w >= 48:
-            parts.append(f'<text x="{x + w / 2:.1f}" y="{height / 2 + 4.5:.1f}" '
-                         f'text-anchor="middle">{html.escape(name)} {weight}%</text>')
+            parts.append(f'<text x="{x + w / 2:.1f}" y="{bar / 2 + 4.5:.1f}" '
+                         f'text-anchor="middle" fill="#fff">{text}</text>')
+        legend.append(f'<rect class="key" x="{key_x}" y="{bar + 6}" width="10" height="10" '
+                      f'fill="{colour}"/><text x="{key_x + 14}" y="{bar + 15}" '
+                      f'fill="#1d2330" font-weight="400">{text}</text>')
         x += w
+        key_x += 24 + 7 * len(f"{name} {weight}%")
+    height = bar + 20
     return (f'<svg class="chart traffic" role="img" aria-label="traffic: {html.escape(label)}" '
             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'xmlns="http://www.w3.org/2000/svg"><g {_FONT} font-size="12" font-weight="600" '
-            f'fill="#fff">{"".join(parts)}</g></svg>')
+            f'xmlns="http://www.w3.org/2000/svg"><g {_FONT} font-size="12" font-weight="600">'
+            f'{"".join(parts)}{"".join(legend)}</g></svg>')
 
 
 def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
@@ -46,18 +55,22 @@ def drift(features: dict[str, dict[str, Any]], width: int = 420) -> str:
         return float(psi) if isinstance(psi, (int, float)) and not isinstance(psi, bool) \
             and psi == psi and abs(psi) < 1e6 else None
 
-    ranked = sorted(((str(name), number(f)) for name, f in features.items()),
+    def judged(entry: Any, value: float) -> str:  # the compactor's verdict, when it gave one
+        said = entry.get("drift") if isinstance(entry, dict) else None
+        return said if said in VERDICT else "significant" if value > SIGNIFICANT else \
+            "moderate" if value > MODERATE else "stable"
+
+    ranked = sorted(((str(name), number(f), f) for name, f in features.items()),
                     key=lambda item: -(item[1] or 0))[:MAX_FEATURES]
     label_w, value_w, row = 130, 50, 18
     bar_w = width - label_w - value_w
-    scale = min(AXIS[1], max(AXIS[0], *(psi or 0 for _, psi in ranked)))
+    scale = AXIS_END
     height = row * len(ranked) + 20
     parts = []
-    for i, (name, psi) in enumerate(ranked):
+    for i, (name, psi, entry) in enumerate(ranked):
         y = i * row
         value = psi or 0.0
-        colour = VERDICT["significant" if value > SIGNIFICANT else
-                         "moderate" if value > MODERATE else "stable"]
+        colour = VERDICT[judged(entry, value)]
         short = html.escape(name.removeprefix("in_")[:20])
         length = max(1.0, bar_w * min(value, scale) / scale)
         parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{short}</text>'

@@ -3,6 +3,8 @@
 The reference's deciles cut both samples into ten bins; PSI sums
 (current% - reference%) * ln(current% / reference%) over the bins. Conventional
 reading: under 0.1 stable, 0.1 to 0.25 moderate shift, above 0.25 significant.
+Below MIN_ROWS rows a day the index is noise (four rows gave PSI 4.9 to 7.0): the value is
+kept, and the verdict is "too few rows".
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from modelops_compactor.logtables import quote
 BINS = 10
 FLOOR = 1e-4  # an empty bin would make the logarithm infinite
 MODERATE, SIGNIFICANT = 0.1, 0.25
+MIN_ROWS = 100
+"""Rows a day below which no verdict is given: ten per bin, on average."""
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = BINS) -> float:
@@ -99,10 +103,12 @@ def summarize(con: duckdb.DuckDBPyConnection, partition: Path,
     cur = con.execute(f"SELECT {_doubles(matched)} FROM {current_source}").fetchnumpy()
     report["rows"] = len(cur[matched[0]])
     report["referenceRows"] = len(ref[matched[0]])
+    report["minRows"] = MIN_ROWS
     for column in matched:
         value = psi(ref[column], _values(cur[column]))
-        report["features"][column] = {"psi": None if np.isnan(value) else round(value, 6),
-                                      "drift": verdict(value)}
+        report["features"][column] = {
+            "psi": None if np.isnan(value) else round(value, 6),
+            "drift": verdict(value) if report["rows"] >= MIN_ROWS else "too few rows"}
     return report
 
 

@@ -18,6 +18,8 @@ import yaml
 from conftest import REPO, examples
 from servers import free_port
 
+from modelops_catalog import charts
+
 ARTIFACTS = REPO / "build/test-artifacts"
 
 
@@ -245,3 +247,31 @@ def test_a_fifo_or_a_huge_file_as_drift_summary_neither_hangs_nor_slows_the_page
     assert answered, "the page did not answer within 10 s"
     assert answered[0].status_code == 200
     assert "drift: no summary yet" in answered[0].text
+
+
+def test_drift_bars_share_one_scale_and_a_small_day_is_grey(tmp_path):
+    """Bars of different models and days compare (one axis), and a day with too few rows
+    to judge says so instead of showing red."""
+    import asyncio
+
+    def bar(svg: str, feature: str) -> float:
+        return float(re.search(rf'width="([\d.]+)"[^>]*><title>{feature}:', svg)[1])
+
+    alone = charts.drift({"in_a": {"psi": 0.2, "drift": "moderate"}})
+    beside = charts.drift({"in_a": {"psi": 0.2, "drift": "moderate"},
+                           "in_b": {"psi": 0.9, "drift": "significant"}})
+    assert bar(alone, "a") == bar(beside, "a")  # 0.2 is as long in both charts
+    (_partition(tmp_path) / "_drift.json").write_text(json.dumps({
+        "date": "2026-11-22", "version": "v1", "rows": 4, "minRows": 100, "reference": "r",
+        "features": {"in_a": {"psi": 6.1, "drift": "too few rows"}}}))
+    page = asyncio.run(_page(tmp_path)).text
+    assert "4 rows vs r: too few rows to judge (fewer than 100, the bars are grey)" in page
+    assert charts.VERDICT["too few rows"] in page and charts.VERDICT["significant"] not in page
+
+
+def test_the_traffic_bar_names_every_version_in_a_legend():
+    bar = charts.traffic([("v1", 99), ("v2", 1)])
+    legend = re.findall(r'<rect class="key"[^>]*fill="(#[0-9a-f]{6})"/><text[^>]*>([^<]+)</text>',
+                        bar)
+    assert [text for _, text in legend] == ["v1 99%", "v2 1%"]  # the 1% part is named too
+    assert len({colour for colour, _ in legend}) == 2

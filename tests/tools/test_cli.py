@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
-from conftest import run_modelops
+from conftest import copy_repo, run_modelops
 
 
 def test_validate_ok(tiny):
@@ -144,3 +145,26 @@ def test_serve_on_a_busy_port_or_with_an_empty_token_is_one_line_and_exit_1(tiny
                          env={"MODELOPS_AUTH_TOKEN": ""})
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert empty.stderr.startswith("error: MODELOPS_AUTH_TOKEN is set but has fewer than 16")
+
+
+def test_each_help_text_says_what_its_command_does(tmp_path, shared_root):
+    """Help and errors are read as instructions: what they name must be what happens."""
+    root = copy_repo(tmp_path)
+    files = {"onnx": shared_root / "artifacts/digits/v1/model.onnx"}
+    helped = run_modelops("new", "--help", cwd=root).stdout
+    named = re.search(r"--artifact FILE\s+The trained file \(([^)]*)\)", helped)[1]
+    for runtime in ("sklearn", "onnx", "python", "custom"):
+        trained = files.get(runtime, shared_root / "artifacts/iris/v1/model.joblib")
+        made = run_modelops("new", f"m-{runtime}", "--runtime", runtime, "--artifact",
+                            str(trained), cwd=root)
+        assert (made.returncode == 0) == (runtime in named.split(", ")), (runtime, made.stderr)
+    # propose on a model that declares no training points where such a file comes from,
+    # not at `modelops train`, which would refuse it
+    refused = run_modelops("propose", "digits", cwd=root)
+    assert refused.returncode == 1 and "modelops train" not in refused.stderr
+    assert "declares no training" in refused.stderr and "modelops push digits" in refused.stderr
+    # every command the CLI suggests after `new` is one it has
+    commands = set(re.findall(r"^  (\w+)", run_modelops("--help", cwd=root).stdout, re.M))
+    for line in run_modelops("new", "x", "--runtime", "python", cwd=root).stdout.split(
+            "next:\n")[1].splitlines():
+        assert line.split()[1] in commands, line

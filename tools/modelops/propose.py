@@ -44,6 +44,10 @@ def propose(repo: Repo, name: str, shared: Path, to_store: bool = False) -> tupl
     if any(o and o.versions is not None for o in spec.environments.values()):
         raise ProposeError("an environment overrides versions; add the version by hand")
     trained = newest_trained(shared / volume.artifacts(name))
+    if trained is None and spec.training is None:
+        raise ProposeError(f"model {name!r} declares no training (spec.training), so nothing "
+                           f"trains it here; for a file trained elsewhere, use `modelops push "
+                           f"{name} --version <vN> FILE`")
     if trained is None:
         raise ProposeError(f"nothing trained under {shared / volume.artifacts(name)} "
                            f"(run `modelops train {name}`)")
