@@ -25,11 +25,8 @@ def s3(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def repo(tmp_path, s3, shared_root):
-    """The examples' repository, its environments pointed at the test's store, with the
-    iris artifact as a user's trained file (and no local shared volume)."""
-    root = copy_repo(tmp_path)
+def point_at(root, s3) -> None:
+    """Name the test's store in every environment of the repository's settings."""
     settings = root / "platform/settings.yaml"
     store = f"    objectStore: {{bucket: {BUCKET}, endpoint: '{s3.endpoint}', " \
             f"credentialsSecret: object-store-read}}\n"
@@ -37,6 +34,14 @@ def repo(tmp_path, s3, shared_root):
     for env in ("staging", "production"):
         text = text.replace(f"    namespace: models-{env}\n", f"    namespace: models-{env}\n{store}")
     settings.write_text(text)
+
+
+@pytest.fixture
+def repo(tmp_path, s3, shared_root):
+    """The examples' repository, its environments pointed at the test's store, with the
+    iris artifact as a user's trained file (and no local shared volume)."""
+    root = copy_repo(tmp_path)
+    point_at(root, s3)
     shutil.copyfile(shared_root / "artifacts/iris/v1/model.joblib", tmp_path / "fraud.joblib")
     return root
 
@@ -128,6 +133,23 @@ def test_a_fork_without_credentials_gets_one_line_not_a_failure(repo, tmp_path):
     assert fork.stderr.startswith("skipped fraud: its artifact s3://") and \
         "a pull request from a fork gets no repository secrets" in fork.stderr
     assert fork.stderr.count("\n") == 1
+
+
+def test_a_trained_version_is_proposed_from_the_store(fresh_copy, s3, tmp_path):
+    """The retrain loop without the shared volume: train, propose --push, and the new
+    version loads from the store."""
+    point_at(fresh_copy, s3)
+    assert modelops("train", "iris", cwd=fresh_copy).returncode == 0
+    proposed = modelops("propose", "iris", "--push", cwd=fresh_copy, creds=WRITER)
+    assert proposed.returncode == 0, proposed.stderr
+    spec = (fresh_copy / "models/iris/model.yaml").read_text()
+    digest = re.search(r"name: v3\n\s+artifact: s3://\S+/artifacts/iris/([0-9a-f]{64})\.joblib"
+                       r"\n\s+sha256: \1", spec)
+    assert digest, spec
+    shutil.rmtree(fresh_copy / "var/volume/artifacts/iris/v3")  # only the store has it now
+    tested = modelops("test", "iris", cwd=fresh_copy, creds=READER, cache=tmp_path / "cache")
+    assert tested.returncode == 0, tested.stderr
+    assert (tmp_path / "cache" / f"{digest[1]}.joblib").is_file()
 
 
 def test_the_server_keeps_serving_when_the_store_goes_down(tmp_path, shared_root, monkeypatch):
