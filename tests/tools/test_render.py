@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO, copy_repo, isolated_tool
+from conftest import REPO, copy_repo, isolated_tool, run_modelops
 
 from modelops import crdfields, render
 from modelops.repo import load
@@ -153,3 +153,39 @@ def test_a_field_the_upstream_release_lacks_is_caught(tmp_path):
         "spec.listeners[].tls.frontendValidation (object)",
         "spec.listeners[].tls.frontendValidation.caCertificateRefs (array)",
         "spec.listeners[].tls.mode (integer)"]
+
+
+def _pod_templates(obj: dict) -> dict | None:
+    spec = obj.get("spec", {})
+    return spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
+
+
+def test_a_drain_can_evict_every_pod_a_budget_covers(tmp_path):
+    """The disruption controller counts every pod a budget selects; a pod whose owner
+    cannot scale (a Job's) under a maxUnavailable budget allows no eviction, and the
+    node's drain hangs. So each budget selects its server's Deployment pods and nothing
+    else, also in a pool whose member runs a batch job (production's pool has a budget)."""
+    root = copy_repo(tmp_path)
+    wine = root / "models/wine/model.yaml"
+    wine.write_text(wine.read_text().replace("\nspec:\n", "\nspec:\n"
+        "  datasets: [{name: wine-to-score, path: datasets/wine-to-score}]\n"
+        "  batch: {input: wine-to-score, output: wine-scored, features: [a, b]}\n", 1))
+    assert run_modelops("generate", cwd=root).returncode == 0
+    budgets, templates = [], []
+    for overlay in render.roots(root):
+        text, error = render.kustomize(overlay)
+        assert error is None, error
+        for obj in filter(None, yaml.safe_load_all(text)):
+            if obj["kind"] == "PodDisruptionBudget":
+                budgets.append(obj)
+            elif (template := _pod_templates(obj)) is not None:
+                templates.append((obj["kind"], obj["metadata"], template["metadata"]["labels"]))
+    assert len(budgets) >= 3  # iris's two versions and the pool, in production
+    assert any(kind == "CronJob" and "wine" in meta["name"] for kind, meta, _ in templates)
+    for budget in budgets:
+        wanted = budget["spec"]["selector"]["matchLabels"]
+        owners = {(kind, meta["name"]) for kind, meta, labels in templates
+                  if meta.get("namespace") == budget["metadata"]["namespace"]
+                  and wanted.items() <= labels.items()}
+        assert owners and {kind for kind, _ in owners} == {"Deployment"}, \
+            (budget["metadata"]["name"], owners)

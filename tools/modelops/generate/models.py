@@ -118,11 +118,14 @@ def _hpa_patch(spec: ModelSpec | PoolSpec) -> dict:
                                                 hpa.scaleDownStabilizationSeconds}}}}
 
 
-def _pdb(selector: dict[str, str]) -> dict:
-    """At most one replica of a server down at a time."""
+def _pdb(selector: dict[str, str], component: str) -> dict:
+    """At most one replica of a server down at a time. Its selector names the server's
+    component too: a pool's label is also on its members' Job pods, and a budget that
+    selected those (no scalable owner) would allow no eviction at all, hanging drains."""
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": BASE_NAME},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}}}
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {
+                **selector, "app.kubernetes.io/component": component}}}}
 
 
 PATCHES = [{"path": "deployment.yaml", "target": {"kind": "Deployment"}},
@@ -150,7 +153,8 @@ class ServerUnit:
         resources = [up(depth) + self.base, *extra_resources]
         out: Files = {f"{self.directory}/{CONFIG_FILE}": self.config}
         if self.always_two:
-            out[f"{self.directory}/pdb.yaml"] = _pdb(self.selector)
+            out[f"{self.directory}/pdb.yaml"] = _pdb(
+                self.selector, "model-pool" if self.base == BASE_POOL else "model-server")
             resources.append("pdb.yaml")
         for file, text in self.code.items():
             out[f"{self.directory}/{file}"] = text
