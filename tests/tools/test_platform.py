@@ -6,7 +6,7 @@ import json
 import re
 
 import yaml
-from conftest import REPO
+from conftest import REPO, SHA, VALID_MODEL, copy_repo, run_modelops
 
 from modelops import render
 from modelops.repo import load
@@ -77,7 +77,7 @@ def test_one_applicationset_makes_a_labelled_application_per_model_overlay():
                   for p in (REPO / "overlays" / env / "models").glob("*/app.json")}
         assert params.keys() == overlays  # every model overlay becomes an Application
         assert params["iris"]["versions"] == "v1.v2" and params["iris"]["team"] == "data-science"
-        assert params["tabular"]["models"] == "diabetes.wine"
+        assert params["tabular"]["models"] == "diabetes, wine"
         assert params["iris"]["namespace"] == env_settings.namespace
     platform = {a["metadata"]["name"]: a for a in _docs(GENERATED / "platform.yaml")}
     assert platform.keys() == {f"platform-{env}" for env in settings.environments}
@@ -118,3 +118,44 @@ def test_settings_file_lists_every_setting_with_a_comment():
         undocumented = [n for n, f in cls.model_fields.items()
                         if not f.description and n not in ("apiVersion", "kind")]
         assert not undocumented, f"{cls.__name__}: {undocumented} have no description"
+
+
+def _label_values(app_set: dict, params: dict) -> dict[str, str]:
+    """The Application labels the ApplicationSet's template makes from one app.json."""
+    labels = app_set["spec"]["template"]["metadata"]["labels"]
+    return {key: re.sub(r"\{\{\.(\w+)\}\}", lambda m: str(params[m[1]]), value)
+            for key, value in labels.items()}
+
+
+def test_every_application_label_is_a_valid_label_value_with_a_big_pool(tmp_path):
+    """Four members with ordinary long names made a 63+ character label: the ApplicationSet
+    could not create the pool's Application."""
+    root = copy_repo(tmp_path)
+    for name in ("customer-lifetime-value", "churn-propensity-score", "next-best-offer-ranker",
+                 "payment-default-risk"):
+        (root / f"models/{name}").mkdir()
+        (root / f"models/{name}/model.yaml").write_text(VALID_MODEL.format(name=name) +
+                                                        "  placement: {shared: tabular}\n")
+    done = run_modelops("generate", cwd=root)
+    assert done.returncode == 0, done.stderr
+    app_set = yaml.safe_load((root / "overlays/argocd/models.yaml").read_text())
+    for params_file in root.glob("overlays/*/models/*/app.json"):
+        params = json.loads(params_file.read_text())
+        for key, value in _label_values(app_set, params).items():
+            assert re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", value), \
+                (params_file, key, value)
+    pool = json.loads((root / "overlays/production/models/tabular/app.json").read_text())
+    assert "payment-default-risk" in pool["models"]  # the members: an annotation
+
+
+def test_versions_too_long_for_a_label_are_refused_where_written(tiny):
+    versions = "".join(f"    - name: release-2026-11-0{i}\n"
+                       f"      artifact: pvc://artifacts/m/{i}/model.joblib\n"
+                       f"      sha256: {SHA}\n      weight: 25\n" for i in range(4))
+    tiny.model("m", VALID_MODEL.format(name="m").split("  versions:\n")[0]
+               + "  versions:\n" + versions)
+    refused = run_modelops("validate", cwd=tiny.root)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("models/m/model.yaml:8:3: spec.versions: the versions' "
+                                     "names joined"), refused.stderr
+    assert "label the model's Argo CD Application, which allows 63" in refused.stderr

@@ -184,6 +184,10 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
         for i, name in enumerate(names):
             if name in names[:i]:
                 problem(env, where + (i, "name"), f"version {name!r} is listed twice")
+        if len(joined := ".".join(names)) > 63:
+            problem(env, where, f"the versions' names joined ({joined!r}, {len(joined)} "
+                    "characters) label the model's Argo CD Application, which allows 63: "
+                    "remove retired versions or use shorter names")
         total = sum(v.weight for v in spec.versions)
         if total != 100:
             weights = " + ".join(f"{v.name} {v.weight}" for v in spec.versions)

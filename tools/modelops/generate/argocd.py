@@ -57,7 +57,7 @@ def app_params(repo: Repo, env: str, name: str, team: str, versions: str,
     settings = repo.settings.environments[env]
     model = models[0] if len(models) == 1 else None
     return {"name": name, "environment": env, "team": team, "versions": versions,
-            "models": ".".join(models), "namespace": settings.namespace,
+            "models": ", ".join(models), "namespace": settings.namespace,
             "docs": settings.docs_url(model) if model else settings.catalog_url() or "",
             "dashboard": settings.dashboard_url(model) or ""}
 
@@ -150,10 +150,13 @@ def _models_appset(repo: Repo) -> dict:
             "template": {
                 "metadata": {
                     "name": "{{.environment}}-{{.name}}", "finalizers": [FINALIZER],
+                    # Label values are 63 characters at most: a pool's members, however
+                    # many, are an annotation; its label is the pool's name.
                     "labels": {**PART_OF, "modelops/environment": "{{.environment}}",
-                               "modelops/model": "{{.models}}", "modelops/team": "{{.team}}",
+                               "modelops/model": "{{.name}}", "modelops/team": "{{.team}}",
                                "modelops/version": "{{.versions}}"},
-                    "annotations": {"argocd.argoproj.io/manifest-generate-paths": ".;/base",
+                    "annotations": {"modelops/models": "{{.models}}",
+                                    "argocd.argoproj.io/manifest-generate-paths": ".;/base",
                                     "link.argocd.argoproj.io/docs": "{{.docs}}",
                                     "link.argocd.argoproj.io/dashboard": "{{.dashboard}}",
                                     **subscribe}},
