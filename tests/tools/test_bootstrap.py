@@ -33,6 +33,9 @@ KIND_ORDER = ["Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "Serv
               "HorizontalPodAutoscaler", "PodDisruptionBudget"]
 
 
+METRICS = "metrics.k8s.io/v1beta1"  # metrics-server: served by an APIService, not a CRD
+
+
 class BootstrapError(AssertionError):
     pass
 
@@ -78,6 +81,10 @@ class Cluster:
             if ("Secret", namespace, secret) not in self.objects:
                 raise BootstrapError(f"{app}: {kind} {obj['metadata']['name']} reads the "
                                      f"Secret {secret}, which does not exist")
+        if kind == "HorizontalPodAutoscaler" and METRICS not in self.api:
+            raise BootstrapError(f"{app}: HorizontalPodAutoscaler {obj['metadata']['name']} "
+                                 f"reads FailedGetResourceMetric: nothing serves {METRICS}, "
+                                 "and Argo CD calls the model Degraded")
         name = obj["metadata"]["name"]
         self.objects.add((kind, namespace or "", name))
         self.log.append(f"{app}: {kind} {namespace or '-'}/{name}")
@@ -167,8 +174,11 @@ def test_a_first_bootstrap_brings_every_model_and_platform_piece_up():
     # A custom resource whose CRD is not a named prerequisite.
     ("platform/settings.yaml", "  - gateway.networking.k8s.io/v1\n", "",
      "no CRD serves gateway.networking.k8s.io/v1"),
+    # Every HPA needs the resource metrics API (issue 24, finding 6).
+    ("platform/settings.yaml", "  - metrics.k8s.io/v1beta1", "",
+     "reads FailedGetResourceMetric: nothing serves metrics.k8s.io/v1beta1"),
 ], ids=["root-project-deadlock", "gateway-namespace-missing", "models-before-platform",
-        "prerequisite-not-named"])
+        "prerequisite-not-named", "metrics-server-not-named"])
 def test_a_broken_bootstrap_fails_where_argo_cd_would(tmp_path, file, old, new, failure):
     root = copy_repo(tmp_path)
     path = root / file

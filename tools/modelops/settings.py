@@ -116,9 +116,10 @@ class Settings(Strict):
     these names, and each gets its namespace, Gateway, platform and model Applications.
     The first is the one `modelops serve` and `modelops test` run locally."""
     prerequisites: list[str] = Field(default_factory=lambda: [
-        "gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"])
-    """API versions the cluster must serve before the bootstrap (install these CRDs first:
-    the Gateway API's standard channel, and the Prometheus Operator's)."""
+        "gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1", "metrics.k8s.io/v1beta1"])
+    """API versions the cluster must serve before the bootstrap: the Gateway API's standard
+    channel and the Prometheus Operator's CRDs, and the resource metrics API (metrics-server),
+    without which every HPA reads FailedGetResourceMetric and Argo CD calls it Degraded."""
     monitoringLabels: dict[str, str] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels the Prometheus Operator selects ServiceMonitors and PrometheusRules by (the
