@@ -189,3 +189,28 @@ def test_a_drain_can_evict_every_pod_a_budget_covers(tmp_path):
                   and wanted.items() <= labels.items()}
         assert owners and {kind for kind, _ in owners} == {"Deployment"}, \
             (budget["metadata"]["name"], owners)
+
+
+def test_a_jobs_config_keeps_its_name_when_it_changes(tmp_path):
+    """A content-hashed name is pruned at the next sync, and a retried pod of a Job made
+    before it waits hours for it: the jobs' ConfigMap has one name, whatever it holds."""
+    root = copy_repo(tmp_path)
+
+    def names() -> tuple[list[str], list[str]]:
+        text, error = render.kustomize(root / "overlays/production/models/iris")
+        assert error is None, error
+        objects = list(yaml.safe_load_all(text))
+        maps = [o["metadata"]["name"] for o in objects
+                if o["kind"] == "ConfigMap" and "jobs" in o["metadata"]["name"]]
+        mounted = [v["configMap"]["name"] for o in objects if o["kind"] == "CronJob"
+                   for v in o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
+                   if "configMap" in v]
+        return maps, mounted
+
+    before = names()
+    assert before == (["iris-jobs"], ["iris-jobs", "iris-jobs"])
+    spec = root / "models/iris/model.yaml"
+    spec.write_text(spec.read_text().replace("parameters: {max_depth: 3}",
+                                             "parameters: {max_depth: 4}"))
+    assert run_modelops("generate", cwd=root).returncode == 0
+    assert names() == before

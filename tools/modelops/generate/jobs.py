@@ -96,6 +96,10 @@ def files(repo: Repo, spec_file: SpecFile, env: str, directory: str,
     out[f"{directory}/kustomization.yaml"] = kustomization(
         None, resources, namePrefix=f"{name}-",
         labels={"modelops/model": name, "modelops/team": spec_file.team},
-        configMapGenerator=[{"name": "jobs", "files": [contract.JOB_FILE, *sorted(sources)]}],
+        # One stable name, not a content hash: Argo CD prunes a ConfigMap of an old hash
+        # at the next sync, and a retried pod of a Job started before would then wait for
+        # it for hours. A Job reads it at its pod's start, so a change reaches the next run.
+        configMapGenerator=[{"name": "jobs", "files": [contract.JOB_FILE, *sorted(sources)],
+                             "options": {"disableNameSuffixHash": True}}],
         images=[image(repo.settings.serverImage)], patches=patches)
     return out
