@@ -214,3 +214,29 @@ def test_a_jobs_config_keeps_its_name_when_it_changes(tmp_path):
                                              "parameters: {max_depth: 4}"))
     assert run_modelops("generate", cwd=root).returncode == 0
     assert names() == before
+
+
+def _job_counts(job: dict, exit_code: int, conditions: set[str]) -> str:
+    """What the Job controller does with a failed pod, by its podFailurePolicy (rules in
+    order; none matching: the failure counts against the backoff limit)."""
+    for rule in (job.get("podFailurePolicy") or {}).get("rules", []):
+        codes = rule.get("onExitCodes")
+        if codes and (exit_code in codes["values"]) == (codes["operator"] == "In"):
+            return rule["action"]
+        if any(c["type"] in conditions and c["status"] == "True"
+               for c in rule.get("onPodConditions", [])):
+            return rule["action"]
+    return "Count"
+
+
+def test_an_evicted_job_pod_is_replaced_not_counted_and_never_overlaps(rendered):
+    """A node drain evicted the weekly training's only try (backoffLimit 0) and a batch
+    worker's retries; a replacement pod could start beside the one still stopping."""
+    jobs = [o for o in yaml.safe_load_all((rendered / "overlays/production/models/iris.yaml")
+                                          .read_text()) if o["kind"] == "CronJob"]
+    assert len(jobs) == 2
+    for cron in jobs:
+        job = cron["spec"]["jobTemplate"]["spec"]
+        assert _job_counts(job, 137, {"DisruptionTarget"}) == "Ignore", cron["metadata"]["name"]
+        assert _job_counts(job, 1, set()) == "Count"  # a failed check or gate still fails
+        assert job["podReplacementPolicy"] == "Failed"
