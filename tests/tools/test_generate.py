@@ -164,26 +164,61 @@ def test_schemas_are_exported_from_the_spec_models():
         assert files[f"schemas/{name}.schema.json"] == (REPO / f"schemas/{name}.schema.json").read_text()
 
 
-def test_each_environment_gets_a_gateway_that_takes_only_its_own_routes():
+def _attached(gateway: dict, gateway_ns: str, route: dict, route_ns: str,
+              namespaces: dict[str, dict]) -> set[str]:
+    """The listeners a route attaches to, by the Gateway API's rules: its parentRef (name,
+    namespace, sectionName), the listener's allowed kinds and namespaces."""
+    out = set()
+    for ref in route["spec"]["parentRefs"]:
+        if ref["name"] != gateway["metadata"]["name"] or \
+                ref.get("namespace", route_ns) != gateway_ns:
+            continue
+        for listener in gateway["spec"]["listeners"]:
+            allowed = listener["allowedRoutes"]
+            came = allowed["namespaces"]["from"]
+            labels = allowed["namespaces"].get("selector", {}).get("matchLabels", {})
+            if ref.get("sectionName", listener["name"]) == listener["name"] and \
+                    route["kind"] in [k["kind"] for k in allowed["kinds"]] and (
+                    came == "All" or (came == "Same" and route_ns == gateway_ns) or
+                    (came == "Selector" and labels.items() <= namespaces[route_ns].items())):
+                out.add(listener["name"])
+    return out
+
+
+def test_each_environment_gets_a_gateway_that_takes_only_its_own_routes_over_https():
+    """Model routes attach to HTTPS (and gRPC) only; plain HTTP only redirects to HTTPS, so
+    no request, bearer token included, crosses the network in clear."""
     files = generate.expected(load(examples()))
+    namespaces = {n["metadata"]["name"]: {"kubernetes.io/metadata.name": n["metadata"]["name"],
+                                          **n["metadata"].get("labels", {})}
+                  for n in yaml.safe_load_all(files["overlays/argocd/namespaces.yaml"])}
     for env, host in (("staging", "models.staging.example.com"), ("production", "models.example.com")):
-        gateway = yaml.safe_load(files[f"overlays/{env}/platform/gateway/resources.yaml"])
+        gateway, *own = yaml.safe_load_all(files[f"overlays/{env}/platform/gateway/resources.yaml"])
         assert gateway["metadata"]["name"] == f"models-{env}"
         assert gateway["spec"]["gatewayClassName"] == "modelops"
         listeners = {item["name"]: item for item in gateway["spec"]["listeners"]}
         assert {n: (item["port"], item["hostname"]) for n, item in listeners.items()} == {
             "http": (80, host), "https": (443, host), "grpc": (443, f"*.{host}")}
-        assert listeners["grpc"]["allowedRoutes"]["kinds"] == [
-            {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"}]  # one host per model
         assert listeners["https"]["tls"]["certificateRefs"] == [
             {"kind": "Secret", "name": f"models-{env}-tls"}]  # made outside git
-        assert listeners["http"]["allowedRoutes"]["namespaces"]["selector"]["matchLabels"] == {
-            "kubernetes.io/metadata.name": f"models-{env}"}
         kustomization = yaml.safe_load(files[f"overlays/{env}/platform/gateway/kustomization.yaml"])
         assert kustomization["namespace"] == "modelops-gateway"
-        namespaces = {n["metadata"]["name"] for n in
-                      yaml.safe_load_all(files["overlays/argocd/namespaces.yaml"])}
-        assert "modelops-gateway" in namespaces  # created before the Gateway
+        routes = [(route, "modelops-gateway") for route in own]
+        routes += [(route, f"models-{env}") for path, text in files.items()
+                   if path.startswith(f"overlays/{env}/models/") and path.endswith("/route.yaml")
+                   for route in yaml.safe_load_all(text)]
+        attached: dict[str, list[str]] = {"http": [], "https": [], "grpc": []}
+        for route, namespace in routes:
+            for listener in _attached(gateway, "modelops-gateway", route, namespace, namespaces):
+                attached[listener].append(f"{route['kind']}/{route['metadata']['name']}")
+        assert attached["http"] == [f"HTTPRoute/models-{env}-https-redirect"]
+        models = sorted(f"HTTPRoute/{r['metadata']['name']}" for r, n in routes
+                        if r["kind"] == "HTTPRoute" and n != "modelops-gateway")
+        assert sorted(attached["https"]) == models and len(models) == 4  # 3 models, 1 pool
+        assert all(name.startswith("GRPCRoute/") for name in attached["grpc"])
+        redirect = own[0]["spec"]["rules"][0]["filters"][0]
+        assert redirect == {"type": "RequestRedirect",
+                            "requestRedirect": {"scheme": "https", "statusCode": 301}}
 
 
 def test_no_gateway_when_settings_name_no_class(tiny):

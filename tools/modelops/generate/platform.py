@@ -103,7 +103,8 @@ def namespace(repo: Repo, env: str) -> Files:
 def gateway(repo: Repo, env: str) -> Files:
     """The environment's Gateway, when settings name its class: an HTTP listener (and HTTPS
     when the public URL is https, with its certificate from the Secret <gateway>-tls, made
-    outside git) that accepts routes only from the environment's namespace, and, when the
+    outside git; HTTP then only redirects to it) that accepts routes only from the
+    environment's namespace, and, when the
     public URL names a host, a `grpc` listener for `*.<host>`: one host name per model."""
     assert repo.settings is not None
     settings = repo.settings.environments[env]
@@ -119,8 +120,23 @@ def gateway(repo: Repo, env: str) -> Files:
     secure = bool(settings.publicUrl and settings.publicUrl.startswith("https://"))
     tls = {"tls": {"mode": "Terminate", "certificateRefs": [
         {"kind": "Secret", "name": f"{settings.gateway}-tls"}]}}
-    listeners = [{"name": "http", "protocol": "HTTP", "port": 80,
-                  "allowedRoutes": allowed("HTTPRoute")}]
+    # Behind HTTPS, plain HTTP serves nothing but a redirect (a route of the Gateway's own
+    # namespace): requests, bearer tokens included, never cross the network in clear.
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {
+        "namespaces": {"from": "Same"},
+        "kinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]}
+        if secure else allowed("HTTPRoute")}]
+    objects: list[dict] = []
+    if secure:
+        objects.append({"apiVersion": GATEWAY_API, "kind": "HTTPRoute",
+                        "metadata": {"name": f"{settings.gateway}-https-redirect"},
+                        "spec": {"parentRefs": [{"name": settings.gateway,
+                                                 "sectionName": "http"}],
+                                 **({"hostnames": [host]} if host else {}),
+                                 "rules": [{"filters": [{"type": "RequestRedirect",
+                                                         "requestRedirect": {
+                                                             "scheme": "https",
+                                                             "statusCode": 301}}]}]}})
     if secure:
         listeners.append({"name": "https", "protocol": "HTTPS", "port": 443,
                           "allowedRoutes": allowed("HTTPRoute"), **tls})
@@ -135,7 +151,7 @@ def gateway(repo: Repo, env: str) -> Files:
         f"{top}/resources.yaml": [{"apiVersion": GATEWAY_API, "kind": "Gateway",
                                    "metadata": {"name": settings.gateway},
                                    "spec": {"gatewayClassName": settings.gatewayClass,
-                                            "listeners": listeners}}],
+                                            "listeners": listeners}}, *objects],
         f"{top}/kustomization.yaml": kustomization(settings.gatewayNamespace, ["resources.yaml"])}
 
 
