@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 
@@ -240,3 +241,46 @@ def test_an_evicted_job_pod_is_replaced_not_counted_and_never_overlaps(rendered)
         assert _job_counts(job, 137, {"DisruptionTarget"}) == "Ignore", cron["metadata"]["name"]
         assert _job_counts(job, 1, set()) == "Count"  # a failed check or gate still fails
         assert job["podReplacementPolicy"] == "Failed"
+
+
+def test_a_rollout_at_peak_is_admitted_by_the_quota(tmp_path):
+    """Quota admission as the API server does it, at the worst moment: every server at its
+    HPA's max, each rolling out (one surge pod: maxSurge 1), every job's pods running, the
+    platform's pods. The quota once equalled the peak and stalled such rollouts (staging
+    digits: 2 GPU pods at max, a quota of 2 GPUs)."""
+    from decimal import Decimal
+
+    from modelops import quantity
+
+    root = copy_repo(tmp_path)
+    objects = []
+    for overlay in render.roots(root):
+        text, error = render.kustomize(overlay)
+        assert error is None, error
+        objects += [o for o in yaml.safe_load_all(text) if o and o.get("metadata")]
+    for env in ("staging", "production"):
+        namespace = f"models-{env}"
+        mine = [o for o in objects if o["metadata"].get("namespace") == namespace]
+        quota = next(o for o in mine if o["kind"] == "ResourceQuota")["spec"]["hard"]
+        peaks = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
+                 for o in mine if o["kind"] == "HorizontalPodAutoscaler"}
+        used = {"cpu": Decimal(0), "memory": Decimal(0), "nvidia.com/gpu": Decimal(0)}
+        for obj in mine:
+            if obj["kind"] == "Deployment":
+                replicas = peaks.get(obj["metadata"]["name"], obj["spec"].get("replicas", 1))
+                surge = obj["spec"].get("strategy", {}).get("rollingUpdate", {}).get(
+                    "maxSurge", "25%")  # Kubernetes' default, rounded up
+                pods = replicas + (surge if isinstance(surge, int) else
+                                   math.ceil(replicas * int(surge.rstrip("%")) / 100))
+                pod = obj["spec"]["template"]["spec"]
+            elif obj["kind"] == "CronJob":
+                job = obj["spec"]["jobTemplate"]["spec"]
+                pods, pod = job.get("parallelism", 1), job["template"]["spec"]
+            else:
+                continue
+            for container in pod["containers"]:
+                for resource, amount in container["resources"]["requests"].items():
+                    used[resource] += quantity.parse(str(amount)) * pods
+        for resource, amount in used.items():
+            allowed = quantity.parse(quota.get(f"requests.{resource}", "0"))
+            assert amount <= allowed, f"{env}: {resource} {amount} over the quota's {allowed}"

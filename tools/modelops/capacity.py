@@ -1,6 +1,7 @@
 """Capacity: what every model and pool can claim at peak, against the budget.
 
-The budget is also the namespace's ResourceQuota, which counts every pod: so the check
+The budget, plus one surge pod per server for rollouts, is also the namespace's
+ResourceQuota, which counts every pod: so the check
 counts, besides the servers at max replicas, every training and batch pod running at once
 and the platform's own pods (the catalog, the log compactor), or the quota would refuse a
 job's pods on the night the servers run at max.
@@ -66,6 +67,21 @@ def usage(name: str, team: str, file: str, spec: ModelSpec | PoolSpec) -> Usage 
     lo, hi = servers * hpa.minReplicas, servers * hpa.maxReplicas
     return Usage(name, team, file, cpu * lo, cpu * hi, mem * lo, mem * hi, gpu * lo, gpu * hi,
                  lo, hi)
+
+
+def surge(entries, env: str) -> tuple[Decimal, Decimal, int]:
+    """(cpu, memory, gpu) of one extra pod per server Deployment: what rollouts add on top
+    of the peak while each starts a new pod before stopping an old one (maxSurge 1)."""
+    cpu, memory, gpu = Decimal(0), Decimal(0), 0
+    for e in entries:
+        spec = e.envs.get(env)
+        if spec is None or (isinstance(spec, ModelSpec) and spec.placement != "dedicated"):
+            continue
+        servers = len(spec.versions) if isinstance(spec, ModelSpec) else 1
+        cpu += quantity.parse(spec.resources.cpu) * servers
+        memory += quantity.parse(spec.resources.memory) * servers
+        gpu += (spec.resources.gpu.count if spec.resources.gpu else 0) * servers
+    return cpu, memory, gpu
 
 
 def job_usage(name: str, team: str, file: str, spec: ModelSpec) -> Usage | None:

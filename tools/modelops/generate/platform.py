@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops import quantity
+from modelops import capacity, quantity
 from modelops.generate import contract
 from modelops.generate.argocd import KEEP
 from modelops.generate.objects import (
@@ -58,11 +58,16 @@ def namespace(repo: Repo, env: str) -> Files:
     assert repo.settings is not None and repo.budget is not None
     settings = repo.settings.environments[env]
     budget = repo.budget.environments[env]
-    cpu, memory = quantity.parse(budget.cpu), quantity.parse(budget.memory)
+    # The budget (what validate holds the peak to), plus room for rollouts: at peak, a
+    # rollout's surge pod would otherwise be refused and the rollout stall.
+    rollout_cpu, rollout_memory, rollout_gpu = capacity.surge(
+        [*repo.models.values(), *repo.pools.values()], env)
+    cpu = quantity.parse(budget.cpu) + rollout_cpu
+    memory = quantity.parse(budget.memory) + rollout_memory
     hard = {"requests.cpu": quantity.cpu(cpu), "requests.memory": quantity.memory(memory),
             "persistentvolumeclaims": "2"}
-    if budget.gpu:
-        hard["requests.nvidia.com/gpu"] = str(budget.gpu)
+    if budget.gpu or rollout_gpu:
+        hard["requests.nvidia.com/gpu"] = str(budget.gpu + rollout_gpu)
     servers = _server_pods()
     catalog_pods = {"app.kubernetes.io/component": CATALOG}
     to_servers = [{"protocol": "TCP", "port": SERVER_PORT}]
