@@ -227,9 +227,15 @@ def _health(status: dict | None) -> str:
     ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Failed",
                                                           "message": "one or more objects failed"}},
      "Degraded"),
-    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded", "message": "crash loop"},
-      "operationState": {"phase": "Succeeded"}}, "Degraded"),
-    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Succeeded"}}, "Progressing"),
+    # A resource's trouble is the child's own (its page shows it), never its parent's: a
+    # Gateway waiting for its TLS Secret or one failed job run stopped the root's waves.
+    ({"sync": {"status": "Synced"}, "health": {"status": "Degraded", "message": "no cert"},
+      "operationState": {"phase": "Succeeded"}}, "Healthy"),
+    # Drift after a successful sync (a mutating webhook) must not wedge the root.
+    ({"sync": {"status": "OutOfSync"}, "operationState": {"phase": "Succeeded"}}, "Healthy"),
+    # Retries exhausted: the sync failed, and that the parent must see.
+    ({"sync": {"status": "OutOfSync"}, "health": {"status": "Missing"},
+      "operationState": {"phase": "Error", "message": "retried 5 times"}}, "Degraded"),
 ])
 def test_an_application_counts_as_healthy_to_its_parent_once_synced(status, expected):
     assert _health(status) == expected
