@@ -24,6 +24,8 @@ from conftest import REPO, copy_repo, examples, run_modelops
 from modelops import render
 from modelops.repo import load
 
+FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
 CORE_GROUPS = {"", "apps", "autoscaling", "policy", "batch", "networking.k8s.io",
                "rbac.authorization.k8s.io"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
@@ -50,6 +52,8 @@ class Cluster:
         self.projects = {"default"}  # Argo CD makes it at start
         self.objects: set[tuple[str, str, str]] = set()  # (kind, namespace, name)
         self.log: list[str] = []
+        self.apps: dict[str, dict] = {}  # Application name -> {"app", "objects", "owner"}
+        self.files_root = root  # what the ApplicationSet's git generator reads
 
     def _order(self, obj: dict) -> tuple:
         wave = int((obj["metadata"].get("annotations") or {}).get(
@@ -87,6 +91,8 @@ class Cluster:
                                  "and Argo CD calls the model Degraded")
         name = obj["metadata"]["name"]
         self.objects.add((kind, namespace or "", name))
+        if app in self.apps:
+            self.apps[app]["objects"][(kind, namespace or "", name)] = obj
         self.log.append(f"{app}: {kind} {namespace or '-'}/{name}")
         if kind == "Namespace":
             self.namespaces.add(name)
@@ -96,11 +102,13 @@ class Cluster:
             self.sync(obj)
         elif kind == "ApplicationSet":
             for application in self.generate(obj):
-                self.sync(application)
+                if application["metadata"]["name"] not in self.apps:
+                    self.sync(application, owner=name)
 
-    def sync(self, application: dict) -> None:
+    def sync(self, application: dict, owner: str | None = None) -> None:
         """An Application: refused without its project; synced wave by wave."""
         name, spec = application["metadata"]["name"], application["spec"]
+        self.apps.setdefault(name, {"app": application, "objects": {}, "owner": owner})
         if spec["project"] not in self.projects:
             raise BootstrapError(f"Application {name}: project {spec['project']} does not exist")
         destination = spec["destination"]["namespace"]
@@ -118,13 +126,84 @@ class Cluster:
         """The git files generator: one Application per matching app.json."""
         pattern = appset["spec"]["generators"][0]["git"]["files"][0]["path"]
         out = []
-        for params_file in sorted(self.root.glob(pattern)):
+        for params_file in sorted(self.files_root.glob(pattern)):
             params = json.loads(params_file.read_text())
             params["path.path"] = params_file.parent.relative_to(self.root).as_posix()
             text = json.dumps(appset["spec"]["template"])
             text = re.sub(r"{{\.([\w.]+)}}", lambda m, p=params: p[m.group(1)], text)
             out.append(json.loads(text))
         return out
+
+
+    # -- day 2: what a change to the repository deletes ------------------------------------
+
+    def delete_application(self, name: str, cascade: bool | None = None) -> None:
+        """A parent's prune or owner (cascading when the Application has the resources
+        finalizer), or `argocd app delete` (cascading by default): the objects go too,
+        except those that say Delete=false."""
+        entry = self.apps.pop(name)
+        self.objects.discard(("Application", "argocd", name))
+        if cascade is None:
+            cascade = FINALIZER in entry["app"]["metadata"].get("finalizers", [])
+        if not cascade:
+            return
+        for key, obj in entry["objects"].items():
+            if "Delete=false" in _options(obj):
+                continue
+            self.objects.discard(key)
+            if key[0] == "Application" and key[2] in self.apps:
+                self.delete_application(key[2])
+            if key[0] == "ApplicationSet":
+                self.delete_appset(obj)
+
+    def delete_appset(self, appset: dict) -> None:
+        """Its Applications go with it (owner references); preserveResourcesOnDeletion
+        takes their finalizer off first, so their objects stay."""
+        keep = appset["spec"].get("syncPolicy", {}).get("preserveResourcesOnDeletion", False)
+        for name in [n for n, e in self.apps.items() if e["owner"] == appset["metadata"]["name"]]:
+            if keep:
+                self.apps[name]["app"]["metadata"]["finalizers"] = []
+            self.delete_application(name)
+
+    def changed(self, root: Path, files_root: Path | None = None) -> None:
+        """The repository moved on: the root syncs it (pruning what it no longer holds,
+        unless Prune=false), then the ApplicationSet reconciles by its policy (its own
+        when argocd-cmd-params-cm allows policy overrides, else the controller's sync)."""
+        self.root, self.files_root = root, files_root or root
+        text, error = render.kustomize(root / "overlays/argocd")
+        assert error is None, error
+        wanted = [o for o in yaml.safe_load_all(text) if o]
+        keys = {(o["kind"], o["metadata"].get("namespace", "argocd") if o["kind"]
+                 not in CLUSTER_SCOPED else "", o["metadata"]["name"]) for o in wanted}
+        root_app = self.apps["modelops-root"]["app"]
+        prune = root_app["spec"]["syncPolicy"].get("automated", {}).get("prune", False)
+        held = self.apps["modelops-root"]["objects"]
+        for key, obj in list(held.items()):
+            if prune and key not in keys and "Prune=false" not in _options(obj):
+                held.pop(key)
+                self.objects.discard(key)
+                if key[0] == "Application" and key[2] in self.apps:
+                    self.delete_application(key[2])
+                if key[0] == "ApplicationSet":
+                    self.delete_appset(obj)
+        params = yaml.safe_load((root / "platform/argocd/install/argocd-cmd-params-cm.yaml")
+                                .read_text())["data"]
+        override = params.get("applicationsetcontroller.enable.policy.override") == "true"
+        for appset in (o for o in wanted if o["kind"] == "ApplicationSet"):
+            policy = appset["spec"].get("syncPolicy", {}).get("applicationsSync", "sync") \
+                if override else "sync"
+            made = {a["metadata"]["name"] for a in self.generate(appset)}
+            for name in [n for n, e in self.apps.items()
+                         if e["owner"] == appset["metadata"]["name"] and n not in made]:
+                if policy in ("sync", "create-delete"):
+                    self.delete_application(name)
+
+    def serving(self) -> set[str]:
+        return {name for kind, _, name in self.objects if kind == "Deployment"}
+
+
+def _options(obj: dict) -> str:
+    return (obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")
 
 
 def bootstrap(root: Path, without_token_secrets: bool = False) -> Cluster:
@@ -247,3 +326,79 @@ def test_the_generated_argocd_tree_is_current_and_renders(tmp_path):
     assert run_modelops("generate", cwd=root).returncode == 0
     assert (root / "overlays/argocd/root.yaml").read_text() == \
         (examples() / "overlays/argocd/root.yaml").read_text()
+
+
+# -- day 2: deletions have a brake ---------------------------------------------------------
+def _changed_copy(tmp_path: Path, change) -> Path:
+    root = copy_repo(tmp_path / "after")
+    change(root)
+    done = run_modelops("generate", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def _without_staging(root: Path) -> None:
+    settings = root / "platform/settings.yaml"
+    text = settings.read_text()
+    start, end = text.index("  staging:\n"), text.index("  production:\n")
+    settings.write_text(text[:start] + text[end:])
+    for spec in root.glob("models/*/*.yaml"):  # the specs' overrides for it go too
+        data = yaml.safe_load(spec.read_text())
+        if data["spec"].get("environments", {}).pop("staging", None) is not None:
+            spec.write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize("change", ["a removed spec", "a removed environment",
+                                    "a revision with no specs", "the root deleted",
+                                    "the ApplicationSet deleted"])
+def test_a_change_deletes_no_running_model_without_an_explicit_delete(tmp_path, change):
+    """Argo CD's deletion rules: a root that does not prune, platform pieces that say
+    Prune=false and Delete=false, an ApplicationSet that may create and update but not
+    delete Applications (argocd-cmd-params-cm lets it keep that policy) and that preserves
+    resources when it goes. None of these changes stops a model server."""
+    before = bootstrap(copy_repo(tmp_path))
+    serving = before.serving()
+    assert {"iris-v1-server", "tabular-server", "digits-v1-server"} <= serving
+    if change == "a removed spec":
+        before.changed(_changed_copy(tmp_path, lambda r: shutil.rmtree(r / "models/iris")))
+    elif change == "a removed environment":
+        before.changed(_changed_copy(tmp_path, lambda r: shutil.rmtree(r / "models/iris")
+                                     or _without_staging(r)))
+    elif change == "a revision with no specs":
+        empty = tmp_path / "empty-revision"
+        empty.mkdir()
+        before.changed(before.root, files_root=empty)
+    elif change == "the root deleted":
+        before.delete_application("modelops-root", cascade=True)  # `argocd app delete`
+    else:
+        appset = before.apps["staging-iris"]["owner"]
+        before.delete_appset(next(obj for key, obj in before.apps["modelops-root"][
+            "objects"].items() if key[0] == "ApplicationSet" and key[2] == appset))
+    assert before.serving() == serving
+    assert ("PersistentVolumeClaim", "models-staging", "modelops-shared") in before.objects
+
+
+def test_a_model_goes_when_its_application_is_deleted(tmp_path):
+    """The documented, explicit way: `argocd app delete <env>-<model>` (its finalizer
+    removes its objects)."""
+    cluster = bootstrap(copy_repo(tmp_path))
+    cluster.changed(_changed_copy(tmp_path, lambda r: shutil.rmtree(r / "models/iris")))
+    cluster.delete_application("staging-iris")
+    gone = {"iris-v1-server", "iris-v2-server"}
+    assert ("Deployment", "models-staging", "iris-v1-server") not in cluster.objects
+    assert ("Deployment", "models-production", "iris-v1-server") in cluster.objects
+    assert gone & cluster.serving()  # production's iris is still there until deleted too
+
+
+def test_without_the_policy_override_a_removed_spec_deletes_its_model(tmp_path):
+    """The broken copy: the controller's default policy (sync) deletes the Application,
+    whose finalizer deletes the model; the simulation catches it."""
+    root = copy_repo(tmp_path)
+    (root / "platform/argocd/install/argocd-cmd-params-cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cmd-params-cm}\ndata: {}\n")
+    cluster = bootstrap(root)
+    after = _changed_copy(tmp_path, lambda r: shutil.rmtree(r / "models/iris"))
+    shutil.copyfile(root / "platform/argocd/install/argocd-cmd-params-cm.yaml",
+                    after / "platform/argocd/install/argocd-cmd-params-cm.yaml")
+    cluster.changed(after)
+    assert "iris-v1-server" not in cluster.serving()

@@ -26,7 +26,8 @@ def test_bootstrap_application_and_install_config_are_valid():
     assert render.validate_object(REPO, root, settings.kubernetesVersion) == []
     assert root["spec"]["source"]["path"] == "overlays/argocd"
     assert root["spec"]["project"] == "default"  # exists before the root syncs anything
-    for patch in ("argocd-cm.yaml", "argocd-notifications-cm.yaml", "argocd-rbac-cm.yaml"):
+    for patch in ("argocd-cm.yaml", "argocd-cmd-params-cm.yaml", "argocd-notifications-cm.yaml",
+                  "argocd-rbac-cm.yaml"):
         config, = _docs(ARGOCD / "install" / patch)
         assert render.validate_object(REPO, config, settings.kubernetesVersion) == []
     cm, = _docs(ARGOCD / "install/argocd-cm.yaml")

@@ -174,8 +174,9 @@ def test_removing_many_models_at_once_is_refused_unless_allowed(clone):
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert markdown.splitlines()[2:6] == [
         "> [!CAUTION]",
-        "> **This change deletes 2 model(s) or pool(s) from every environment**: `digits`, "
-        "`wine`. Argo CD removes their Deployments, Services and routes once this is merged.",
+        "> **This change removes 2 model(s) or pool(s) from every environment**: `digits`, "
+        "`wine`. Once merged they keep serving, their Applications out of sync, until deleted "
+        "with `argocd app delete <environment>-<name>`.",
         "", "**Models:** 1 changed (`tabular`); 2 removed (`digits`, `wine`)"]
     # removed, and not also "changed"; the pool that wine left did change
 

@@ -317,9 +317,10 @@ def markdown(plan: Plan) -> str:
     lines = [f"## modelops plan: `{plan.base[:12]}` -> this change", ""]
     if plan.removed:
         lines += ["> [!CAUTION]",
-                  f"> **This change deletes {len(plan.removed)} model(s) or pool(s) from "
-                  f"every environment**: {', '.join(f'`{n}`' for n in plan.removed)}. "
-                  "Argo CD removes their Deployments, Services and routes once this is merged.", ""]
+                  f"> **This change removes {len(plan.removed)} model(s) or pool(s) from "
+                  f"every environment**: {', '.join(f'`{n}`' for n in plan.removed)}. Once "
+                  "merged they keep serving, their Applications out of sync, until deleted "
+                  "with `argocd app delete <environment>-<name>`.", ""]
     if not plan.changes:
         lines += ["No change to any model or pool.", ""]
     else:

@@ -42,6 +42,8 @@ MODEL_KINDS = [("apps", "Deployment"), ("", "Service"), ("", "ServiceAccount"), 
 """All a model's Application may create: its project allows nothing else."""
 RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
 KEEP = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"}
+"""What the root must never delete: removed from git (an environment dropped from the
+settings) or with the root deleted, it stays; deleting it is a deliberate act."""
 """On objects whose loss loses data or everything in them: never deleted by a sync."""
 
 
@@ -92,7 +94,7 @@ def _projects(repo: Repo) -> list[dict]:
     def project(name: str, description: str, namespaces: list[str], kinds: list) -> dict:
         return {"apiVersion": APPLICATION_API, "kind": "AppProject",
                 "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE,
-                             "annotations": _wave(-3)},
+                             "annotations": {**_wave(-3), **KEEP}},
                 "spec": {"description": description, "sourceRepos": [repo.settings.repoURL],
                          "destinations": [{"server": CLUSTER, "namespace": n} for n in namespaces],
                          "clusterResourceWhitelist": [],
@@ -124,7 +126,8 @@ def _platform_apps(repo: Repo) -> list[dict]:
             "metadata": {"name": f"platform-{env}", "namespace": ARGOCD_NAMESPACE,
                          "finalizers": [FINALIZER],
                          "labels": {**PART_OF, "modelops/environment": env},
-                         "annotations": {**_wave(-2), **{k: v for k, v in links.items() if v},
+                         "annotations": {**_wave(-2), **KEEP,
+                                         **{k: v for k, v in links.items() if v},
                                          "argocd.argoproj.io/manifest-generate-paths": ".;/base"}},
             "spec": {"project": "platform", "source": _source(repo, f"overlays/{env}/platform"),
                      "destination": {"server": CLUSTER, "namespace": settings.namespace},
@@ -139,14 +142,19 @@ def _models_appset(repo: Repo) -> dict:
     return {
         "apiVersion": APPLICATION_API, "kind": "ApplicationSet",
         "metadata": {"name": "models", "namespace": ARGOCD_NAMESPACE,
-                     "annotations": _wave(-1)},
+                     "annotations": {**_wave(-1), **KEEP}},
         "spec": {
             "goTemplate": True, "goTemplateOptions": ["missingkey=error"],
             "generators": [{"git": {"repoURL": repo.settings.repoURL,
                                     "revision": repo.settings.revision,
                                     "files": [{"path": "overlays/*/models/*/app.json"}]}}],
-            # Deleting a spec deletes its Application and, through the finalizer, its objects.
-            "syncPolicy": {"preserveResourcesOnDeletion": False},
+            # A brake on deletion: the controller creates and updates Applications but never
+            # deletes one, however few files the generator matches (a removed spec or
+            # environment, a changed revision); a model goes by `argocd app delete`, whose
+            # finalizer then removes its objects. Deleting the ApplicationSet itself keeps
+            # every model's objects running.
+            "syncPolicy": {"applicationsSync": "create-update",
+                           "preserveResourcesOnDeletion": True},
             "template": {
                 "metadata": {
                     "name": "{{.environment}}-{{.name}}", "finalizers": [FINALIZER],
