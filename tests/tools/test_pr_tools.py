@@ -160,8 +160,8 @@ def test_removing_many_models_at_once_is_refused_unless_allowed(clone):
     shutil.rmtree(clone / "models/digits")
     two = run_modelops("validate", cwd=clone)
     assert two.returncode == 1
-    assert two.stderr.startswith("platform/settings.yaml:16:1: maxRemovedShare: this change "
-                                 "removes 2 of 6 models and pools (33%)"), two.stderr
+    assert re.match(r"platform/settings.yaml:\d+:1: maxRemovedShare: this change removes 2 of "
+                    r"6 models and pools \(33%\)", two.stderr), two.stderr
     assert "digits, wine" in two.stderr and "--allow-removals" in two.stderr
     assert run_modelops("validate", "--allow-removals", cwd=clone).returncode == 0
     settings = clone / "platform/settings.yaml"

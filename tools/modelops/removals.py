@@ -48,6 +48,6 @@ def check(root: Path, repo: Repo, ref: str, allowed: bool) -> list[Diagnostic]:
         SETTINGS, line, col, "maxRemovedShare",
         f"this change removes {len(gone)} of {total} models and pools "
         f"({len(gone) / total:.0%}), more than maxRemovedShare ({share:.0%}) allows; "
-        f"Argo CD would delete them from every environment: {', '.join(gone)}",
+        f"their Applications would lose their source in every environment: {', '.join(gone)}",
         "if that is meant, validate with --allow-removals (in CI: label the pull request "
         "allow-removals)")]
