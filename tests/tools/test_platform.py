@@ -31,7 +31,12 @@ def test_bootstrap_application_and_install_config_are_valid():
         config, = _docs(ARGOCD / "install" / patch)
         assert render.validate_object(REPO, config, settings.kubernetesVersion) == []
     cm, = _docs(ARGOCD / "install/argocd-cm.yaml")
-    assert "/spec/replicas" in cm["data"]["resource.customizations.ignoreDifferences.apps_Deployment"]
+    # Nothing instance-wide: other teams' Deployments under the same Argo CD keep their diffs.
+    assert not [key for key in cm["data"] if key.startswith("resource.customizations.ignore")]
+    app_set = yaml.safe_load((GENERATED / "models.yaml").read_text())["spec"]["template"]["spec"]
+    assert app_set["ignoreDifferences"] == [{"group": "apps", "kind": "Deployment",
+                                             "jsonPointers": ["/spec/replicas"]}]
+    assert "RespectIgnoreDifferences=true" in app_set["syncPolicy"]["syncOptions"]
     notes, = _docs(ARGOCD / "install/argocd-notifications-cm.yaml")
     assert {"trigger.on-sync-failed", "trigger.on-health-degraded"} <= notes["data"].keys()
     # Built-in health checks stay in force (no override), and so do the default exclusions.
@@ -67,8 +72,10 @@ def test_one_applicationset_makes_a_labelled_application_per_model_overlay():
     assert appset["spec"]["generators"][0]["git"]["repoURL"] == settings.repoURL
     template = appset["spec"]["template"]
     assert {"modelops/model", "modelops/team", "modelops/version"} <= template["metadata"]["labels"].keys()
-    # Deleting a spec deletes its model from the cluster.
-    assert appset["spec"]["syncPolicy"]["preserveResourcesOnDeletion"] is False
+    # A model goes by deleting its Application (its finalizer), never by a change in git
+    # (what each change does: tests/tools/test_bootstrap.py).
+    assert appset["spec"]["syncPolicy"] == {"applicationsSync": "create-update",
+                                            "preserveResourcesOnDeletion": True}
     assert "resources-finalizer.argocd.argoproj.io" in template["metadata"]["finalizers"]
     assert template["spec"]["ignoreDifferences"][0]["jsonPointers"] == ["/spec/replicas"]
     assert "RespectIgnoreDifferences=true" in template["spec"]["syncPolicy"]["syncOptions"]
