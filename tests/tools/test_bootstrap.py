@@ -210,7 +210,9 @@ def bootstrap(root: Path, without_token_secrets: bool = False) -> Cluster:
     """The README's cluster guide, step by step."""
     cluster = Cluster(root)
     settings = load(root).settings
-    cluster.api |= set(settings.prerequisites)  # step 1: prerequisites installed
+    cluster.api |= set(settings.prerequisites)  # step 1: prerequisites installed, the
+    cluster.namespaces |= {e.monitoringNamespace for e in settings.environments.values()}
+    # Prometheus Operator in its namespace
     for env in settings.environments.values():  # step 1: the token Secrets, outside git
         if env.authSecret and not without_token_secrets:
             cluster.namespaces.add(env.namespace)
@@ -233,6 +235,9 @@ def test_a_first_bootstrap_brings_every_model_and_platform_piece_up():
                     assert ("Deployment", settings.namespace,
                             f"{model.name}-{version.name}-server") in made
         assert ("Deployment", settings.namespace, "tabular-server") in made
+    # The monitoring comes with the bootstrap, not by hand.
+    assert ("ServiceMonitor", "monitoring", "modelops-servers") in made
+    assert ("PrometheusRule", "monitoring", "modelops-alerts") in made
     # The platform of every environment is in place before the first model server.
     model_apps = tuple(f"{env}-" for env in repo.settings.environments)
     first_model = next(i for i, line in enumerate(cluster.log) if line.startswith(model_apps))

@@ -88,7 +88,10 @@ def test_one_applicationset_makes_a_labelled_application_per_model_overlay():
         assert params["tabular"]["models"] == "diabetes, wine"
         assert params["iris"]["namespace"] == env_settings.namespace
     platform = {a["metadata"]["name"]: a for a in _docs(GENERATED / "platform.yaml")}
-    assert platform.keys() == {f"platform-{env}" for env in settings.environments}
+    assert platform.keys() == {f"platform-{env}" for env in settings.environments} | {
+        "monitoring"}  # the ServiceMonitor, alerts and dashboard: synced, not applied by hand
+    assert platform["monitoring"]["spec"]["source"]["path"] == "overlays/monitoring"
+    assert platform["monitoring"]["spec"]["destination"]["namespace"] == "monitoring"
     waves = {doc["kind"]: int(doc["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
              for file in ("namespaces.yaml", "projects.yaml", "platform.yaml", "models.yaml")
              for doc in _docs(GENERATED / file)}

@@ -17,7 +17,7 @@ from typing import Any
 
 from modelops import capacity, quantity
 from modelops.generate import contract
-from modelops.generate.argocd import KEEP
+from modelops.generate.argocd import KEEP, monitoring_namespace
 from modelops.generate.objects import (
     GATEWAY_API,
     GRPC_PORT,
@@ -214,7 +214,7 @@ def monitoring(repo: Repo) -> Files:
     namespaces = [env.namespace for env in repo.settings.environments.values()]
     return {
         "overlays/monitoring/kustomization.yaml": {
-            **kustomization(None, [up(2) + "platform/monitoring"],
+            **kustomization(monitoring_namespace(repo), [up(2) + "platform/monitoring"],
                             patches=[{"path": "servicemonitor.yaml"}]),
             "labels": [{"pairs": dict(sorted(repo.settings.monitoringLabels.items())),
                         "includeSelectors": False}]},
