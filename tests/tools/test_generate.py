@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, examples, run_modelops
 
-from modelops import generate
+from modelops import generate, render
 from modelops.generate import codeowners, files, overlays, split
 from modelops.repo import load
 
@@ -290,3 +290,19 @@ def test_codeowners_gives_each_model_folder_to_its_team_and_keeps_the_own_lines(
     assert run_modelops("generate", "--check", cwd=root).returncode == 1
     assert run_modelops("generate", cwd=root).returncode == 0
     assert "/models/churn/          @modelops/retention" in owners.read_text()
+
+
+def test_a_server_image_pinned_by_tag_and_digest_runs_the_digest(tmp_path):
+    """What the release workflow's pull request writes: `<image>:<tag>@sha256:<digest>`."""
+    root = copy_repo(tmp_path)
+    settings = root / "platform/settings.yaml"
+    digest = "sha256:" + "ab" * 32
+    settings.write_text(settings.read_text().replace(
+        "serverImage: ghcr.io/modelops/model-server:0.1.0",
+        f"serverImage: ghcr.io/acme/model-server:v1.2.0@{digest}"))
+    assert run_modelops("generate", cwd=root).returncode == 0
+    text, error = render.kustomize(root / "overlays/production/models/iris")
+    assert error is None, error
+    images = {c["image"] for o in yaml.safe_load_all(text) if o["kind"] == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"ghcr.io/acme/model-server@{digest}"}

@@ -60,8 +60,10 @@ def kustomization(namespace: str | None, resources: list[str], *,
 
 def image(reference: str) -> dict:
     """The one way an overlay sets an image: kustomize's `images:` over the bases' name."""
-    if "@" in reference:
+    if "@" in reference:  # a tag beside the digest says which release; the digest runs
         name, digest = reference.split("@", 1)
+        if ":" in name.rsplit("/", 1)[-1]:
+            name = name.rsplit(":", 1)[0]
         return {"name": SERVER_IMAGE, "newName": name, "digest": digest}
     name, tag = reference.rsplit(":", 1)
     return {"name": SERVER_IMAGE, "newName": name, "newTag": tag}
