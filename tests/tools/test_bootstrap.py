@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import lupa.lua51 as lua51
@@ -54,6 +55,11 @@ class Cluster:
         self.log: list[str] = []
         self.apps: dict[str, dict] = {}  # Application name -> {"app", "objects", "owner"}
         self.files_root = root  # what the ApplicationSet's git generator reads
+        # What the cluster does to a child Application's resources, as Argo CD reports it
+        # (its built-in checks): (kind, namespace, name) -> (health, message), and the
+        # children whose sync ends otherwise than Synced after success.
+        self.resource_health: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.after_sync: dict[str, dict] = {}
 
     def _order(self, obj: dict) -> tuple:
         wave = int((obj["metadata"].get("annotations") or {}).get(
@@ -121,6 +127,24 @@ class Cluster:
         objects = [o for o in yaml.safe_load_all(text) if o]
         for obj in sorted(objects, key=self._order):
             self.apply(obj, name, destination)
+        if owner is None and name != "modelops-root":  # a child of the root: its waves wait
+            self.wait_healthy(name)
+
+    def wait_healthy(self, name: str) -> None:
+        """The root goes on to its next wave only when the project's Application health
+        check, under Lua 5.1, calls this child Healthy, on the status Argo CD gives it after
+        the sync: its resources' worst health, its sync status, its operation."""
+        order = ["Healthy", "Suspended", "Progressing", "Missing", "Degraded"]
+        found = [h for key, h in self.resource_health.items()
+                 if key in self.apps[name]["objects"]]
+        worst = max(found, key=lambda h: order.index(h[0]), default=("Healthy", ""))
+        status = {"sync": {"status": "Synced"}, "operationState": {"phase": "Succeeded"},
+                  "health": {"status": worst[0], "message": worst[1]},
+                  **self.after_sync.get(name, {})}
+        health, message = application_health(self.root, status)
+        if health != "Healthy":
+            raise BootstrapError(f"the root stops at {name}, {health}: {message}; auto-sync "
+                                 "does not retry the same commit")
 
     def generate(self, appset: dict) -> list[dict]:
         """The git files generator: one Application per matching app.json."""
@@ -206,9 +230,12 @@ def _options(obj: dict) -> str:
     return (obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")
 
 
-def bootstrap(root: Path, without_token_secrets: bool = False) -> Cluster:
-    """The README's cluster guide, step by step."""
+def bootstrap(root: Path, without_token_secrets: bool = False,
+              trouble: Callable[[Cluster], None] | None = None) -> Cluster:
+    """The README's cluster guide, step by step (`trouble` sets what goes wrong)."""
     cluster = Cluster(root)
+    if trouble:
+        trouble(cluster)
     settings = load(root).settings
     cluster.api |= set(settings.prerequisites)  # step 1: prerequisites installed, the
     cluster.namespaces |= {e.monitoringNamespace for e in settings.environments.values()}
@@ -286,19 +313,22 @@ def test_the_readme_guide_follows_these_steps():
 
 
 # -- the Application health check, under Lua 5.1 ----------------------------------------
-HEALTH = yaml.safe_load((REPO / "platform/argocd/install/argocd-cm.yaml").read_text())["data"][
-    "resource.customizations.health.argoproj.io_Application"]
-
-
-def _health(status: dict | None) -> str:
+def application_health(root: Path, status: dict | None) -> tuple[str, str]:
+    """The repository's Application health check (argocd-cm), run as Argo CD runs it."""
+    check = yaml.safe_load((root / "platform/argocd/install/argocd-cm.yaml").read_text())[
+        "data"]["resource.customizations.health.argoproj.io_Application"]
     runtime = lua51.LuaRuntime()
     obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
            "metadata": {"name": "platform-staging"}}
     if status is not None:
         obj["status"] = status
     runtime.globals().obj = runtime.table_from(obj, recursive=True)
-    result = runtime.execute(HEALTH)
-    return result["status"]
+    result = runtime.execute(check)
+    return result["status"], result["message"]
+
+
+def _health(status: dict | None) -> str:
+    return application_health(REPO, status)[0]
 
 
 @pytest.mark.parametrize("status, expected", [
@@ -407,3 +437,55 @@ def test_without_the_policy_override_a_removed_spec_deletes_its_model(tmp_path):
                     after / "platform/argocd/install/argocd-cmd-params-cm.yaml")
     cluster.changed(after)
     assert "iris-v1-server" not in cluster.serving()
+
+
+# -- a child's trouble and the root's waves ------------------------------------------------
+def _gateway_without_certificate(cluster: Cluster) -> None:
+    cluster.resource_health[("Gateway", "modelops-gateway", "models-staging")] = (
+        "Degraded", "Listener https: invalid certificate reference models-staging-tls")
+
+
+def _failed_compaction(cluster: Cluster) -> None:
+    cluster.resource_health[("CronJob", "models-staging", "log-compactor")] = (
+        "Degraded", "CronJob has not completed its last execution successfully")
+
+
+def _drifted_after_sync(cluster: Cluster) -> None:  # a mutating webhook added a field
+    cluster.after_sync["platform-staging"] = {"sync": {"status": "OutOfSync"}}
+
+
+def _retries_exhausted(cluster: Cluster) -> None:
+    cluster.after_sync["platform-staging"] = {"operationState": {
+        "phase": "Failed", "message": "one or more objects failed to apply (retried 5 times)"}}
+
+
+@pytest.mark.parametrize("trouble", [_gateway_without_certificate, _failed_compaction,
+                                     _drifted_after_sync], ids=lambda f: f.__name__[1:])
+def test_a_childs_trouble_never_stops_the_bootstrap(tmp_path, trouble):
+    """On a first bootstrap the Gateway's TLS Secret cannot exist yet (the root makes its
+    namespace); on day 2 a job run fails or a webhook mutates an object. The models must
+    deploy all the same: the child's page shows its trouble."""
+    cluster = bootstrap(copy_repo(tmp_path), trouble=trouble)
+    assert {"iris-v1-server", "tabular-server"} <= cluster.serving()
+
+
+def test_a_sync_that_failed_after_its_retries_stops_the_root(tmp_path):
+    with pytest.raises(BootstrapError, match="the root stops at platform-staging, Degraded: "
+                                             "one or more objects failed to apply"):
+        bootstrap(copy_repo(tmp_path), trouble=_retries_exhausted)
+
+
+def test_a_check_that_passes_on_a_resources_health_wedges_the_bootstrap(tmp_path):
+    """The broken copy: the round-two check, which made a child Degraded whenever one of
+    its resources was."""
+    root = copy_repo(tmp_path)
+    config = root / "platform/argocd/install/argocd-cm.yaml"
+    config.write_text(config.read_text().replace(
+        '    if operation ~= nil and operation.phase == "Succeeded" then\n',
+        '    if obj.status.health ~= nil and obj.status.health.status == "Degraded" then\n'
+        '      return {status = "Degraded", message = obj.status.health.message}\n'
+        '    end\n'
+        '    if operation ~= nil and operation.phase == "Succeeded" then\n'))
+    with pytest.raises(BootstrapError, match="the root stops at platform-staging, Degraded: "
+                                             "Listener https: invalid certificate"):
+        bootstrap(root, trouble=_gateway_without_certificate)
