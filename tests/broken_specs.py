@@ -47,7 +47,8 @@ CASES: dict[str, dict[str, str | bytes]] = {
     "versions not a list": model("  runtime: sklearn\n  versions: v1\n"),
     "bad sha256": model(V1.replace(SHA, "abc123")),
     "artifact without sha256": model(V1.replace(f"      sha256: {SHA}\n", "")),
-    "bad artifact scheme": model(V1.replace("pvc://", "s3://")),
+    "bad artifact scheme": model(V1.replace("pvc://", "gs://")),
+    "s3 artifact without an object store": model(V1.replace("pvc://artifacts/", "s3://models/")),
     "weight as text": model(V1 + "      weight: ninety\n"),
     "weight over 100": model(V1 + "      weight: 150\n"),
     "weights not 100": model(V1 + "      weight: 90\n"),
@@ -140,7 +141,10 @@ EXPECTED: dict[str, list[str]] = {
         'models/m/model.yaml:9:7: spec.versions[0]: an artifact needs its sha256 so the server can verify it',
     ],
     'bad artifact scheme': [
-        "models/m/model.yaml:10:17: spec.versions[0].artifact: expected text matching '^(pvc://[A-Za-z0-9._/-]+|file:///[A-Za-z0-9._/-]+)$', got 's3://artifacts/m/v1/model.joblib'",
+        "models/m/model.yaml:10:17: spec.versions[0].artifact: expected pvc://<path on the shared volume>, s3://<bucket>/<key> or file:///<path in the image>, got 'gs://artifacts/m/v1/model.joblib'",
+    ],
+    's3 artifact without an object store': [
+        "models/m/model.yaml:10:17: spec.versions[0].artifact: an s3:// artifact needs an objectStore ({bucket, endpoint, region, credentialsSecret}) for the environment in platform/settings.yaml",
     ],
     'weight as text': [
         "models/m/model.yaml:12:15: spec.versions[0].weight: input should be a valid integer, unable to parse string as an integer, got 'ninety'",
@@ -223,8 +227,8 @@ EXPECTED: dict[str, list[str]] = {
         "models/log-compactor/model.yaml:4:9: metadata.name: the model 'log-compactor' would make the ServiceAccount 'log-compactor', which the log compactor already makes in the same namespace; choose another name",
     ],
     'over the capacity budget': [
-        "platform/capacity.yaml:9:3: environments.staging: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 16; largest: m 80, the platform's pods 550m",
-        "platform/capacity.yaml:13:3: environments.production: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 64; largest: m 80, the platform's pods 550m",
+        "platform/capacity.yaml:10:3: environments.staging: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 16; largest: m 80, the platform's pods 550m",
+        "platform/capacity.yaml:14:3: environments.production: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 64; largest: m 80, the platform's pods 550m",
     ],
     'duplicate keys': [
         "models/m/model.yaml:13:3: spec.concurrency: duplicate key 'concurrency' (first defined on line 12)",

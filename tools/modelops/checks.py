@@ -201,9 +201,9 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
         for i, version in enumerate(spec.versions):
             if (version.artifact or "").startswith("s3://") and env in stores \
                     and stores[env].objectStore is None:
-                problem(env, where + (i, "artifact"), "an s3:// artifact needs the "
-                        f"environment's objectStore in platform/settings.yaml ({env}: "
-                        "objectStore: {bucket, endpoint, region, credentialsSecret})")
+                problem(env, where + (i, "artifact"), "an s3:// artifact needs an objectStore "
+                        "({bucket, endpoint, region, credentialsSecret}) for the environment "
+                        "in platform/settings.yaml")
         reference = spec.logging.reference
         if reference and reference not in {d.name for d in spec.datasets}:
             known = sorted(d.name for d in spec.datasets)

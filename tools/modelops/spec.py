@@ -6,6 +6,7 @@ reference is read from the same descriptions.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -101,7 +102,7 @@ class TrainedMetrics(Strict):
 class Version(Strict):
     name: str = Field(pattern=VERSION)
     """Version name, e.g. `v1`; becomes the `modelops/version` label."""
-    artifact: str | None = Field(default=None, pattern=ARTIFACT)
+    artifact: str | None = Field(default=None, json_schema_extra={"pattern": ARTIFACT})
     """`pvc://<path>` on the shared volume, `s3://<bucket>/<key>` in the object store of
     `platform/settings.yaml` (`modelops push` puts it there), or `file:///<path>` baked
     into the image."""
@@ -119,6 +120,9 @@ class Version(Strict):
     @field_validator("artifact")
     @classmethod
     def _inside_its_folder(cls, artifact: str | None) -> str | None:
+        if artifact and not re.match(ARTIFACT, artifact):
+            raise ValueError(f"expected pvc://<path on the shared volume>, s3://<bucket>/<key> "
+                             f"or file:///<path in the image>, got {artifact!r}")
         if artifact and artifact.startswith("pvc://"):
             confined(artifact.removeprefix("pvc://"), "artifacts")
         elif artifact and artifact.startswith("s3://"):
