@@ -77,9 +77,10 @@ def test_a_dedicated_server_with_a_bad_model_is_not_ready(start_server):
 
 
 def test_a_hot_model_cannot_starve_the_others(start_server, tmp_path):
-    server = start_server(config(slow(tmp_path, delay=2.0, concurrency=2), model("wine")))
+    # Each slow call lasts long enough that both are in flight together on a busy machine.
+    server = start_server(config(slow(tmp_path, delay=5.0, concurrency=2), model("wine")))
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        busy = [pool.submit(httpx.post, f"{server.url}/v2/models/slow/infer", json=X, timeout=10)
+        busy = [pool.submit(httpx.post, f"{server.url}/v2/models/slow/infer", json=X, timeout=30)
                 for _ in range(2)]
         _wait_in_flight(server, "slow", 2)
         refused = server.client.post("/v2/models/slow/infer", json=X)
