@@ -489,3 +489,16 @@ def test_a_check_that_passes_on_a_resources_health_wedges_the_bootstrap(tmp_path
     with pytest.raises(BootstrapError, match="the root stops at platform-staging, Degraded: "
                                              "Listener https: invalid certificate"):
         bootstrap(root, trouble=_gateway_without_certificate)
+
+
+def test_a_check_that_wants_synced_after_success_wedges_the_bootstrap(tmp_path):
+    """The broken copy for drift: a check that asks Synced even after a successful sync
+    waits forever on a child a webhook mutated (Argo CD has no sync timeout)."""
+    root = copy_repo(tmp_path)
+    config = root / "platform/argocd/install/argocd-cm.yaml"
+    succeeded = '    if operation ~= nil and operation.phase == "Succeeded" then\n'
+    assert succeeded in config.read_text()
+    config.write_text(config.read_text().replace(succeeded, succeeded.replace(
+        " then", ' and obj.status.sync.status == "Synced" then')))
+    with pytest.raises(BootstrapError, match="the root stops at platform-staging, Progressing"):
+        bootstrap(root, trouble=_drifted_after_sync)

@@ -138,9 +138,7 @@ def _label_values(app_set: dict, params: dict) -> dict[str, str]:
             for key, value in labels.items()}
 
 
-def test_every_application_label_is_a_valid_label_value_with_a_big_pool(tmp_path):
-    """Four members with ordinary long names made a 63+ character label: the ApplicationSet
-    could not create the pool's Application."""
+def _big_pool(tmp_path):
     root = copy_repo(tmp_path)
     for name in ("customer-lifetime-value", "churn-propensity-score", "next-best-offer-ranker",
                  "payment-default-risk"):
@@ -149,14 +147,34 @@ def test_every_application_label_is_a_valid_label_value_with_a_big_pool(tmp_path
                                                         "  placement: {shared: tabular}\n")
     done = run_modelops("generate", cwd=root)
     assert done.returncode == 0, done.stderr
+    return root
+
+
+def _invalid_labels(root) -> list[tuple]:
+    """Labels the ApplicationSet would make that Kubernetes refuses (63 characters at most,
+    alphanumerics with -_. inside): it then cannot create that Application."""
     app_set = yaml.safe_load((root / "overlays/argocd/models.yaml").read_text())
-    for params_file in root.glob("overlays/*/models/*/app.json"):
-        params = json.loads(params_file.read_text())
-        for key, value in _label_values(app_set, params).items():
-            assert re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", value), \
-                (params_file, key, value)
+    return [(params_file.parent.name, key, value)
+            for params_file in sorted(root.glob("overlays/*/models/*/app.json"))
+            for key, value in _label_values(app_set, json.loads(params_file.read_text())).items()
+            if not re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", value)]
+
+
+def test_every_application_label_is_a_valid_label_value_with_a_big_pool(tmp_path):
+    """Four members with ordinary long names made a 63+ character label: the ApplicationSet
+    could not create the pool's Application."""
+    root = _big_pool(tmp_path)
+    assert _invalid_labels(root) == []
     pool = json.loads((root / "overlays/production/models/tabular/app.json").read_text())
     assert "payment-default-risk" in pool["models"]  # the members: an annotation
+
+
+def test_a_label_of_the_members_names_fails_on_a_broken_copy(tmp_path):
+    root = _big_pool(tmp_path)
+    app_set = root / "overlays/argocd/models.yaml"
+    app_set.write_text(app_set.read_text().replace('modelops/model: "{{.name}}"',
+                                                   'modelops/model: "{{.models}}"'))
+    assert ("tabular", "modelops/model") in [problem[:2] for problem in _invalid_labels(root)]
 
 
 def test_versions_too_long_for_a_label_are_refused_where_written(tiny):

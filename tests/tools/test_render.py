@@ -156,40 +156,157 @@ def test_a_field_the_upstream_release_lacks_is_caught(tmp_path):
         "spec.listeners[].tls.mode (integer)"]
 
 
-def _pod_templates(obj: dict) -> dict | None:
+def _rendered(root) -> list[dict]:
+    """Every object of every overlay, as kustomize builds them."""
+    objects = []
+    for overlay in render.roots(root):
+        text, error = render.kustomize(overlay)
+        assert error is None, error
+        objects += [o for o in yaml.safe_load_all(text) if o and o.get("metadata")]
+    return objects
+
+
+def _pod_template(obj: dict) -> dict | None:
     spec = obj.get("spec", {})
     return spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
 
 
-def test_a_drain_can_evict_every_pod_a_budget_covers(tmp_path):
+def stalled_drains(objects: list[dict]) -> list[str]:
     """The disruption controller counts every pod a budget selects; a pod whose owner
     cannot scale (a Job's) under a maxUnavailable budget allows no eviction, and the
-    node's drain hangs. So each budget selects its server's Deployment pods and nothing
-    else, also in a pool whose member runs a batch job (production's pool has a budget)."""
-    root = copy_repo(tmp_path)
+    node's drain hangs."""
+    problems = []
+    for budget in (o for o in objects if o["kind"] == "PodDisruptionBudget"):
+        wanted = budget["spec"]["selector"]["matchLabels"]
+        owners = {(o["kind"], o["metadata"]["name"]) for o in objects
+                  if (template := _pod_template(o)) is not None
+                  and o["metadata"].get("namespace") == budget["metadata"]["namespace"]
+                  and wanted.items() <= template["metadata"]["labels"].items()}
+        if not owners or {kind for kind, _ in owners} != {"Deployment"}:
+            problems.append(f"budget {budget['metadata']['name']} selects {sorted(owners)}")
+    return problems
+
+
+def _job_counts(job: dict, exit_code: int, conditions: set[str]) -> str:
+    """What the Job controller does with a failed pod, by its podFailurePolicy (rules in
+    order; none matching: the failure counts against the backoff limit)."""
+    for rule in (job.get("podFailurePolicy") or {}).get("rules", []):
+        codes = rule.get("onExitCodes")
+        if codes and (exit_code in codes["values"]) == (codes["operator"] == "In"):
+            return rule["action"]
+        if any(c["type"] in conditions and c["status"] == "True"
+               for c in rule.get("onPodConditions", [])):
+            return rule["action"]
+    return "Count"
+
+
+def evictions_that_fail_jobs(objects: list[dict]) -> list[str]:
+    """A node drain evicted the weekly training's only try (backoffLimit 0) and a batch
+    worker's retries; a replacement pod could start beside the one still stopping."""
+    problems = []
+    for cron in (o for o in objects if o["kind"] == "CronJob"):
+        job, name = cron["spec"]["jobTemplate"]["spec"], cron["metadata"]["name"]
+        if _job_counts(job, 137, {"DisruptionTarget"}) != "Ignore":
+            problems.append(f"{name}: an eviction counts as a failure")
+        if _job_counts(job, 1, set()) != "Count":
+            problems.append(f"{name}: a failed run does not count")
+        if job.get("podReplacementPolicy") != "Failed":
+            problems.append(f"{name}: a replacement may overlap the pod it replaces")
+    return problems
+
+
+def refused_at_peak(objects: list[dict]) -> list[str]:
+    """Quota admission as the API server does it, at the worst moment: every server at its
+    HPA's max, each rolling out (its surge pods), every job's pods running, the platform's
+    pods."""
+    from decimal import Decimal
+
+    from modelops import quantity
+
+    problems = []
+    for quota_obj in (o for o in objects if o["kind"] == "ResourceQuota"):
+        namespace = quota_obj["metadata"]["namespace"]
+        mine = [o for o in objects if o["metadata"].get("namespace") == namespace]
+        peaks = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
+                 for o in mine if o["kind"] == "HorizontalPodAutoscaler"}
+        used = {"cpu": Decimal(0), "memory": Decimal(0), "nvidia.com/gpu": Decimal(0)}
+        for obj in mine:
+            if obj["kind"] == "Deployment":
+                replicas = peaks.get(obj["metadata"]["name"], obj["spec"].get("replicas", 1))
+                surge = obj["spec"].get("strategy", {}).get("rollingUpdate", {}).get(
+                    "maxSurge", "25%")  # Kubernetes' default, rounded up
+                pods = replicas + (surge if isinstance(surge, int) else
+                                   math.ceil(replicas * int(surge.rstrip("%")) / 100))
+                pod = obj["spec"]["template"]["spec"]
+            elif obj["kind"] == "CronJob":
+                job = obj["spec"]["jobTemplate"]["spec"]
+                pods, pod = job.get("parallelism", 1), job["template"]["spec"]
+            else:
+                continue
+            for container in pod["containers"]:
+                for resource, amount in container["resources"]["requests"].items():
+                    used[resource] += quantity.parse(str(amount)) * pods
+        for resource, amount in used.items():
+            allowed = quantity.parse(quota_obj["spec"]["hard"].get(f"requests.{resource}", "0"))
+            if amount > allowed:
+                problems.append(f"{namespace}: {resource} {amount} over the quota's {allowed}")
+    return problems
+
+
+def _pool_member_with_a_batch_job(root) -> None:
     wine = root / "models/wine/model.yaml"
     wine.write_text(wine.read_text().replace("\nspec:\n", "\nspec:\n"
         "  datasets: [{name: wine-to-score, path: datasets/wine-to-score}]\n"
         "  batch: {input: wine-to-score, output: wine-scored, features: [a, b]}\n", 1))
     assert run_modelops("generate", cwd=root).returncode == 0
-    budgets, templates = [], []
-    for overlay in render.roots(root):
-        text, error = render.kustomize(overlay)
-        assert error is None, error
-        for obj in filter(None, yaml.safe_load_all(text)):
-            if obj["kind"] == "PodDisruptionBudget":
-                budgets.append(obj)
-            elif (template := _pod_templates(obj)) is not None:
-                templates.append((obj["kind"], obj["metadata"], template["metadata"]["labels"]))
-    assert len(budgets) >= 3  # iris's two versions and the pool, in production
-    assert any(kind == "CronJob" and "wine" in meta["name"] for kind, meta, _ in templates)
-    for budget in budgets:
-        wanted = budget["spec"]["selector"]["matchLabels"]
-        owners = {(kind, meta["name"]) for kind, meta, labels in templates
-                  if meta.get("namespace") == budget["metadata"]["namespace"]
-                  and wanted.items() <= labels.items()}
-        assert owners and {kind for kind, _ in owners} == {"Deployment"}, \
-            (budget["metadata"]["name"], owners)
+
+
+def test_day_two_a_drain_finishes_evictions_retry_and_rollouts_at_peak_are_admitted(tmp_path):
+    """Each budget selects its server's Deployment pods and nothing else, also in a pool
+    whose member runs a batch job (production's pool has a budget); an evicted job pod is
+    replaced, not counted; every pod fits the quota at peak with each server rolling."""
+    root = copy_repo(tmp_path)
+    _pool_member_with_a_batch_job(root)
+    objects = _rendered(root)
+    assert len([o for o in objects if o["kind"] == "PodDisruptionBudget"]) >= 3
+    assert any(o["kind"] == "CronJob" and "wine" in o["metadata"]["name"] for o in objects)
+    assert stalled_drains(objects) == []
+    assert evictions_that_fail_jobs(objects) == []
+    assert refused_at_peak(objects) == []
+
+
+BROKEN = [  # (finding, file, what it said before the fix, what it says now, the rule, expected)
+    ("3: a pool's budget selects its members' Job pods",
+     "overlays/production/models/tabular/pdb.yaml", "      modelops/pool: tabular\n",
+     "      app.kubernetes.io/component: model-pool\n      modelops/pool: tabular\n",
+     stalled_drains, "budget tabular-server selects [('CronJob', 'tabular-wine-batch')"),
+    ("5: an eviction fails the weekly training", "base/training-job/cronjob.yaml",
+     "", "      podFailurePolicy:", evictions_that_fail_jobs,
+     "iris-train: an eviction counts as a failure"),
+    ("8: the quota equals the peak", "overlays/staging/platform/namespace/resources.yaml",
+     '    requests.nvidia.com/gpu: "2"\n', '    requests.nvidia.com/gpu: "3"\n',
+     refused_at_peak, "models-staging: nvidia.com/gpu 3 over the quota's 2"),
+]
+
+
+@pytest.mark.parametrize("finding, file, before, now, rule, expected", BROKEN,
+                         ids=[b[0].split(":")[0] for b in BROKEN])
+def test_each_finding_fails_its_rule_on_a_broken_copy(tmp_path, finding, file, before, now,
+                                                       rule, expected):
+    root = copy_repo(tmp_path)
+    _pool_member_with_a_batch_job(root)
+    path = root / file
+    text = path.read_text()
+    assert now in text
+    if before:
+        path.write_text(text.replace(now, before))
+    else:  # the block the fix added, taken out again
+        start = text.index(now)
+        end = text.index("      podReplacementPolicy:", start)
+        end = text.index("\n", text.index("\n", end) + 1) + 1  # and its comment line
+        path.write_text(text[:start] + text[end:])
+    problems = rule(_rendered(root))
+    assert any(p.startswith(expected) for p in problems), (finding, problems)
 
 
 def test_a_jobs_config_keeps_its_name_when_it_changes(tmp_path):
@@ -217,70 +334,3 @@ def test_a_jobs_config_keeps_its_name_when_it_changes(tmp_path):
     assert names() == before
 
 
-def _job_counts(job: dict, exit_code: int, conditions: set[str]) -> str:
-    """What the Job controller does with a failed pod, by its podFailurePolicy (rules in
-    order; none matching: the failure counts against the backoff limit)."""
-    for rule in (job.get("podFailurePolicy") or {}).get("rules", []):
-        codes = rule.get("onExitCodes")
-        if codes and (exit_code in codes["values"]) == (codes["operator"] == "In"):
-            return rule["action"]
-        if any(c["type"] in conditions and c["status"] == "True"
-               for c in rule.get("onPodConditions", [])):
-            return rule["action"]
-    return "Count"
-
-
-def test_an_evicted_job_pod_is_replaced_not_counted_and_never_overlaps(rendered):
-    """A node drain evicted the weekly training's only try (backoffLimit 0) and a batch
-    worker's retries; a replacement pod could start beside the one still stopping."""
-    jobs = [o for o in yaml.safe_load_all((rendered / "overlays/production/models/iris.yaml")
-                                          .read_text()) if o["kind"] == "CronJob"]
-    assert len(jobs) == 2
-    for cron in jobs:
-        job = cron["spec"]["jobTemplate"]["spec"]
-        assert _job_counts(job, 137, {"DisruptionTarget"}) == "Ignore", cron["metadata"]["name"]
-        assert _job_counts(job, 1, set()) == "Count"  # a failed check or gate still fails
-        assert job["podReplacementPolicy"] == "Failed"
-
-
-def test_a_rollout_at_peak_is_admitted_by_the_quota(tmp_path):
-    """Quota admission as the API server does it, at the worst moment: every server at its
-    HPA's max, each rolling out (one surge pod: maxSurge 1), every job's pods running, the
-    platform's pods. The quota once equalled the peak and stalled such rollouts (staging
-    digits: 2 GPU pods at max, a quota of 2 GPUs)."""
-    from decimal import Decimal
-
-    from modelops import quantity
-
-    root = copy_repo(tmp_path)
-    objects = []
-    for overlay in render.roots(root):
-        text, error = render.kustomize(overlay)
-        assert error is None, error
-        objects += [o for o in yaml.safe_load_all(text) if o and o.get("metadata")]
-    for env in ("staging", "production"):
-        namespace = f"models-{env}"
-        mine = [o for o in objects if o["metadata"].get("namespace") == namespace]
-        quota = next(o for o in mine if o["kind"] == "ResourceQuota")["spec"]["hard"]
-        peaks = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
-                 for o in mine if o["kind"] == "HorizontalPodAutoscaler"}
-        used = {"cpu": Decimal(0), "memory": Decimal(0), "nvidia.com/gpu": Decimal(0)}
-        for obj in mine:
-            if obj["kind"] == "Deployment":
-                replicas = peaks.get(obj["metadata"]["name"], obj["spec"].get("replicas", 1))
-                surge = obj["spec"].get("strategy", {}).get("rollingUpdate", {}).get(
-                    "maxSurge", "25%")  # Kubernetes' default, rounded up
-                pods = replicas + (surge if isinstance(surge, int) else
-                                   math.ceil(replicas * int(surge.rstrip("%")) / 100))
-                pod = obj["spec"]["template"]["spec"]
-            elif obj["kind"] == "CronJob":
-                job = obj["spec"]["jobTemplate"]["spec"]
-                pods, pod = job.get("parallelism", 1), job["template"]["spec"]
-            else:
-                continue
-            for container in pod["containers"]:
-                for resource, amount in container["resources"]["requests"].items():
-                    used[resource] += quantity.parse(str(amount)) * pods
-        for resource, amount in used.items():
-            allowed = quantity.parse(quota.get(f"requests.{resource}", "0"))
-            assert amount <= allowed, f"{env}: {resource} {amount} over the quota's {allowed}"
