@@ -13,6 +13,10 @@ import time
 
 INLINE_SECONDS = 0.002  # models faster than this on average run on the event loop
 PROBE_SECONDS = 2.0  # how often a model on the worker threads is timed on the loop again
+PROBE_CEILING = 0.05
+"""A model slower than this on the worker threads is never timed on the loop: waiting for
+the GIL inflates a fast call to milliseconds, not to this, and a probe of a truly slow
+model would block every request of the server (a 5 s call, every PROBE_SECONDS)."""
 CALIBRATION = 8  # a version's first calls are timed wherever they run
 
 
@@ -26,7 +30,7 @@ class CallTiming:
 
     def inline(self) -> bool:
         """Run the next call on the loop: a fast model, or a probe that is due."""
-        return self.fast or self._probe_due()
+        return self.fast or (self.average < PROBE_CEILING and self._probe_due())
 
     def _probe_due(self) -> bool:
         """Time on the loop, once every PROBE_SECONDS, a model the worker threads run:

@@ -77,8 +77,12 @@ def test_a_dedicated_server_with_a_bad_model_is_not_ready(start_server):
 
 
 def test_a_hot_model_cannot_starve_the_others(start_server, tmp_path):
-    # Each slow call lasts long enough that both are in flight together on a busy machine.
-    server = start_server(config(slow(tmp_path, delay=5.0, concurrency=2), model("wine")))
+    from modelops_runtime import scheduling
+
+    server = start_server(config(slow(tmp_path, delay=3.0, concurrency=2), model("wine")))
+    # Past the scheduler's probe interval, when a model may be timed on the event loop: a
+    # slow one must never be (it was, and its call blocked the whole server for 3 s).
+    time.sleep(scheduling.PROBE_SECONDS + 0.5)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         busy = [pool.submit(httpx.post, f"{server.url}/v2/models/slow/infer", json=X, timeout=30)
                 for _ in range(2)]
@@ -252,12 +256,14 @@ def test_a_fast_model_timed_slow_on_the_worker_threads_comes_back_to_the_loop(mo
     assert timing.inline() and not timing.inline()  # one probe, on the loop
     timing.observe(0.0003, inline=True)
     assert timing.fast and timing.inline()
-    slow = CallTiming()
+    slow = CallTiming()  # a truly slow model is never run on the loop: it would block it
+    assert not slow.inline()  # nor its first call, before anything is known
     slow.observe(0.2, inline=False)
-    clock[0] += scheduling.PROBE_SECONDS
-    assert slow.inline()
-    slow.observe(0.2, inline=True)
-    assert not slow.fast and not slow.inline()
+    for _ in range(3):
+        clock[0] += scheduling.PROBE_SECONDS
+        assert not slow.inline()
+        slow.observe(0.2, inline=False)
+    assert not slow.fast
 
 
 def test_a_cancelled_call_keeps_its_slot_until_its_prediction_is_done(start_server, tmp_path):

@@ -254,8 +254,10 @@ def test_each_environment_namespace_is_locked_down_and_budgeted():
     labels = objects[("Namespace", "models-production")]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = objects[("ResourceQuota", "capacity-budget")]["spec"]["hard"]
-    assert quota == {"requests.cpu": "64", "requests.memory": "128Gi",
-                     "requests.nvidia.com/gpu": "4", "persistentvolumeclaims": "2"}
+    # The budget (64 cores, 128Gi, 4 GPUs) and one surge pod per server (7 Deployments:
+    # 2.25 cores, 6.875Gi, 1 GPU): rollouts at peak are admitted.
+    assert quota == {"requests.cpu": "66250m", "requests.memory": "135040Mi",
+                     "requests.nvidia.com/gpu": "5", "persistentvolumeclaims": "2"}
     deny = objects[("NetworkPolicy", "default-deny")]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     gateway = objects[("NetworkPolicy", "allow-gateway-to-servers")]["spec"]["ingress"][0]
