@@ -1,8 +1,10 @@
 """The guard against deleting many models by mistake.
 
-Argo CD deletes from the cluster whatever a merged change removes from models/, so a
-change that removes more than `maxRemovedShare` of the specs of its base (and more
-than one) is refused unless the author says it is meant (`--allow-removals`).
+A merged change that removes a spec leaves its model serving with its Application out of
+sync, until someone deletes that Application (the ApplicationSet never does); a change
+that removes more than `maxRemovedShare` of the specs of its base (and more than one) is
+still refused before merge unless the author says it is meant (`--allow-removals`), so
+that a mistake is caught in review and not by an operator in the cluster.
 """
 
 from __future__ import annotations

@@ -132,8 +132,9 @@ class Settings(Strict):
 
     maxRemovedShare: float = Field(default=0.25, ge=0, le=1)
     """The largest share of models and pools one change may remove (more than one at
-    once); `modelops validate` refuses more unless run with `--allow-removals`, because
-    Argo CD deletes a removed model from the cluster."""
+    once); `modelops validate` refuses more unless run with `--allow-removals`, so that a
+    mistake is caught in review (in the cluster a removed model keeps serving until its
+    Application is deleted)."""
 
     @property
     def local_environment(self) -> str:
