@@ -96,7 +96,8 @@ def build_model(cls: type[Model], config: ModelConfig, version: VersionConfig,
     """One version, its artifact verified, ready for load(): what the server serves and
     what training and batch jobs predict with, so the three cannot differ."""
     path = resolve_artifact(version.artifact, version.sha256, shared_root)
-    verify(path, version.sha256)
+    if not (version.artifact or "").startswith(objectstore.SCHEME):  # fetch verified it
+        verify(path, version.sha256)
     model = cls(config.name, version.name, path,
                 {d.name: shared_root / d.path for d in config.datasets})
     model.declared = {"inputs": [t.model_dump() for t in config.inputs],
