@@ -157,7 +157,8 @@ def test_a_record_that_cannot_be_typed_is_set_aside_and_the_rest_compacted(tmp_p
 
 def test_any_number_of_input_names_keeps_columns_and_memory_bounded(tmp_path):
     """300 requests, each naming its input differently: the most common layouts get
-    columns; the rest keep their tensors whole as JSON, and every record is compacted."""
+    columns; the rest keep their tensors whole as JSON, and every record is compacted.
+    Later runs, with more new names or none, are not blocked by the earlier partitions."""
     records = []
     for i in range(300):
         record = _record(i)
@@ -173,6 +174,16 @@ def test_any_number_of_input_names_keeps_columns_and_memory_bounded(tmp_path):
     whole = _query(f"SELECT inputs_json FROM read_parquet({files}, union_by_name = true) "
                    "WHERE request_id = 'iris-299'")[0][0]
     assert json.loads(whole)[0]["name"] == "feature-299"
+    # the next hour, 301 more new names and then clean records: neither run is blocked
+    more = [_record(1000 + i) for i in range(301)]
+    for i, record in enumerate(more):
+        record["inputs"][0]["name"] = f"later-{i}"
+    _write_log(tmp_path, "more-names.jsonl", more)
+    assert Compactor(tmp_path, CompactorConfig()).run().records == 301
+    _write_log(tmp_path, "clean.jsonl", [_record(2000 + i) for i in range(10)])
+    clean = Compactor(tmp_path, CompactorConfig()).run()
+    assert (clean.records, clean.rejected) == (10, {})
+    assert len(_rows(tmp_path)) == 611
 
 
 def _compact_process(shared: Path, crash_at: str | None = None,

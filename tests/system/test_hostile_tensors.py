@@ -45,7 +45,7 @@ CASES = [
     ("an FP64 value past FP32's range to a scikit-learn tree", "iris", "input-0", "FP64",
      [1, 4], f64(1e300, 3.5, 1.4, 0.2), [1e300, 3.5, 1.4, 0.2],
      grpc.StatusCode.INVALID_ARGUMENT,
-     "input 'input-0': a value is out of the range of FP32, in which this scikit-learn model"),
+     "input 'input-0': a value is out of the range of FP32, the declared datatype"),
     ("an input name of 100 KB", "iris", "n" * 100_000, "FP64", [1, 4], f64(1, 2, 3, 4),
      [1, 2, 3, 4], grpc.StatusCode.INVALID_ARGUMENT, "... (truncated)"),
     ("an unknown datatype", "iris", "input-0", "FP99", [1, 4], f64(1, 2, 3, 4), [1, 2, 3, 4],
@@ -57,7 +57,7 @@ CASES = [
      None, grpc.StatusCode.INVALID_ARGUMENT, "input 'input-0': NaN or infinity in FP64 data"),
     ("strings to a model of numbers", "iris", "input-0", "BYTES", [1, 4],
      _strings(b"a", b"b", b"c", b"d"), ["a", "b", "c", "d"], grpc.StatusCode.INVALID_ARGUMENT,
-     "input 'input-0': expected datatype FP64, got BYTES"),
+     "input 'input-0': expected datatype FP32, got BYTES"),
     ("an unknown model", "nope", "input-0", "FP64", [1, 4], f64(1, 2, 3, 4), [1, 2, 3, 4],
      grpc.StatusCode.NOT_FOUND, "model 'nope' is not served here"),
 ]

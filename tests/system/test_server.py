@@ -28,7 +28,8 @@ def test_health_and_server_metadata(iris):
 def test_model_metadata_and_readiness(iris):
     meta = iris.client.get("/v2/models/iris").json()
     assert meta["versions"] == ["v1", "v2"] and meta["platform"] == "sklearn"
-    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    # a scikit-learn tree computes in FP32, and says so (FP64 requests are converted)
+    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP32", "shape": [-1, 4]}]
     assert iris.client.get("/v2/models/iris/versions/v2").json()["name"] == "iris"
     assert iris.client.get("/v2/models/iris/ready").json() == {"name": "iris", "ready": True}
     assert iris.client.get("/v2/models/iris/versions/v1/ready").status_code == 200
@@ -60,7 +61,7 @@ def test_unversioned_calls_follow_the_traffic_weights(iris):
                                            "data": [1, 2, 3]}]}, 400,
      "input 'input-0': expected 4 features per row, got 3"),
     ("/v2/models/iris/infer", {"inputs": [{"name": "input-0", "datatype": "BYTES", "shape": [1, 4],
-                                           "data": ["a", "b", "c", "d"]}]}, 400, "expected datatype FP64, got BYTES"),
+                                           "data": ["a", "b", "c", "d"]}]}, 400, "expected datatype FP32, got BYTES"),
     ("/v2/models/iris/infer", {**IRIS, "outputs": [{"name": "logits"}]}, 400, "has no output 'logits'"),
 ])
 def test_bad_requests_get_4xx_json(iris, path, body, status, message):
@@ -122,7 +123,7 @@ def test_openapi_documents_protocol_management_and_model_routes(start_server, tm
     server = start_server(config(model("cancer-screen", "python",
                                        code=str(REPO / "models/cancer-screen/model.py"))))
     paths = server.client.get("/openapi.json").json()["paths"]
-    for path in ("/v2/models/{name}/infer", "/v2/repository/index",
+    for path in ("/v2/models/cancer-screen/infer", "/v2/repository/index",
                  "/v2/repository/models/{name}/load", "/v2/models/cancer-screen/explain"):
         assert path in paths
     for page, assets in (("/docs", "/docs/assets"),
@@ -137,9 +138,16 @@ def test_openapi_documents_protocol_management_and_model_routes(start_server, tm
             assert fetched.status_code == 200 and len(fetched.content) > 1000
     assert server.client.get("/docs/assets/../../etc/passwd").status_code == 404
     assert server.client.get("/docs/assets/redoc.standalone.js").status_code == 404
-    infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
-    assert infer["tags"] == ["models"] and "requestBody" in infer
-    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
+    infer = paths["/v2/models/cancer-screen/versions/v1/infer"]["post"]
+    assert infer["tags"] == ["models"] and not infer["parameters"]
+    # the request states the model's own tensor: its name, datatype and values per shape
+    declared = server.client.get("/v2/models/cancer-screen").json()["inputs"][0]
+    tensor = infer["requestBody"]["content"]["application/json"]["schema"]["properties"][
+        "inputs"]["items"]["oneOf"][0]
+    assert tensor["properties"]["name"] == {"const": declared["name"]}
+    assert tensor["properties"]["datatype"] == {"const": declared["datatype"]}
+    assert tensor["oneOf"][1]["properties"] == {"shape": {"const": [2, 30]},
+                                               "data": {"minItems": 60, "maxItems": 60}}
     assert paths["/v2/models/cancer-screen/explain"]["get"]["tags"] == ["model: cancer-screen"]
     assert server.client.get("/v2/models/cancer-screen/openapi.json").json()["paths"] == paths
     top = server.client.get("/v2/models/cancer-screen/explain").json()["top_features"]

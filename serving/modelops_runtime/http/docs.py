@@ -40,17 +40,19 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(endpoint: Endpoint, models: list[str], versions: list[str]) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, models: list[str], versions: list[str], path: str = "",
+               request: dict[str, Any] = shapes.INFER_REQUEST) -> dict[str, Any]:
     """The OpenAPI operation of a protocol route: the served models' names and versions
     are the path parameters' values."""
     values = {"name": models, "version": versions}
+    path = path or endpoint.path
     operation: dict[str, Any] = {
         "tags": [endpoint.tag], "summary": endpoint.summary,
-        "operationId": re.sub(r"\W+", "_", f"{endpoint.method} {endpoint.path}").strip("_").lower(),
+        "operationId": re.sub(r"\W+", "_", f"{endpoint.method} {path}").strip("_").lower(),
         "parameters": [{"name": name, "in": "path", "required": True,
                         "schema": {"type": "string", **({"enum": values[name]}
                                                         if values.get(name) else {})}}
-                       for name in re.findall(r"{(\w+)}", endpoint.path)],
+                       for name in re.findall(r"{(\w+)}", path)],
         "responses": {"200": {"description": "OK", "content": _json(endpoint.response or {})},
                       **{code: {"description": text, "content": _json(shapes.ERROR)}
                          for code, text in _ERRORS}}}
@@ -58,7 +60,7 @@ def _operation(endpoint: Endpoint, models: list[str], versions: list[str]) -> di
         operation["responses"]["503"] = {"description": "Not ready",
                                          "content": _json(endpoint.response or {})}
     if endpoint.path.endswith("/infer"):
-        operation["requestBody"] = {"required": True, "content": _json(shapes.INFER_REQUEST)}
+        operation["requestBody"] = {"required": True, "content": _json(request)}
         operation["responses"]["200"]["content"]["application/octet-stream"] = {
             "schema": {"type": "string", "format": "binary"}}  # binary tensor data
     if endpoint.path.endswith("/load"):
@@ -66,6 +68,28 @@ def _operation(endpoint: Endpoint, models: list[str], versions: list[str]) -> di
                                                         "previous versions",
                                          "content": _json(shapes.ERROR)}
     return operation
+
+
+def _infer_paths(endpoint: Endpoint, plane: DataPlane) -> dict[str, Any]:
+    """An infer route's operations, one per served model (and per version where the route
+    names one), each stating the tensors that model declares: a request the document
+    allows is one the model takes."""
+    paths: dict[str, Any] = {}
+    for name, served in sorted(plane.registry.models.items()):
+        signatures = {v: loaded.signature for v, loaded in served.versions.items()}
+        if "{version}" in endpoint.path:
+            targets = [(v, signatures.get(v.name)) for v in served.config.versions]
+            for version, signature in targets:
+                path = endpoint.path.format(name=name, version=version.name)
+                paths[path] = {"post": _operation(endpoint, [], [], path,
+                                                  shapes.infer_request(signature))}
+        else:
+            agreed = set(signatures.values())  # the versions the weights choose from
+            signature = agreed.pop() if len(agreed) == 1 else None
+            path = endpoint.path.format(name=name)
+            paths[path] = {"post": _operation(endpoint, [], [], path,
+                                              shapes.infer_request(signature))}
+    return paths
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -170,7 +194,9 @@ def create_docs_app(plane: DataPlane, endpoints: list[Endpoint]) -> FastAPI:
             versions = sorted({v.name for served in plane.registry.models.values()
                                for v in served.config.versions})
             for endpoint in endpoints:
-                if endpoint.tag:
+                if endpoint.path.endswith("/infer"):
+                    schema["paths"].update(_infer_paths(endpoint, plane))
+                elif endpoint.tag:
                     schema["paths"].setdefault(endpoint.path, {})[endpoint.method.lower()] = \
                         _operation(endpoint, models, versions)
             app.openapi_schema = schema
