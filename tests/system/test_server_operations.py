@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import json
 import signal
@@ -293,3 +294,51 @@ def test_a_cancelled_call_keeps_its_slot_until_its_prediction_is_done(start_serv
         assert 'modelops_inflight_requests{model="slow"} 0.0' in metrics
         assert 'modelops_grpc_responses_total{code="CANCELLED"} 1.0' in metrics
         assert stub.ModelInfer(request, timeout=10).model_name == "slow"
+
+
+def test_a_flood_of_grpc_calls_is_answered_by_the_models_limits_never_cancelled(
+        start_server, tmp_path):
+    """5,000 calls at once, past gRPC's own queue of 1,000 waiting calls: each is answered,
+    OK or UNAVAILABLE at the model's concurrency limit with the reason, and counted; gRPC
+    never cancels one for the server."""
+    import asyncio
+    import re
+
+    import grpc
+    from tritonclient.grpc import service_pb2 as pb
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+    server = start_server(config(model("iris"), slow(tmp_path, delay=0.05, concurrency=4)))
+
+    def request(name: str, tensor: str, width: int) -> pb.ModelInferRequest:
+        call = pb.ModelInferRequest(model_name=name)
+        call.inputs.add(name=tensor, datatype="FP64",
+                        shape=[1, width]).contents.fp64_contents.extend([1.0] * width)
+        return call
+
+    async def flood() -> collections.Counter:
+        answers: collections.Counter = collections.Counter()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+            async def call(message: pb.ModelInferRequest) -> None:
+                try:
+                    await stub.ModelInfer(message, timeout=120)
+                    answers["OK"] += 1
+                except grpc.aio.AioRpcError as error:
+                    limit = "concurrency limit" in (error.details() or "")
+                    answers[f"{error.code().name}{' (limit)' if limit else ''}"] += 1
+
+            fast, slow_call = request("iris", "input-0", 4), request("slow", "x", 2)
+            await asyncio.gather(*[call(fast) for _ in range(4000)],
+                                 *[call(slow_call) for _ in range(1000)])
+        return answers
+
+    answers = asyncio.run(flood())
+    assert sum(answers.values()) == 5000
+    assert set(answers) <= {"OK", "UNAVAILABLE (limit)"}, answers
+    assert answers["UNAVAILABLE (limit)"] > 0 and answers["OK"] >= 4000, answers
+    counted = dict(re.findall(r'modelops_grpc_responses_total\{code="(\w+)"\} (\d+)',
+                              server.client.get("/metrics").text))
+    assert int(float(counted["OK"])) == answers["OK"]
+    assert int(float(counted["UNAVAILABLE"])) == answers["UNAVAILABLE (limit)"]

@@ -156,6 +156,9 @@ class Servicer:
         return codec.encode(response, pb.ModelInferResponse())
 
 
+PENDING_CALLS = 20_000
+
+
 def create_server(plane: DataPlane, host: str, port: int, token: str | None,
                   max_message_bytes: int) -> grpc.aio.Server:
     """The gRPC server, not yet started (it starts on the running event loop)."""
@@ -163,6 +166,11 @@ def create_server(plane: DataPlane, host: str, port: int, token: str | None,
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),
+        # Calls not yet taken up by this process queue rather than being CANCELLED past
+        # gRPC's default of 1,000, so each reaches the model's concurrency limit, which
+        # answers it: OK, or UNAVAILABLE with the reason.
+        ("grpc.server.max_pending_requests", PENDING_CALLS),
+        ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
     ])
     servicer = Servicer(plane, token)
     handlers = {method.name: grpc.unary_unary_rpc_method_handler(
