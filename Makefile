@@ -58,11 +58,19 @@ test: $(STAMP) debian-tools lint
 	$(BIN)/python -m pytest
 
 ## debian-tools: Chromium (the catalog's browser test), Prometheus and promtool (alerts),
-## curl (the README's commands, run by tests/system/test_readme.py).
+## curl (the README's commands, run by tests/system/test_readme.py), RabbitMQ (asynchronous
+## inference; the tests and `modelops serve --broker` start it as a user process on
+## 127.0.0.1, so its system service is kept from starting at install).
 debian-tools:
-	@command -v chromium >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium prometheus curl ca-certificates; }
+	@command -v chromium >/dev/null && command -v promtool >/dev/null && command -v curl >/dev/null \
+	  && test -x /usr/lib/rabbitmq/bin/rabbitmq-server || \
+	  { apt-get update -qq && { test -e /usr/sbin/policy-rc.d || \
+	      { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
+	        && touch build-policy-rc.d; }; } \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium prometheus curl ca-certificates rabbitmq-server; \
+	    status=$$?; test ! -e build-policy-rc.d || rm -f /usr/sbin/policy-rc.d build-policy-rc.d; \
+	    exit $$status; }
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .hypothesis

@@ -56,6 +56,9 @@ CASES: dict[str, dict[str, str | bytes]] = {
     "min above max replicas": model(V1 + "  autoscaling:\n    minReplicas: 4\n    maxReplicas: 2\n"),
     "replicas as float": model(V1 + "  autoscaling:\n    maxReplicas: 2.5\n"),
     "bad cpu quantity": model(V1 + "  resources:\n    cpu: two\n"),
+    "async prefetch above concurrency": model(V1 + "  concurrency: 2\n  async:\n    prefetch: 4\n"),
+    "async with no attempts": model(V1 + "  async:\n    maxAttempts: 0\n"),
+    "async key misspelt": model(V1 + "  async:\n    maxQueue: 10\n"),
     "bad memory quantity": model(V1 + "  resources:\n    memory: 1GB\n"),
     "limit below request": model(V1 + "  resources:\n    memory: 1Gi\n    limits:\n      memory: 512Mi\n"),
     "unknown pool": model(V1 + "  placement:\n    shared: gpu-pool\n"),
@@ -100,6 +103,15 @@ EXPECTED: dict[str, list[str]] = {
     'typo in a field': [
         "models/m/model.yaml:6:1: spec.runtime: missing required field 'runtime'",
         "models/m/model.yaml:7:3: spec.runtim: unknown field 'runtim' (did you mean 'runtime'?)",
+    ],
+    'async prefetch above concurrency': [
+        "models/m/model.yaml:14:15: spec.async.prefetch: prefetch 4 is more than concurrency (2): a replica would take requests from the queue that its own limit then refuses",
+    ],
+    'async with no attempts': [
+        "models/m/model.yaml:13:18: spec.async.maxAttempts: input should be greater than or equal to 1, got 0",
+    ],
+    'async key misspelt': [
+        "models/m/model.yaml:13:5: spec.async.maxQueue: unknown field 'maxQueue' (did you mean 'maxQueued'?)",
     ],
     'typo in a nested field': [
         "models/m/model.yaml:13:5: spec.autoscaling.maxReplica: unknown field 'maxReplica' (did you mean 'maxReplicas'?)",

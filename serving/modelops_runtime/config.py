@@ -46,6 +46,23 @@ class TensorConfig(Strict):
     shape: list[int]  # -1: any size
 
 
+class AsyncConfig(Strict):
+    """Requests handed in through a queue and fetched later: a client sends the ordinary
+    infer request with `Prefer: respond-async`, gets 202 and a `Location`, and comes back."""
+
+    maxAttempts: int = Field(default=3, ge=1, le=20)
+    """Deliveries in all before a request fails for good: the model raised, or its server
+    died mid-request. Bad input is never retried."""
+    timeoutSeconds: int = Field(default=600, ge=1, le=86_400)
+    """From submit: a request not started by then ends `expired`."""
+    maxQueued: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Requests waiting at most; past it a submit gets 503 with Retry-After."""
+    prefetch: int = Field(default=1, ge=1, le=1024)
+    """Requests one replica takes from the queue at once (at most `concurrency`)."""
+    resultRetentionHours: int = Field(default=24, ge=1, le=720)
+    """How long a result can be fetched; after that, 404."""
+
+
 class ModelConfig(Strict):
     name: str
     runtime: Runtime
@@ -58,6 +75,8 @@ class ModelConfig(Strict):
     """The tensors the spec declares (or its example shows), for a model whose runtime
     cannot tell them itself."""
     outputs: list[TensorConfig] = Field(default_factory=list)
+    asynchronous: AsyncConfig | None = None
+    """Its versions also take requests from their queues (the spec's `async`)."""
 
 
 class ServerConfig(ConfigFile):

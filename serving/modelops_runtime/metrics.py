@@ -37,6 +37,32 @@ GRPC_RESPONSES = Counter("modelops_grpc_responses_total",
 RESPONSES = Counter("modelops_http_responses_total",
                     "Every HTTP response by status code, whatever the path (errors that never "
                     "reach a model included).", ["code"], registry=REGISTRY)
+ASYNC_SUBMITTED = Counter("modelops_async_submitted_total",
+                          "Asynchronous requests accepted into a queue.", ["model", "version"],
+                          registry=REGISTRY)
+ASYNC_COMPLETED = Counter("modelops_async_completed_total",
+                          "Asynchronous requests ended, by final status.",
+                          ["model", "version", "status"], registry=REGISTRY)
+ASYNC_QUEUE_SECONDS = Histogram("modelops_async_queue_seconds",
+                                "From submit to the start of an attempt.", ["model"],
+                                registry=REGISTRY,
+                                buckets=(.001, .005, .01, .05, .1, .5, 1, 5, 10, 60, 300, 3600))
+ASYNC_END_TO_END = Histogram("modelops_async_end_to_end_seconds",
+                             "From submit to the result.", ["model"], registry=REGISTRY,
+                             buckets=(.001, .005, .01, .05, .1, .5, 1, 5, 10, 60, 300, 3600))
+ASYNC_DUPLICATES = Counter("modelops_async_duplicates_suppressed_total",
+                           "Deliveries of a request that already had its result (a "
+                           "redelivery after a crash): no second result.", ["model"],
+                           registry=REGISTRY)
+BROKER_UP = Gauge("modelops_async_broker_up",
+                  "1 while this server is connected to its broker (asynchronous requests).",
+                  registry=REGISTRY)
+ASYNC_CONSUMERS = Gauge("modelops_async_consumers",
+                        "Queues this server consumes now (a version's requests and its dead "
+                        "letters), 0 while its broker is unreachable.", registry=REGISTRY)
+ASYNC_DEAD_LETTERS = Counter("modelops_async_dead_letters_total",
+                             "Requests the broker dead-lettered, by its reason.",
+                             ["model", "reason"], registry=REGISTRY)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -70,6 +70,12 @@ class ServerOptions(BaseSettings):
     """How long in-flight requests may take to finish after SIGTERM."""
     dataset_poll_seconds: float = Field(default=10.0, gt=0)
     """How often datasets on the shared volume are checked for changes."""
+    broker_url: SecretStr | None = None
+    """amqp://user:password@host:port/vhost of the RabbitMQ broker: set, the models whose
+    spec enables `async` take requests from their queues, and infer routes accept
+    `Prefer: respond-async`."""
+    broker_url_file: Path | None = None
+    """A file holding the broker URL (a Secret mounted read-only); it wins over broker_url."""
 
     @field_validator("auth_token")
     @classmethod
@@ -79,6 +85,16 @@ class ServerOptions(BaseSettings):
     @model_validator(mode="after")
     def _token_from_file(self) -> ServerOptions:
         self.auth_token = token_from_file(self.auth_token, self.auth_token_file)
+        return self
+
+    @model_validator(mode="after")
+    def _broker_from_file(self) -> ServerOptions:
+        if self.broker_url_file is not None:
+            try:
+                self.broker_url = SecretStr(self.broker_url_file.read_text().strip())
+            except OSError as exc:
+                raise ValueError(f"MODELOPS_BROKER_URL_FILE: cannot read "
+                                 f"{self.broker_url_file}: {exc.strerror}") from None
         return self
 
     @property

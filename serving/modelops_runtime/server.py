@@ -1,5 +1,6 @@
-"""The composition root: one data plane, and both transports over it (HTTP under
-uvicorn, gRPC on the same event loop), started and stopped together.
+"""The composition root: one data plane, and the transports over it (HTTP under
+uvicorn, gRPC on the same event loop, and with a broker the queue runner and the front
+door of asynchronous requests), started and stopped together.
 
 SIGTERM drains: readiness drops at once, uvicorn lets HTTP requests in flight finish,
 then gRPC's calls in flight get the same grace, then the prediction logs are flushed.
@@ -33,10 +34,22 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
     plane = DataPlane(config, options,
                       registry or Registry(config, options.shared_root, config_dir))
     token = options.auth_token.get_secret_value() if options.auth_token else None
+    link = front = runner = None
+    if options.broker_url is not None:  # aio-pika: only if used
+        from modelops_runtime.amqp.front import Front
+        from modelops_runtime.amqp.link import BrokerLink
+        from modelops_runtime.amqp.runner import Runner
+        from modelops_runtime.results import ResultStore
+
+        store = ResultStore(options.shared_root)
+        link = BrokerLink(options.broker_url.get_secret_value())
+        front, runner = Front(plane, link, store), Runner(plane, link, store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         plane.start()
+        if link is not None:
+            link.start()
         grpc_server = None
         if options.grpc_port:
             from modelops_runtime.grpc.servicer import create_server  # grpcio: only if used
@@ -47,9 +60,12 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
         yield
         if grpc_server is not None:  # HTTP has drained; let gRPC's in-flight calls finish
             await grpc_server.stop(grace=options.drain_seconds)
+        if runner is not None and link is not None:  # and the queues' messages in hand
+            await runner.stop(grace=options.drain_seconds)
+            await link.close()
         plane.stop()
 
-    return http_app.create_app(plane, token, lifespan)
+    return http_app.create_app(plane, token, lifespan, front)
 
 
 class _DrainingServer(uvicorn.Server):

@@ -4,6 +4,7 @@ hold. The server, the jobs, the compactor, the generator and the CLI all read it
   artifacts/<model>/<version>/<file>           what versions load (pinned by sha256)
   datasets/<dataset>/model=<model>/...         compacted logs, batch outputs, training data
   logs/<server>/<date>/*.jsonl                 prediction logs, before compaction
+  results/<model>/<request id>.*               asynchronous requests: accepted, then answered
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ MOUNT = "/mnt/shared"
 ARTIFACTS = "artifacts"
 DATASETS = "datasets"
 LOGS = "logs"
+RESULTS = "results"
 
 
 def artifacts(model: str) -> str:

@@ -210,6 +210,11 @@ def _check_model(report: _Reporter, entry: SpecFile, pools: dict[str, SpecFile],
             problem(env, _env_loc(entry, env, "logging") + ("reference",),
                     f"reference {reference!r} is not one of this model's datasets "
                     f"({', '.join(known) or 'none declared'})")
+        if spec.async_ and spec.async_.prefetch > spec.concurrency:
+            problem(env, _env_loc(entry, env, "async") + ("prefetch",),
+                    f"prefetch {spec.async_.prefetch} is more than concurrency "
+                    f"({spec.concurrency}): a replica would take requests from the queue "
+                    "that its own limit then refuses")
         _check_jobs(spec, entry.name, lambda loc, message, env=env: problem(
             env, _env_loc(entry, env, loc[0]) + loc[1:], message))
         for i, var in enumerate(spec.env):

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
@@ -23,6 +23,11 @@ from modelops.generate import files as gen
 from modelops.push import use_store
 from modelops.repo import Repo, load
 from modelops_runtime.config import LOADS_ARTIFACT, RUNTIMES
+
+if TYPE_CHECKING:
+    from modelops.broker import LocalBroker
+    from modelops_runtime.config import ServerConfig
+    from modelops_runtime.options import ServerOptions
 
 EXIT_CODES = ("Exit codes: 0 success; 1 invalid input or a failed check (the problems are "
               "on stderr); 2 usage error (an unknown option, a bad value).")
@@ -321,9 +326,13 @@ def catalog(root: Path, serve_it: bool, server: str, host: str, port: int,
 @click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on.")
 @click.option("--grpc-port", type=int, default=8081, show_default=True,
               help="Port of the gRPC endpoint (0: none).")
-@shared_option("(artifacts/, datasets/, logs/)")
+@shared_option("(artifacts/, datasets/, logs/, results/)")
+@click.option("--broker", is_flag=True,
+              help="Start a RabbitMQ broker on 127.0.0.1 (Debian's rabbitmq-server) for the "
+                   "models whose spec sets `async`: their infer routes then take "
+                   "`Prefer: respond-async`. Stopped with the server.")
 def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port: int,
-          shared: Path) -> None:
+          shared: Path, broker: bool) -> None:
     """Serve each MODEL_SPEC_OR_DIR (a model's name, its spec or a folder; default: all)
     locally, with the same server that runs in the cluster."""
     from modelops.serve import SelectionError, local_config, selection
@@ -359,14 +368,39 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
             body = example.request.model_dump_json(exclude_none=True)
             click.echo(f"  curl -s -H 'content-type: application/json' "
                        f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
+    local_broker = _start_broker(root, options, config) if broker else None
     registry = Registry(config, shared, root)
     registry.start_loading()
     nothing = threading.Event()
     threading.Thread(target=_report_loading, args=(registry, shared, nothing),
                      daemon=True).start()
-    run(config, options, root, registry)
+    try:
+        run(config, options, root, registry)
+    finally:
+        if local_broker is not None:
+            local_broker.stop()
     if nothing.is_set():
         raise SystemExit(1)
+
+
+def _start_broker(root: Path, options: ServerOptions, config: ServerConfig) -> LocalBroker:
+    """A broker of this run's own (its data under build/), for `serve --broker`."""
+    from pydantic import SecretStr
+
+    from modelops.broker import BrokerError, start
+
+    queued = [m.name for m in config.models if m.asynchronous]
+    if not queued:
+        fail("--broker: none of the models served sets `async` in its spec")
+    click.echo("starting RabbitMQ on 127.0.0.1 ...", err=True)
+    try:
+        local = start(root / "build" / f"broker-{os.getpid()}")
+    except BrokerError as exc:
+        fail(str(exc))
+    options.broker_url = SecretStr(local.url)
+    click.echo(f"asynchronous: {', '.join(queued)} (add -H 'Prefer: respond-async', then GET "
+               "the Location it answers)", err=True)
+    return local
 
 
 model_argument = click.argument("name", metavar="MODEL", shell_complete=_model_names)

@@ -53,11 +53,13 @@ def fields_at(root: type[BaseModel], loc: Loc) -> list[str]:
             continue
         nxt: list[type[BaseModel]] = []
         for model in candidates:
-            field = model.model_fields.get(seg)
+            field = next((f for name, f in model.model_fields.items()
+                          if (f.alias or name) == seg), None)  # spec keys: `async`
             if field is not None:
                 nxt.extend(_models_in(field.annotation))
         candidates = nxt
-    return sorted({name for model in candidates for name in model.model_fields})
+    return sorted({f.alias or name for model in candidates
+                   for name, f in model.model_fields.items()})
 
 
 def closest(word: str, options: list[str]) -> str:

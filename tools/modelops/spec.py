@@ -23,7 +23,7 @@ from pydantic import (
 
 from modelops import quantity, schedule
 from modelops_jobs.config import DataChecks, QualityGate
-from modelops_runtime.config import Runtime
+from modelops_runtime.config import AsyncConfig, Runtime
 from modelops_runtime.tensors import DTYPES
 
 API_VERSION = "modelops/v1"
@@ -367,6 +367,7 @@ class ModelOverrides(Strict):
     logging: dict[str, Any] | None = None
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     env: list[EnvVar] | None = None
+    async_: dict[str, Any] | None = Field(default=None, alias="async")
 
 
 class PoolOverrides(Strict):
@@ -487,6 +488,8 @@ class ModelSpec(Strict):
     """HPA bounds, dedicated models only (a pool sets its own)."""
     concurrency: int = Field(default=16, ge=1, le=1024)
     """Most requests this model serves at once; more get 503 with Retry-After."""
+    async_: AsyncConfig | None = Field(default=None, alias="async")
+    """Asynchronous requests through a queue (RabbitMQ); absent: synchronous only."""
     logging: Logging = Field(default_factory=Logging)
     """Prediction logging to the shared volume, compacted into datasets."""
     datasets: list[Dataset] = Field(default_factory=list)
@@ -523,6 +526,13 @@ class ModelSpec(Strict):
         if self.runtime != "custom" and self.image:
             raise ValueError(f"image is only for runtime 'custom'; runtime {self.runtime!r} "
                              "runs in the modelops server image")
+        return self
+
+    @model_validator(mode="after")
+    def _async_fits(self) -> ModelSpec:
+        if self.async_ and self.runtime == "custom":
+            raise ValueError("async runs in the modelops server image; a custom image would "
+                             "have to consume the queue itself")
         return self
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.http import errors
 from modelops_runtime.http.middleware import ServerMiddleware
-from modelops_runtime.http.routes import Endpoint, endpoints
+from modelops_runtime.http.routes import Asynchronous, Endpoint, endpoints
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -55,9 +55,10 @@ class Extras:
         await app(scope, receive, send)
 
 
-def create_app(plane: DataPlane, token: str | None, lifespan: Lifespan) -> Starlette:
+def create_app(plane: DataPlane, token: str | None, lifespan: Lifespan,
+               asynchronous: Asynchronous | None = None) -> Starlette:
     """The HTTP app over `plane`; `lifespan` is the composition root's (server.py)."""
-    table = endpoints(plane)
+    table = endpoints(plane, asynchronous)
     extras = Extras(plane, table)
 
     @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect, Request
@@ -28,6 +28,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 OFF_LOOP_BYTES = 256 * 1024
 """A body this large is decoded on a worker thread: its millisecond or more would
 otherwise hold up every other request on the loop."""
+
+
+class Asynchronous(Protocol):
+    """Asynchronous inference on the infer routes (amqp/front.py), when a broker is set."""
+
+    async def submit(self, request: Request) -> Response: ...
+
+    async def fetch(self, request: Request) -> Response: ...
 
 
 class Endpoint(NamedTuple):
@@ -82,8 +90,9 @@ def _name_and_version(request: Request) -> tuple[str, str | None]:
     return request.path_params["name"], request.path_params.get("version")
 
 
-def endpoints(plane: DataPlane) -> list[Endpoint]:
-    """The protocol and management routes, over one data plane."""
+def endpoints(plane: DataPlane, asynchronous: Asynchronous | None = None) -> list[Endpoint]:
+    """The protocol and management routes, over one data plane; with `asynchronous`,
+    `Prefer: respond-async` on an infer route queues the request."""
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -107,6 +116,9 @@ def endpoints(plane: DataPlane) -> list[Endpoint]:
         return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
 
     async def infer(request: Request) -> Response:
+        if asynchronous is not None and "respond-async" in request.headers.get(
+                "prefer", "").lower():
+            return await asynchronous.submit(request)
         try:
             decoded = await decode(request, plane.options)
         except ServingError as exc:
@@ -151,4 +163,6 @@ def endpoints(plane: DataPlane) -> list[Endpoint]:
         Endpoint("POST", "/v2/repository/models/{name}/load", reload, "management",
                  "Reload atomically: the old versions serve until the new ones are loaded",
                  shapes.RELOADED),
-    ]
+    ] + ([Endpoint("GET", f"{model}/async/{{id}}", asynchronous.fetch, "models",
+                   "The result of an asynchronous request (202 while it waits or runs)")]
+         if asynchronous is not None else [])

@@ -59,6 +59,7 @@ def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
         logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
                               dataset=dataset(spec_file, spec)),
         datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
+        asynchronous=spec.async_,
         code=code or (CODE_FILE.format(name=spec_file.name) if spec.runtime == "python" else None))
 
 

@@ -1,0 +1,173 @@
+"""The front door of asynchronous inference, on the ordinary v2 infer routes.
+
+`Prefer: respond-async` (RFC 7240) on `POST .../infer` queues the request and answers
+202 with `Location: /v2/models/<m>/async/<id>`; `GET` there answers what the synchronous
+call would have (200 and the unchanged v2 response, or its error), or 202 with
+Retry-After while the request waits or runs, or 404 once past retention. With
+`Prefer: respond-async, wait=N` the answer comes in the same call when it is ready within
+N seconds. The client's X-Request-ID is the idempotency key: submitting it again queues
+nothing new. A full queue or an unreachable broker is a 503 with Retry-After, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import aio_pika
+import aiormq
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from modelops_runtime import metrics
+from modelops_runtime.amqp import runner, topology
+from modelops_runtime.amqp.link import BrokerLink
+from modelops_runtime.config import AsyncConfig
+from modelops_runtime.dataplane import DataPlane
+from modelops_runtime.errors import InvalidRequest, NotFound, Unavailable
+from modelops_runtime.http import binary, codec, routes
+from modelops_runtime.results import Result, ResultStore
+
+PUBLISH_SECONDS = 5.0
+"""The broker confirms a publish within this, or the submit is a 503."""
+MAX_WAIT = 60.0
+RETRY_AFTER = "1"
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def prefers_async(request: Request) -> bool:
+    return "respond-async" in request.headers.get("prefer", "").lower()
+
+
+class Front:
+    def __init__(self, plane: DataPlane, link: BrokerLink, store: ResultStore):
+        self.plane, self.link, self.store = plane, link, store
+        self.waiting: dict[str, asyncio.Future[Result]] = {}
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._replies: aio_pika.abc.AbstractQueue | None = None
+        self._lock = asyncio.Lock()
+        self._declared: set[tuple[str, str]] = set()
+
+    async def _open(self) -> aio_pika.abc.AbstractChannel:
+        """The publishing channel (with confirms) and this process's reply queue."""
+        async with self._lock:
+            if self._channel is None or self._channel.is_closed:
+                connection = self.link.connection
+                assert connection is not None
+                self._channel = await connection.channel(on_return_raises=True)
+                self._replies = await self._channel.declare_queue(exclusive=True,
+                                                                  auto_delete=True)
+                await self._replies.consume(self._on_reply, no_ack=True)
+            return self._channel
+
+    async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        future = self.waiting.get(message.correlation_id or "")
+        if future is not None and not future.done():
+            future.set_result(Result.from_bytes(message.body))
+
+    async def submit(self, request: Request) -> Response:
+        name, version = request.path_params["name"], request.path_params.get("version")
+        served, loaded = self.plane.registry.pick(name, version)
+        config = served.config.asynchronous
+        if config is None:
+            raise InvalidRequest(f"model {name!r} takes no asynchronous requests (its spec "
+                                 "has no `async`); send it without Prefer: respond-async")
+        version = loaded.config.name
+        body = await routes.read_body(request, self.plane.options)
+        header_length = request.headers.get(binary.HEADER)
+        request_id = request.scope["state"]["request_id"]
+        codec.decode(body, header_length, name, version, request_id)  # malformed: 400 now
+        if not self.link.up:
+            raise Unavailable("the broker is unreachable; try again shortly", retry_after=1)
+        location = f"/v2/models/{name}/async/{request_id}"
+        wait = min(float(m.group(1)), MAX_WAIT) if (
+            m := _WAIT.search(request.headers.get("prefer", ""))) else 0.0
+        if (name, version) not in self._declared:  # its runner may not have started yet
+            await self._declare(name, version, config)
+        if self.store.accept(name, request_id, version, config.timeoutSeconds):
+            future = self._expect(request_id) if wait else None
+            try:
+                await self._publish(name, version, request_id, body, header_length,
+                                    config.timeoutSeconds, wait > 0)
+            except BaseException:
+                self.store.withdraw(name, request_id)
+                self.waiting.pop(request_id, None)
+                raise
+            metrics.ASYNC_SUBMITTED.labels(name, version).inc()
+            if future is not None:
+                try:
+                    return _answer(await asyncio.wait_for(future, wait))
+                except TimeoutError:
+                    pass
+                finally:
+                    self.waiting.pop(request_id, None)
+        return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
+                             "model_version": version}, status_code=202,
+                            headers={"Location": location, "Retry-After": RETRY_AFTER,
+                                     "Preference-Applied": "respond-async"})
+
+    async def _declare(self, model: str, version: str, config: AsyncConfig) -> None:
+        connection = self.link.connection
+        try:
+            async with asyncio.timeout(PUBLISH_SECONDS):
+                assert connection is not None
+                await topology.declare(connection, model, version, config)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
+                ConnectionError, AssertionError):
+            raise Unavailable("the broker did not answer; try again shortly",
+                              retry_after=1) from None
+        self._declared.add((model, version))
+
+    def _expect(self, request_id: str) -> asyncio.Future[Result]:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = future
+        return future
+
+    async def _publish(self, model: str, version: str, request_id: str, body: bytes,
+                       header_length: str | None, timeout: int, reply: bool) -> None:
+        now = time.time()
+        headers: dict[str, aio_pika.abc.FieldValue] = {
+            runner.SUBMITTED: runner.milliseconds(now),
+            runner.DEADLINE: runner.milliseconds(now + timeout)}
+        if header_length is not None:
+            headers[runner.HEADER_LENGTH] = header_length
+        try:
+            async with asyncio.timeout(PUBLISH_SECONDS):
+                channel = await self._open()
+                await channel.default_exchange.publish(
+                    aio_pika.Message(body, message_id=request_id, headers=headers,
+                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                     expiration=timeout, timestamp=now,
+                                     reply_to=self._replies.name if reply and self._replies
+                                     else None),
+                    routing_key=topology.queue_name(model, version), mandatory=True)
+        except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError):
+            raise Unavailable(f"the queue of model {model!r} is full (its async.maxQueued); "
+                              "try again later", retry_after=5) from None
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
+                ConnectionError, AssertionError):
+            raise Unavailable("the broker did not take the request; try again shortly",
+                              retry_after=1) from None
+
+    async def fetch(self, request: Request) -> Response:
+        name, request_id = request.path_params["name"], request.path_params["id"]
+        self.plane.registry.served(name)
+        result = self.store.result(name, request_id)
+        if result is not None:
+            return _answer(result)
+        accepted = self.store.accepted(name, request_id)
+        if accepted is None:
+            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}: "
+                           "never submitted here, or its result is past retention")
+        return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
+                             "model_version": accepted.version}, status_code=202,
+                            headers={"Retry-After": RETRY_AFTER})
+
+
+def _answer(result: Result) -> Response:
+    headers = {}
+    if result.header_length is not None:
+        headers[binary.HEADER] = str(result.header_length)
+    return Response(result.body, status_code=result.code, media_type=result.media_type,
+                    headers=headers)

@@ -1,0 +1,331 @@
+"""Asynchronous inference through a real RabbitMQ (Debian's rabbitmq-server, started on
+127.0.0.1 by these tests): standard clients through the front door, and the failure
+cases the feature is judged on (bad input, a poison request, expiry, a full queue, the
+broker down and back, a runner killed under load)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from conftest import examples
+from servers import Server, config, model
+from tritonclient.utils import triton_to_np_dtype
+
+from modelops.broker import LocalBroker, start
+from modelops.repo import load
+
+EXAMPLES = load(examples()).models
+ASYNC = {"maxAttempts": 3, "timeoutSeconds": 600, "maxQueued": 10_000, "prefetch": 1,
+         "resultRetentionHours": 24}
+FLAKY = """
+import os, time
+from pathlib import Path
+from modelops_runtime.model import Model
+
+
+class Flaky(Model):
+    '''x < 0 raises (a poison request); otherwise sleeps DELAY seconds and doubles x.
+    Every call is counted in MODELOPS_CALLS, one line per value.'''
+
+    def predict(self, inputs):
+        x = inputs["x"]
+        with open(os.environ["MODELOPS_CALLS"], "a") as calls:
+            calls.write(f"{float(x.ravel()[0])}\\n")
+        if (x < 0).any():
+            raise RuntimeError("negative input breaks this model")
+        time.sleep(float(os.environ.get("MODELOPS_DELAY", "0")))
+        return {"y": x * 2}
+"""
+
+
+@pytest.fixture
+def start_server(start_server):
+    """The servers here, started once ready and connected to their broker."""
+
+    def start(config: dict, **settings) -> Server:
+        server = start_server(config, **settings)
+        versions = sum(len(m["versions"]) for m in config["models"] if m.get("asynchronous"))
+        if versions and settings.get("wait", True) is not None:
+            connected(server, versions)
+        return server
+    return start
+
+
+def connected(server: Server, versions: int = 1, timeout: float = 30) -> None:
+    """Waits until the server consumes each version's queue and its dead letters."""
+    deadline = time.monotonic() + timeout
+    while f"modelops_async_consumers {2.0 * versions}" not in \
+            server.client.get("/metrics").text:
+        assert time.monotonic() < deadline, server.stderr.read_text()[-2000:]
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    local = start(tmp_path_factory.mktemp("broker"))
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def broker_url(broker: LocalBroker, request) -> str:
+    """A virtual host of this test's own: no queue is shared between tests."""
+    return broker.vhost(re.sub(r"\W", "-", request.node.name)[:60])
+
+
+def flaky(tmp_path: Path, **asynchronous) -> dict:
+    code = tmp_path / "flaky.py"
+    code.write_text(FLAKY)
+    return model("flaky", "python", versions=[{"name": "v1"}], code=str(code),
+                 inputs=[{"name": "x", "datatype": "FP64", "shape": [-1, 1]}],
+                 outputs=[{"name": "y", "datatype": "FP64", "shape": [-1, 1]}],
+                 concurrency=4, asynchronous={**ASYNC, **asynchronous})
+
+
+def x(value: float) -> dict:
+    return {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 1], "data": [value]}]}
+
+
+def submit(server: Server, name: str, body: dict, request_id: str,
+           prefer: str = "respond-async") -> httpx.Response:
+    return server.client.post(f"/v2/models/{name}/infer", json=body,
+                              headers={"Prefer": prefer, "X-Request-ID": request_id})
+
+
+def outcome(server: Server, name: str, request_id: str, timeout: float = 60) -> httpx.Response:
+    """The request's answer, once it is no longer 202."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = server.client.get(f"/v2/models/{name}/async/{request_id}")
+        if got.status_code != 202:
+            return got
+        assert time.monotonic() < deadline, \
+            f"{request_id} still pending; server: {server.stderr.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def calls(path: Path) -> list[float]:
+    return [float(v) for v in path.read_text().split()] if path.exists() else []
+
+
+def result_files(shared: Path, name: str) -> list[Path]:
+    return sorted((shared / "results" / name).glob("*.result"))
+
+
+@pytest.fixture(scope="module")
+def every_example(tmp_path_factory, shared_root, broker):
+    """One pool serving every example model, each with `async` on, and a broker."""
+    models = [model(name, spec.obj.spec.runtime, asynchronous=ASYNC,
+                    **({"code": str(examples() / f"models/{name}/model.py")}
+                       if spec.obj.spec.runtime == "python" else {}))
+              for name, spec in EXAMPLES.items()]
+    server = Server(tmp_path_factory.mktemp("front"), config(*models), shared_root,
+                    broker_url=broker.vhost("examples"))
+    server.wait()
+    connected(server, sum(len(m["versions"]) for m in models))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_curl_and_tritonclient_drive_every_example_through_the_front_door(every_example,
+                                                                          name):
+    server = every_example
+    example = EXAMPLES[name].obj.spec.example
+    body = example.request.model_dump_json(exclude_none=True)
+    synchronous = server.client.post(f"/v2/models/{name}/infer", content=body).json()
+    # curl, as the README shows it: 202 and a Location, then the answer there
+    shown = subprocess.run(
+        ["curl", "-s", "-i", "-H", "Prefer: respond-async", "-H", f"X-Request-ID: curl-{name}",
+         "-H", "content-type: application/json", "-d", body,
+         f"{server.url}/v2/models/{name}/infer"], capture_output=True, text=True, timeout=30)
+    head, _, accepted = shown.stdout.partition("\n\n")  # text mode: \r\n read as \n
+    assert head.startswith("HTTP/1.1 202"), shown.stdout
+    location = re.search(r"(?im)^location: (\S+)", head).group(1)
+    assert location == f"/v2/models/{name}/async/curl-{name}"
+    assert json.loads(accepted)["status"] == "queued"
+    answered = outcome(server, name, f"curl-{name}")
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["outputs"] == synchronous["outputs"]
+    # tritonclient with its defaults (binary tensors both ways), waiting in the same call
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    metadata = client.get_model_metadata(name)
+    sent = {t.name: t for t in example.request.inputs}
+    inputs = []
+    for tensor in metadata["inputs"]:
+        array = np.array(sent[tensor["name"]].data, dtype=triton_to_np_dtype(
+            tensor["datatype"])).reshape(sent[tensor["name"]].shape)
+        given = triton.InferInput(tensor["name"], list(array.shape), tensor["datatype"])
+        given.set_data_from_numpy(array)
+        inputs.append(given)
+    result = client.infer(name, inputs, headers={"Prefer": "respond-async, wait=30"})
+    for output in synchronous["outputs"]:
+        got = result.as_numpy(output["name"])
+        if output["datatype"] == "BYTES":
+            assert [v.decode() for v in got.ravel()] == output["data"]
+        else:
+            assert np.allclose(got.ravel(), output["data"])
+    client.close()
+
+
+def test_unknown_results_and_sync_only_models(every_example, start_server, broker_url):
+    missing = every_example.client.get("/v2/models/iris/async/never-sent")
+    assert missing.status_code == 404 and "never submitted" in missing.json()["error"]
+    plain = start_server(config(model("wine")), broker_url=broker_url)
+    refused = submit(plain, "wine", {"inputs": []}, "r1")
+    assert refused.status_code == 400 and "takes no asynchronous requests" in \
+        refused.json()["error"]
+
+
+def test_bad_input_is_answered_once_and_never_retried(tmp_path, start_server, broker_url):
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url,
+                          shared=tmp_path, **{"calls": tmp_path / "calls"})
+    wrong = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
+    assert submit(server, "flaky", wrong, "bad-1").status_code == 202
+    malformed = submit(server, "flaky", {"inputs": "nope"}, "bad-2")
+    assert malformed.status_code == 400  # what cannot be read is refused at the door
+    answered = outcome(server, "flaky", "bad-1")
+    assert answered.status_code == 400 and "expected 1 features per row, got 2" in \
+        answered.json()["error"]
+    time.sleep(1)
+    assert calls(tmp_path / "calls") == []  # the model never saw it, not once
+    assert outcome(server, "flaky", "bad-1").status_code == 400
+    metrics = server.client.get("/metrics").text
+    assert 'modelops_async_completed_total{model="flaky",status="invalid",version="v1"} 1.0' \
+        in metrics
+
+
+def test_a_poison_request_fails_after_its_attempts_and_its_neighbours_do_not(
+        tmp_path, start_server, broker_url):
+    server = start_server(config(flaky(tmp_path, maxAttempts=3)), broker_url=broker_url,
+                          shared=tmp_path, calls=tmp_path / "calls")
+    for i in range(5):
+        assert submit(server, "flaky", x(i), f"good-{i}").status_code == 202
+        if i == 2:
+            assert submit(server, "flaky", x(-1), "poison").status_code == 202
+    failed = outcome(server, "flaky", "poison")
+    assert failed.status_code == 500
+    assert "failed on all 3 attempts" in failed.json()["error"]
+    assert "request id poison" in failed.json()["error"]  # as a synchronous 500 says it
+    assert "negative input breaks this model" in server.stderr.read_text()  # logged
+    for i in range(5):
+        assert outcome(server, "flaky", f"good-{i}").json()["outputs"][0]["data"] == [2.0 * i]
+    assert calls(tmp_path / "calls").count(-1.0) == 3  # exactly its attempts
+    assert [c for c in calls(tmp_path / "calls") if c >= 0] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_an_expired_request_and_a_full_queue(tmp_path, start_server, broker_url):
+    server = start_server(config(flaky(tmp_path, timeoutSeconds=1, maxQueued=3)),
+                          broker_url=broker_url, shared=tmp_path, calls=tmp_path / "calls",
+                          delay=1.5)
+    answers = [submit(server, "flaky", x(0), "r-0")]
+    deadline = time.monotonic() + 10
+    while not calls(tmp_path / "calls"):  # r-0 runs; the others wait behind it
+        assert time.monotonic() < deadline, (answers[0].text, outcome(server, "flaky", "r-0").text)
+        time.sleep(0.02)
+    answers += [submit(server, "flaky", x(i), f"r-{i}") for i in range(1, 8)]
+    codes = [a.status_code for a in answers]
+    # one runs, three wait (a quorum queue checks its bound after taking a message, so it
+    # may hold one more), and the queue refuses the rest at once
+    assert codes[:4] == [202] * 4 and codes.count(202) in (4, 5) and codes[-1] == 503, codes
+    full = next(a for a in answers if a.status_code == 503)
+    assert full.headers["Retry-After"] and "queue of model 'flaky' is full" in \
+        full.json()["error"]
+    results = [outcome(server, "flaky", f"r-{i}").status_code
+               for i, a in enumerate(answers) if a.status_code == 202]
+    assert results[0] == 200 and set(results[1:]) == {504}, results
+    expired = outcome(server, "flaky", "r-3")
+    assert "not started within the 1 s" in expired.json()["error"]
+    retried = submit(server, "flaky", x(7), "r-7")  # a refused id may be sent again
+    assert retried.status_code == 202
+
+
+def test_a_resubmitted_request_id_is_queued_and_answered_once(tmp_path, start_server,
+                                                              broker_url):
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,
+                          calls=tmp_path / "calls")
+    first = submit(server, "flaky", x(1), "same")
+    again = submit(server, "flaky", x(1), "same")
+    assert first.status_code == again.status_code == 202
+    assert first.headers["Location"] == again.headers["Location"]
+    assert outcome(server, "flaky", "same").status_code == 200
+    time.sleep(0.5)
+    assert calls(tmp_path / "calls") == [1.0]
+    metrics = server.client.get("/metrics").text
+    assert 'modelops_async_submitted_total{model="flaky",version="v1"} 1.0' in metrics
+
+
+def test_sigterm_finishes_the_request_in_hand(tmp_path, start_server, broker_url):
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,
+                          calls=tmp_path / "calls", delay=1.5)
+    assert submit(server, "flaky", x(3), "in-hand").status_code == 202
+    deadline = time.monotonic() + 10
+    while not calls(tmp_path / "calls"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert server.stop(signal.SIGTERM) == 0
+    written = (tmp_path / "results/flaky/in-hand.result").read_bytes()
+    assert b'"status":"done"' in written and b'"data":[6.0]' in written
+
+
+def test_the_broker_down_is_a_503_at_once_and_its_restart_loses_no_request(
+        tmp_path, start_server):
+    own = start(tmp_path / "broker")  # killed here: the other tests keep theirs
+    try:
+        server = start_server(config(flaky(tmp_path)), broker_url=own.url, shared=tmp_path,
+                              calls=tmp_path / "calls", delay=0.5)
+        assert submit(server, "flaky", x(-0.5), "warm").status_code == 202
+        assert outcome(server, "flaky", "warm").status_code == 500
+        time.sleep(5)  # 3.10.8 can lose a quorum queue declared under a second before a crash
+        for i in range(5):  # one in hand, four waiting: every one confirmed by the broker
+            assert submit(server, "flaky", x(i), f"kept-{i}").status_code == 202
+        own.kill()
+        began = time.monotonic()
+        down = submit(server, "flaky", x(9), "while-down")
+        assert down.status_code == 503 and down.headers["Retry-After"], down.text
+        assert time.monotonic() - began < 2  # never a hang
+        own.restart()
+        for i in range(5):
+            answered = outcome(server, "flaky", f"kept-{i}")
+            assert answered.status_code == 200 and \
+                answered.json()["outputs"][0]["data"] == [2.0 * i]
+        deadline = time.monotonic() + 30
+        while submit(server, "flaky", x(9), "while-down").status_code != 202:
+            assert time.monotonic() < deadline  # the front door is back too
+            time.sleep(0.5)
+        assert outcome(server, "flaky", "while-down").status_code == 200
+    finally:
+        own.stop()
+
+
+def test_kill_9_of_a_runner_under_load_five_times_loses_and_duplicates_nothing(
+        tmp_path, start_server, broker_url):
+    settings = {"broker_url": broker_url, "shared": tmp_path, "calls": tmp_path / "calls",
+                "delay": 0.01}
+    server = start_server(config(flaky(tmp_path, maxAttempts=10)), **settings)
+    total = 300
+    for i in range(total):
+        assert submit(server, "flaky", x(i), f"load-{i}").status_code == 202
+    rng = np.random.default_rng(7)
+    for _ in range(5):  # killed at a random moment, then a new runner takes over
+        time.sleep(float(rng.uniform(0.1, 0.6)))
+        server.stop(signal.SIGKILL)
+        server = start_server(config(flaky(tmp_path, maxAttempts=10)), **settings)
+    for i in range(total):
+        answered = outcome(server, "flaky", f"load-{i}")
+        assert answered.status_code == 200 and answered.json()["outputs"][0]["data"] == [2.0 * i]
+    files = result_files(tmp_path, "flaky")
+    assert len(files) == total  # one result per request, none lost
+    done = calls(tmp_path / "calls")
+    assert set(done) == {float(i) for i in range(total)}
+    with (tmp_path / "kills.txt").open("w") as note:  # what the kills cost, for the eye
+        note.write(f"{len(done) - total} predictions repeated after kills\n")
