@@ -85,7 +85,9 @@ class Front:
             m := _WAIT.search(request.headers.get("prefer", ""))) else 0.0
         if (name, version) not in self._declared:  # its runner may not have started yet
             await self._declare(name, version, config)
-        if self.store.accept(name, request_id, version, config.timeoutSeconds):
+        # written and synced off the event loop: a disk's fsync would stall every request
+        if await asyncio.to_thread(self.store.accept, name, request_id, version,
+                                   config.timeoutSeconds):
             future = self._expect(request_id) if wait else None
             try:
                 await self._publish(name, version, request_id, body, header_length,

@@ -69,6 +69,7 @@ class Runner:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._replies: aio_pika.abc.AbstractChannel | None = None
+        self._events: aio_pika.abc.AbstractExchange | None = None
         self._sweeper: asyncio.Task[None] | None = None
         link.on_connect.append(self._consume)
         metrics.ASYNC_CONSUMERS.set_function(
@@ -112,7 +113,9 @@ class Runner:
                        message: aio_pika.abc.AbstractIncomingMessage) -> None:
         request_id = message.message_id or ""
         headers = message.headers or {}
-        if self.store.answered(model, request_id):
+        # A first delivery has no result yet (the front door queues an id once); only a
+        # redelivery may have been answered before its ack was lost (a stat costs ~0.1 ms)
+        if message.redelivered and self.store.answered(model, request_id):
             metrics.ASYNC_DUPLICATES.labels(model).inc()
             await message.ack()
             return
@@ -168,7 +171,7 @@ class Runner:
     async def _finish(self, model: str, version: str, request_id: str, submitted: float,
                       message: aio_pika.abc.AbstractIncomingMessage, result: Result) -> None:
         """Writes the request's one result, and tells whoever waits for it."""
-        if not self.store.answer(model, request_id, result):
+        if not await asyncio.to_thread(self.store.answer, model, request_id, result):
             metrics.ASYNC_DUPLICATES.labels(model).inc()
             return
         metrics.ASYNC_COMPLETED.labels(model, version, result.status).inc()
@@ -181,8 +184,10 @@ class Runner:
                 await channel.default_exchange.publish(
                     aio_pika.Message(result.to_bytes(), correlation_id=request_id),
                     routing_key=message.reply_to, mandatory=False)
-            exchange = await channel.get_exchange(topology.RESULTS_EXCHANGE, ensure=False)
-            await exchange.publish(aio_pika.Message(orjson.dumps(
+            if self._events is None:
+                self._events = await channel.get_exchange(topology.RESULTS_EXCHANGE,
+                                                          ensure=False)
+            await self._events.publish(aio_pika.Message(orjson.dumps(
                 {"id": request_id, "model": model, "version": version,
                  "status": result.status, "code": result.code})),
                 routing_key=f"{model}.{version}.{result.status}", mandatory=False)
