@@ -56,13 +56,21 @@ ASYNC_DUPLICATES = Counter("modelops_async_duplicates_suppressed_total",
                            registry=REGISTRY)
 BROKER_UP = Gauge("modelops_async_broker_up",
                   "1 while this server is connected to its broker (asynchronous requests).",
-                  registry=REGISTRY)
+                  registry=None)  # registered by servers that have a broker (register_async)
 ASYNC_CONSUMERS = Gauge("modelops_async_consumers",
                         "Queues this server consumes now (a version's requests and its dead "
-                        "letters), 0 while its broker is unreachable.", registry=REGISTRY)
+                        "letters), 0 while its broker is unreachable.", registry=None)
 ASYNC_DEAD_LETTERS = Counter("modelops_async_dead_letters_total",
                              "Requests the broker dead-lettered, by its reason.",
                              ["model", "reason"], registry=REGISTRY)
+
+
+@functools.cache
+def register_async() -> None:
+    """The broker's gauges, only on a server that has one: elsewhere a 0 would read as
+    "broker down" (AsyncBrokerUnreachable)."""
+    REGISTRY.register(BROKER_UP)
+    REGISTRY.register(ASYNC_CONSUMERS)
 
 
 @functools.lru_cache(maxsize=4096)

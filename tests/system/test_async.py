@@ -329,3 +329,12 @@ def test_kill_9_of_a_runner_under_load_five_times_loses_and_duplicates_nothing(
     assert set(done) == {float(i) for i in range(total)}
     with (tmp_path / "kills.txt").open("w") as note:  # what the kills cost, for the eye
         note.write(f"{len(done) - total} predictions repeated after kills\n")
+
+
+def test_a_server_without_a_broker_says_nothing_of_one(start_server):
+    """AsyncBrokerUnreachable reads the broker gauge: a server with no broker has none."""
+    server = start_server(config(model("wine")))
+    metrics = server.client.get("/metrics").text
+    assert "modelops_async_broker_up" not in metrics and "modelops_async_consumers" not in metrics
+    refused = submit(server, "wine", {"inputs": []}, "r1")  # Prefer is ignored: synchronous
+    assert refused.status_code == 400 and "non-empty 'inputs'" in refused.json()["error"]

@@ -27,6 +27,7 @@ class BrokerLink:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        metrics.register_async()
         metrics.BROKER_UP.set_function(lambda: 1.0 if self.up else 0.0)
         self._task = asyncio.get_running_loop().create_task(self._connect())
 
