@@ -20,14 +20,13 @@ import orjson
 
 from modelops_runtime import volume
 
-STATUSES = ("done", "invalid", "failed", "expired")
-"""How a request ended: answered; refused for its input (never retried); the model failed
-on every attempt; not started before its deadline."""
-
 
 @dataclasses.dataclass(frozen=True)
 class Result:
     status: str
+    """How the request ended: done; invalid (refused for its input, never retried); failed
+    (on every attempt); expired (not started before its deadline); cancelled (by its
+    client)."""
     code: int
     """The HTTP status the synchronous call would have had."""
     body: bytes

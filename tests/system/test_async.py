@@ -338,3 +338,19 @@ def test_a_server_without_a_broker_says_nothing_of_one(start_server):
     assert "modelops_async_broker_up" not in metrics and "modelops_async_consumers" not in metrics
     refused = submit(server, "wine", {"inputs": []}, "r1")  # Prefer is ignored: synchronous
     assert refused.status_code == 400 and "non-empty 'inputs'" in refused.json()["error"]
+
+
+def test_a_queued_request_can_be_cancelled_and_never_runs(tmp_path, start_server, broker_url):
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,
+                          calls=tmp_path / "calls", delay=1.0)
+    assert submit(server, "flaky", x(0), "first").status_code == 202
+    assert submit(server, "flaky", x(1), "second").status_code == 202  # waits behind it
+    cancelled = server.client.delete("/v2/models/flaky/async/second")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert outcome(server, "flaky", "first").status_code == 200
+    gone = outcome(server, "flaky", "second")
+    assert gone.status_code == 410 and "cancelled by the client" in gone.json()["error"]
+    time.sleep(1.5)  # its message came and went
+    assert calls(tmp_path / "calls") == [0.0]
+    assert server.client.delete("/v2/models/flaky/async/first").status_code == 409
+    assert server.client.delete("/v2/models/flaky/async/never").status_code == 404

@@ -6,7 +6,8 @@ call would have (200 and the unchanged v2 response, or its error), or 202 with
 Retry-After while the request waits or runs, or 404 once past retention. With
 `Prefer: respond-async, wait=N` the answer comes in the same call when it is ready within
 N seconds. The client's X-Request-ID is the idempotency key: submitting it again queues
-nothing new. A full queue or an unreachable broker is a 503 with Retry-After, at once.
+nothing new. `DELETE` there cancels a request that has no result yet. A full queue or an
+unreachable broker is a 503 with Retry-After, at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from modelops_runtime.amqp import runner, topology
 from modelops_runtime.amqp.link import BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
-from modelops_runtime.errors import InvalidRequest, NotFound, Unavailable
+from modelops_runtime.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from modelops_runtime.http import binary, codec, routes
 from modelops_runtime.results import Result, ResultStore
 
@@ -165,6 +166,23 @@ class Front:
         return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
                              "model_version": accepted.version}, status_code=202,
                             headers={"Retry-After": RETRY_AFTER})
+
+
+    async def cancel(self, request: Request) -> Response:
+        """Ends a request that has no result yet: it will not run (a runner that already
+        started it finishes, and its answer is dropped). GET then answers 410."""
+        name, request_id = request.path_params["name"], request.path_params["id"]
+        self.plane.registry.served(name)
+        accepted = self.store.accepted(name, request_id)
+        if accepted is None:
+            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}")
+        cancelled = runner.error_result("cancelled", 410, "cancelled by the client before "
+                                                          "it was answered")
+        if not await asyncio.to_thread(self.store.answer, name, request_id, cancelled):
+            raise Conflict(f"request {request_id!r} already has its result; GET it")
+        metrics.ASYNC_COMPLETED.labels(name, accepted.version, "cancelled").inc()
+        return JSONResponse({"id": request_id, "status": "cancelled", "model_name": name,
+                             "model_version": accepted.version})
 
 
 def _answer(result: Result) -> Response:

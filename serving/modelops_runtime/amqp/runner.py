@@ -113,10 +113,10 @@ class Runner:
                        message: aio_pika.abc.AbstractIncomingMessage) -> None:
         request_id = message.message_id or ""
         headers = message.headers or {}
-        # A first delivery has no result yet (the front door queues an id once); only a
-        # redelivery may have been answered before its ack was lost (a stat costs ~0.1 ms)
-        if message.redelivered and self.store.answered(model, request_id):
-            metrics.ASYNC_DUPLICATES.labels(model).inc()
+        # Answered already: cancelled by its client, or a redelivery whose ack was lost
+        if self.store.answered(model, request_id):
+            if message.redelivered:
+                metrics.ASYNC_DUPLICATES.labels(model).inc()
             await message.ack()
             return
         started = time.time()

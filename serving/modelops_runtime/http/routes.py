@@ -37,6 +37,8 @@ class Asynchronous(Protocol):
 
     async def fetch(self, request: Request) -> Response: ...
 
+    async def cancel(self, request: Request) -> Response: ...
+
 
 class Endpoint(NamedTuple):
     """One route of the server, and what the docs say of it (no tag: undocumented)."""
@@ -132,6 +134,12 @@ def endpoints(plane: DataPlane, asynchronous: Asynchronous | None = None) -> lis
     async def reload(request: Request) -> Response:
         return JSONResponse(await plane.reload(request.path_params["name"]))
 
+    async def async_result(request: Request) -> Response:  # one route per path
+        assert asynchronous is not None
+        if request.method == "DELETE":
+            return await asynchronous.cancel(request)
+        return await asynchronous.fetch(request)
+
     model, version = "/v2/models/{name}", "/v2/models/{name}/versions/{version}"
     index = "Every model with its versions, placement, state and load time"
     return [
@@ -163,6 +171,8 @@ def endpoints(plane: DataPlane, asynchronous: Asynchronous | None = None) -> lis
         Endpoint("POST", "/v2/repository/models/{name}/load", reload, "management",
                  "Reload atomically: the old versions serve until the new ones are loaded",
                  shapes.RELOADED),
-    ] + ([Endpoint("GET", f"{model}/async/{{id}}", asynchronous.fetch, "models",
-                   "The result of an asynchronous request (202 while it waits or runs)")]
+    ] + ([Endpoint("GET", f"{model}/async/{{id}}", async_result, "models",
+                   "The result of an asynchronous request (202 while it waits or runs)"),
+          Endpoint("DELETE", f"{model}/async/{{id}}", async_result, "models",
+                   "Cancel an asynchronous request that has no result yet")]
          if asynchronous is not None else [])
