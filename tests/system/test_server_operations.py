@@ -337,7 +337,8 @@ def test_a_flood_of_grpc_calls_is_answered_by_the_models_limits_never_cancelled(
     answers = asyncio.run(flood())
     assert sum(answers.values()) == 5000
     assert set(answers) <= {"OK", "UNAVAILABLE (limit)"}, answers
-    assert answers["UNAVAILABLE (limit)"] > 0 and answers["OK"] >= 4000, answers
+    # the slow model's limit refuses; the fast model's may too, while it is timed on threads
+    assert answers["UNAVAILABLE (limit)"] > 0 and answers["OK"] >= 2500, answers
     counted = dict(re.findall(r'modelops_grpc_responses_total\{code="(\w+)"\} (\d+)',
                               server.client.get("/metrics").text))
     assert int(float(counted["OK"])) == answers["OK"]
