@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ sys.path[:0] = [str(REPO / "tools"), str(REPO / "serving")]
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from serve import body_script, wrk  # noqa: E402
+from serve import body_script, free_port, wrk  # noqa: E402
 
 from modelops import examples  # noqa: E402
 from modelops.broker import start  # noqa: E402
@@ -65,12 +64,6 @@ class Slow(Model):
 IRIS = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, 4],
                     "data": [5.1, 3.5, 1.4, 0.2]}]}
 X = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 1], "data": [1.0]}]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def models(work: Path, prefetch: int) -> list[dict]:

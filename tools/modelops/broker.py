@@ -8,6 +8,7 @@ caller's. epmd is started first by us, so that it is our child and stops with th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -52,7 +53,7 @@ class LocalBroker:
 
     def kill(self) -> None:
         """The broker dies at once (kill -9), as in a crash; epmd stays."""
-        with _suppress():
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
 
@@ -64,22 +65,14 @@ class LocalBroker:
     def stop(self) -> None:
         for process in (self.process, self.epmd):
             if process.poll() is None:
-                with _suppress():
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
                 try:
                     process.wait(30)
                 except subprocess.TimeoutExpired:
-                    with _suppress():
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
                     process.wait(10)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
-        return kind is not None and issubclass(kind, ProcessLookupError)
 
 
 def _launch(folder: Path, environment: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -17,13 +17,12 @@ import re
 import time
 
 import aio_pika
-import aiormq
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from modelops_runtime import metrics
 from modelops_runtime.amqp import runner, topology
-from modelops_runtime.amqp.link import BrokerLink
+from modelops_runtime.amqp.link import CONNECT_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -34,6 +33,8 @@ PUBLISH_SECONDS = 5.0
 """The broker confirms a publish within this, or the submit is a 503."""
 MAX_WAIT = 60.0
 RETRY_AFTER = "1"
+BROKER_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.ChannelInvalidStateError)
+"""What a broker that is down, slow or gone raises: the request gets 503, never a hang."""
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -54,13 +55,16 @@ class Front:
         """The publishing channel (with confirms) and this process's reply queue."""
         async with self._lock:
             if self._channel is None or self._channel.is_closed:
-                connection = self.link.connection
-                assert connection is not None
-                self._channel = await connection.channel(on_return_raises=True)
+                self._channel = await self._connection().channel(on_return_raises=True)
                 self._replies = await self._channel.declare_queue(exclusive=True,
                                                                   auto_delete=True)
                 await self._replies.consume(self._on_reply, no_ack=True)
             return self._channel
+
+    def _connection(self) -> aio_pika.abc.AbstractRobustConnection:
+        if self.link.connection is None:
+            raise ConnectionError("not connected to the broker yet")
+        return self.link.connection
 
     async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         future = self.waiting.get(message.correlation_id or "")
@@ -111,13 +115,10 @@ class Front:
                                      "Preference-Applied": "respond-async"})
 
     async def _declare(self, model: str, version: str, config: AsyncConfig) -> None:
-        connection = self.link.connection
         try:
             async with asyncio.timeout(PUBLISH_SECONDS):
-                assert connection is not None
-                await topology.declare(connection, model, version, config)
-        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
-                ConnectionError, AssertionError):
+                await topology.declare(self._connection(), model, version, config)
+        except BROKER_ERRORS:
             raise Unavailable("the broker did not answer; try again shortly",
                               retry_after=1) from None
         self._declared.add((model, version))
@@ -148,8 +149,7 @@ class Front:
         except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError):
             raise Unavailable(f"the queue of model {model!r} is full (its async.maxQueued); "
                               "try again later", retry_after=5) from None
-        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError,
-                ConnectionError, AssertionError):
+        except BROKER_ERRORS:
             raise Unavailable("the broker did not take the request; try again shortly",
                               retry_after=1) from None
 

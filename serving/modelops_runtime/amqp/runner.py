@@ -49,6 +49,11 @@ def error_result(status: str, code: int, message: str) -> Result:
     return Result(status, code, orjson.dumps({"error": message}))
 
 
+def expired(config: AsyncConfig) -> Result:
+    return error_result("expired", 504, f"not started within the {config.timeoutSeconds} s "
+                                        "the model's async.timeoutSeconds allows")
+
+
 def milliseconds(seconds: float) -> int:
     return int(seconds * 1000)
 
@@ -130,8 +135,7 @@ class Runner:
                                    model, version, request_id)
             response = await self._infer(decoded, deadline)
         except _Expired:
-            result = error_result("expired", 504, f"not started within the {config.timeoutSeconds}"
-                                                  " s the model's async.timeoutSeconds allows")
+            result = expired(config)
         except _Stopping:
             await message.nack(requeue=True)  # another replica takes it; not this one's fault
             return
@@ -200,10 +204,7 @@ class Runner:
         metrics.ASYNC_DEAD_LETTERS.labels(model, reason).inc()
         request_id = message.message_id or ""
         if not self.store.answered(model, request_id):
-            result = (error_result("expired", 504, f"not started within the "
-                                                   f"{config.timeoutSeconds} s the model's "
-                                                   "async.timeoutSeconds allows")
-                      if reason == "expired" else
+            result = (expired(config) if reason == "expired" else
                       error_result("failed", 500, f"the model's server stopped while "
                                                   f"predicting, {config.maxAttempts} times"))
             submitted = _seconds(headers.get(SUBMITTED)) or time.time()
