@@ -135,38 +135,33 @@ def sync(root: Path, repo: Repo, write: bool, parallel: bool = False) -> tuple[S
     `parallel` (the CLI's choice) on two cores a forked child makes, compares and writes
     every other one, and lists the tree."""
     units = overlays.units(repo)
-    child = None
-    if parallel and split.may_fork():
-        theirs, units = units[1::2], units[::2]
+    with contextlib.ExitStack() as stack:  # on leaving, waits for the child (if any)
+        child = None
+        if parallel and split.may_fork():
+            theirs, units = units[1::2], units[::2]
 
-        def share() -> dict:
-            wanted = _texts(theirs)
-            added, changed = _apply(root, wanted, write)
-            return {"count": len(wanted), "added": added, "changed": changed,
-                    "unclaimed": _unclaimed(root, wanted)}
+            def share() -> dict:
+                wanted = _texts(theirs)
+                added, changed = _apply(root, wanted, write)
+                return {"count": len(wanted), "added": added, "changed": changed,
+                        "unclaimed": _unclaimed(root, wanted)}
 
-        child = split.in_child(share)
-    try:
+            child = stack.enter_context(split.in_child(share))
         wanted = _texts(units) | _documents(repo)
         added, changed = _apply(root, wanted, write)
-    except BaseException:
-        if child is not None:  # reap it before reporting; our own error is the one to show
-            with contextlib.suppress(Exception):
-                child.result()
-        raise
-    count = len(wanted)
-    if child is None:
-        unclaimed = _unclaimed(root, wanted)
-    else:
-        try:
-            done = child.result()
-        except Exception as exc:
-            raise RuntimeError(f"generating in a child process failed: "
-                               f"{type(exc).__name__}: {exc}") from exc
-        count += done["count"]
-        added += done["added"]
-        changed += done["changed"]
-        unclaimed = done["unclaimed"]
+        count = len(wanted)
+        if child is None:
+            unclaimed = _unclaimed(root, wanted)
+        else:
+            try:
+                done = child.result()
+            except Exception as exc:
+                raise RuntimeError(f"generating in a child process failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            count += done["count"]
+            added += done["added"]
+            changed += done["changed"]
+            unclaimed = done["unclaimed"]
     removed = [path for path in unclaimed if path not in wanted]
     if write and removed:
         _remove(root, removed)

@@ -9,10 +9,11 @@ only a small picklable result comes back. Used only where it is safe: two cores 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
 _INHERITED: Callable[[], object] | None = None
@@ -29,14 +30,17 @@ def _run_inherited() -> object:
     return _INHERITED()
 
 
-def in_child(work: Callable[[], object]) -> Future[object]:
+@contextlib.contextmanager
+def in_child(work: Callable[[], object]) -> Iterator[Future[object]]:
     """Start `work` in a forked process at once; its future holds the (picklable) result,
-    or the exception it raised."""
+    or the exception it raised. Leaving the block waits for the child and its pool's
+    manager thread: a pool left to shut down at interpreter exit races that thread for
+    its wake-up pipe and can print "Bad file descriptor" after the command's output."""
     global _INHERITED
-    _INHERITED = work
-    executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        return executor.submit(_run_inherited)  # the process is forked here
-    finally:
-        _INHERITED = None
-        executor.shutdown(wait=False)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as executor:
+        _INHERITED = work
+        try:
+            future = executor.submit(_run_inherited)  # the process is forked here
+        finally:
+            _INHERITED = None
+        yield future
