@@ -45,6 +45,7 @@ from serve import body_script, free_port, wrk  # noqa: E402
 
 from modelops import examples  # noqa: E402
 from modelops.broker import start  # noqa: E402
+from modelops_runtime import queues  # noqa: E402
 from modelops_runtime.amqp import runner, topology  # noqa: E402
 from modelops_runtime.config import AsyncConfig  # noqa: E402
 
@@ -159,7 +160,7 @@ async def _prefill(url: str, model: str, body: dict, total: int, config: dict) -
                 data, message_id=f"pre-{run}-{i}", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers={runner.SUBMITTED: runner.milliseconds(now),
                          runner.DEADLINE: runner.milliseconds(now + 3600)}),
-                routing_key=topology.queue_name(model, "v1"))
+                routing_key=queues.queue_name(model, "v1"))
 
 
 def drained(servers: list[Server], model: str, total: int, began: float) -> float:

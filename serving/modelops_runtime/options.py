@@ -4,6 +4,7 @@ override them."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,12 @@ class ServerOptions(BaseSettings):
     `Prefer: respond-async`."""
     broker_url_file: Path | None = None
     """A file holding the broker URL (a Secret mounted read-only); it wins over broker_url."""
+    broker_credentials: Path | None = None
+    """A folder with the files `username` and `password` (the Secret the Messaging Topology
+    Operator makes for a User, mounted read-only): they become the broker URL's user."""
+    broker_declares: bool = True
+    """Declare the queues and the results exchange on the broker. Off in the cluster, where
+    the Topology Operator makes them and the server's broker user may not."""
 
     @field_validator("auth_token")
     @classmethod
@@ -95,8 +102,26 @@ class ServerOptions(BaseSettings):
             except OSError as exc:
                 raise ValueError(f"MODELOPS_BROKER_URL_FILE: cannot read "
                                  f"{self.broker_url_file}: {exc.strerror}") from None
+        if self.broker_credentials is not None and self.broker_url is not None:
+            self.broker_url = SecretStr(with_user(self.broker_url.get_secret_value(),
+                                                  self.broker_credentials))
         return self
 
     @property
     def logs(self) -> Path:
         return self.log_dir or self.shared_root / volume.LOGS
+
+
+def with_user(url: str, credentials: Path) -> str:
+    """`url` with the user and password of a credentials folder, quoted (a generated
+    password may hold any character)."""
+    try:
+        user, password = ((credentials / key).read_text().strip()
+                          for key in ("username", "password"))
+    except OSError as exc:
+        raise ValueError(f"MODELOPS_BROKER_CREDENTIALS: cannot read {exc.filename}: "
+                         f"{exc.strerror}") from None
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -42,7 +42,7 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
         from modelops_runtime.results import ResultStore
 
         store = ResultStore(options.shared_root)
-        link = BrokerLink(options.broker_url.get_secret_value())
+        link = BrokerLink(options.broker_url.get_secret_value(), options.broker_declares)
         front, runner = Front(plane, link, store), Runner(plane, link, store)
 
     @contextlib.asynccontextmanager

@@ -354,3 +354,90 @@ def test_a_queued_request_can_be_cancelled_and_never_runs(tmp_path, start_server
     assert calls(tmp_path / "calls") == [0.0]
     assert server.client.delete("/v2/models/flaky/async/first").status_code == 409
     assert server.client.delete("/v2/models/flaky/async/never").status_code == 404
+
+
+# -- in the cluster: the generated broker objects, applied as the operator applies them ---
+def _as_the_topology_operator(broker: LocalBroker, vhost: str, objects: list[dict],
+                              folder: Path) -> None:
+    """What the Messaging Topology Operator does with a server's generated objects: the
+    queues (quorum, no arguments), the Policy, the User with a generated password (its
+    credentials Secret, here a folder) and the Permission; the results exchange is the
+    platform's."""
+    import asyncio
+
+    import aio_pika
+
+    async def declare() -> None:
+        connection = await aio_pika.connect(f"{broker.url}{vhost}")
+        channel = await connection.channel()
+        await channel.declare_exchange("modelops.results", aio_pika.ExchangeType.TOPIC,
+                                       durable=True)
+        for queue in (o for o in objects if o["kind"] == "Queue"):
+            await channel.declare_queue(queue["spec"]["name"], durable=True,
+                                        arguments={"x-queue-type": queue["spec"]["type"]})
+        await connection.close()
+
+    asyncio.run(declare())
+    for policy in (o["spec"] for o in objects if o["kind"] == "Policy"):
+        broker.ctl("set_policy", "-p", vhost, "--apply-to", policy["applyTo"], "--priority",
+                   str(policy["priority"]), policy["name"], policy["pattern"],
+                   json.dumps(policy["definition"]))
+    folder.mkdir()
+    (folder / "username").write_text("generated-user")
+    (folder / "password").write_text("p@ss:w/rd#1")  # quoted into the URL by the server
+    broker.ctl("add_user", "generated-user", "p@ss:w/rd#1")
+    allowed = next(o["spec"]["permissions"] for o in objects if o["kind"] == "Permission")
+    broker.ctl("set_permissions", "-p", vhost, "generated-user", allowed["configure"],
+               allowed["write"], allowed["read"])
+
+
+def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_server, broker):
+    """The cluster's way: the server declares nothing and connects as its own user; the
+    Policy, not queue arguments, dead-letters a poison request after maxAttempts; the user
+    may read only its own queues."""
+    import asyncio
+
+    import aio_pika
+    import aiormq
+
+    from modelops.generate import broker as generated
+    from modelops_runtime.config import AsyncConfig
+
+    limits = AsyncConfig(**{**ASYNC, "maxAttempts": 2})
+    objects = generated.topology("flaky-v1-", [("flaky", "v1", limits)], local=True)
+    vhost = "generated-objects"
+    broker.ctl("add_vhost", vhost)
+    broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    _as_the_topology_operator(broker, vhost, objects, tmp_path / "credentials")
+    server = start_server(config(flaky(tmp_path, maxAttempts=2)),
+                          broker_url=f"amqp://127.0.0.1:{broker.port}/{vhost}",
+                          broker_credentials=tmp_path / "credentials", broker_declares="false",
+                          shared=tmp_path, calls=tmp_path / "calls")
+    answered = submit(server, "flaky", x(2.0), "fine-1", prefer="respond-async, wait=30")
+    assert answered.status_code == 200, answered.text + server.stderr.read_text()
+    assert answered.json()["outputs"][0]["data"] == [4.0]
+    assert submit(server, "flaky", x(-1.0), "poison-1").status_code == 202
+    failed = outcome(server, "flaky", "poison-1")
+    assert failed.status_code == 500 and "failed" in failed.json()["error"]
+    assert calls(tmp_path / "calls").count(-1.0) == 2  # the Policy's delivery limit
+    assert "exists with other arguments" not in server.stderr.read_text()
+
+    async def probe() -> list[str]:
+        refused = []
+        url = f"amqp://generated-user:p%40ss%3Aw%2Frd%231@127.0.0.1:{broker.port}/{vhost}"
+        for action in ("consume another model's queue", "declare a queue"):
+            connection = await aio_pika.connect(url)
+            channel = await connection.channel()
+            try:
+                if action.startswith("consume"):
+                    await channel.declare_queue("modelops.other.v1", durable=True,
+                                                arguments={"x-queue-type": "quorum"},
+                                                passive=False)
+                else:
+                    await channel.declare_queue("modelops.flaky.v1.extra", durable=True)
+            except aiormq.exceptions.ChannelAccessRefused:
+                refused.append(action)
+            await connection.close()
+        return refused
+
+    assert asyncio.run(probe()) == ["consume another model's queue", "declare a queue"]

@@ -96,6 +96,8 @@ class Cluster:
                                  f"reads FailedGetResourceMetric: nothing serves {METRICS}, "
                                  "and Argo CD calls the model Degraded")
         name = obj["metadata"]["name"]
+        if group == "rabbitmq.com" and kind != "RabbitmqCluster":
+            self._topology_operator(obj, namespace or "")
         self.objects.add((kind, namespace or "", name))
         if app in self.apps:
             self.apps[app]["objects"][(kind, namespace or "", name)] = obj
@@ -111,6 +113,34 @@ class Cluster:
                 if application["metadata"]["name"] not in self.apps:
                     self.sync(application, owner=name)
 
+    def _topology_operator(self, obj: dict, namespace: str) -> None:
+        """RabbitMQ's Messaging Topology Operator: it applies an object to the broker its
+        cluster reference names, once that RabbitmqCluster exists (until then it leaves
+        the status empty and retries), and makes a User's credentials Secret."""
+        cluster = obj["spec"]["rabbitmqClusterReference"]["name"]
+        obj = {**obj, "metadata": {**obj["metadata"], "generation": 1}}
+        if ("RabbitmqCluster", namespace, cluster) in self.objects:
+            obj["status"] = {"observedGeneration": 1, "conditions": [{
+                "type": "Ready", "status": "True", "reason": "SuccessfulCreateOrUpdate",
+                "lastTransitionTime": "2026-12-06T10:00:00Z"}]}
+            if obj["kind"] == "User":
+                secret = obj["metadata"]["name"] + "-user-credentials"
+                obj["status"] |= {"credentials": {"name": secret}, "username": "generated"}
+                self.objects.add(("Secret", namespace, secret))
+        self.resource_health[(obj["kind"], namespace, obj["metadata"]["name"])] = \
+            topology_health(self.root, obj)
+
+    def _wave_done(self, app: str, objects: list[dict], default_namespace: str) -> None:
+        """Argo CD starts an Application's next sync wave only when this one is healthy."""
+        for obj in objects:
+            key = (obj["kind"], obj["metadata"].get("namespace", default_namespace),
+                   obj["metadata"]["name"])
+            health, message = self.resource_health.get(key, ("Healthy", ""))
+            if health != "Healthy" and "argocd.argoproj.io/sync-wave" in (
+                    obj["metadata"].get("annotations") or {}):
+                raise BootstrapError(f"{app}: the sync waits for ever at {key[0]} {key[2]}, "
+                                     f"{health}: {message}")
+
     def sync(self, application: dict, owner: str | None = None) -> None:
         """An Application: refused without its project; synced wave by wave."""
         name, spec = application["metadata"]["name"], application["spec"]
@@ -124,9 +154,12 @@ class Cluster:
                                  "does not exist")
         text, error = render.kustomize(self.root / spec["source"]["path"])
         assert error is None, error
-        objects = [o for o in yaml.safe_load_all(text) if o]
-        for obj in sorted(objects, key=self._order):
-            self.apply(obj, name, destination)
+        objects = sorted((o for o in yaml.safe_load_all(text) if o), key=self._order)
+        for wave in sorted({self._order(o)[0] for o in objects}):
+            in_wave = [o for o in objects if self._order(o)[0] == wave]
+            for obj in in_wave:
+                self.apply(obj, name, destination)
+            self._wave_done(name, in_wave, destination)
         if owner is None and name != "modelops-root":  # a child of the root: its waves wait
             self.wait_healthy(name)
 
@@ -288,8 +321,17 @@ def test_a_first_bootstrap_brings_every_model_and_platform_piece_up():
     # Every HPA needs the resource metrics API (issue 24, finding 6).
     ("platform/settings.yaml", "  - metrics.k8s.io/v1beta1", "",
      "reads FailedGetResourceMetric: nothing serves metrics.k8s.io/v1beta1"),
+    # Asynchronous inference: RabbitMQ's operators, the broker, then each server's user.
+    ("platform/settings.yaml", "  - rabbitmq.com/v1beta1", "",
+     "no CRD serves rabbitmq.com/v1beta1"),
+    ("overlays/staging/platform/kustomization.yaml", "- broker\n", "",
+     "waits for ever at [A-Za-z]+ iris-v1-[a-z-]+, Progressing: Waiting for the Messaging"),
+    ("overlays/staging/models/iris/v1/broker.yaml", 'argocd.argoproj.io/sync-wave: "-1"',
+     'argocd.argoproj.io/sync-wave: "0"',
+     "reads the Secret iris-v1-broker-user-credentials, which does not exist"),
 ], ids=["root-project-deadlock", "gateway-namespace-missing", "models-before-platform",
-        "prerequisite-not-named", "metrics-server-not-named"])
+        "prerequisite-not-named", "metrics-server-not-named", "rabbitmq-operators-not-named",
+        "no-broker-in-the-platform", "server-before-its-broker-user"])
 def test_a_broken_bootstrap_fails_where_argo_cd_would(tmp_path, file, old, new, failure):
     root = copy_repo(tmp_path)
     path = root / file
@@ -327,6 +369,16 @@ def application_health(root: Path, status: dict | None) -> tuple[str, str]:
     return result["status"], result["message"]
 
 
+def topology_health(root: Path, obj: dict) -> tuple[str, str]:
+    """The repository's health check of the RabbitMQ Topology Operator's kinds, as Argo
+    CD runs it (under Lua 5.1, with the object as `obj`)."""
+    check = (root / "platform/argocd/install/health/rabbitmq-topology.lua").read_text()
+    runtime = lua51.LuaRuntime()
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(check)
+    return result["status"], result["message"]
+
+
 def _health(status: dict | None) -> str:
     return application_health(REPO, status)[0]
 
@@ -353,6 +405,72 @@ def _health(status: dict | None) -> str:
 ])
 def test_an_application_counts_as_healthy_to_its_parent_once_synced(status, expected):
     assert _health(status) == expected
+
+
+READY = {"type": "Ready", "status": "True", "reason": "SuccessfulCreateOrUpdate",
+         "lastTransitionTime": "2026-12-06T10:00:00Z"}
+REFUSED = "Error: API responded with a 400 Bad Request error: PRECONDITION_FAILED - " \
+    "inequivalent arg 'x-queue-type' for queue 'modelops.iris.v1' in vhost '/'"
+
+
+def _not_ready(message: str) -> dict:
+    return {"type": "Ready", "status": "False", "reason": "FailedCreateOrUpdate",
+            "message": message, "lastTransitionTime": "2026-12-06T10:00:00Z"}
+
+
+@pytest.mark.parametrize("kind, generation, status, expected", [
+    ("Queue", 1, None, ("Progressing", "Waiting for the Messaging Topology Operator")),
+    ("Queue", 1, {"observedGeneration": 1, "conditions": [READY]},
+     ("Healthy", "Applied to RabbitMQ")),
+    # maxAttempts changed: the Policy's new generation is not applied yet
+    ("Policy", 2, {"observedGeneration": 1, "conditions": [READY]},
+     ("Progressing", "The operator has not applied the latest change yet")),
+    # the broker refused it: the operator's reason reaches the dashboard
+    ("Queue", 1, {"conditions": [_not_ready(REFUSED)]}, ("Degraded", REFUSED)),
+    # a change that failed: the generation applied before is older, the failure wins
+    ("Policy", 3, {"observedGeneration": 2, "conditions": [_not_ready("failed to declare")]},
+     ("Degraded", "failed to declare")),
+    ("Permission", 1, {"conditions": [_not_ready(
+        "RabbitmqCluster is scaled to zero replicas; waiting for it to scale up")]},
+     ("Degraded", "RabbitmqCluster is scaled to zero replicas; waiting for it to scale up")),
+    ("User", 1, {"observedGeneration": 1, "conditions": [READY]},
+     ("Progressing", "Waiting for the user's credentials Secret")),
+    ("User", 1, {"observedGeneration": 1, "conditions": [READY, {
+        "type": "PasswordSynced", "status": "True", "reason": "SuccessfulPasswordSync"}],
+        "credentials": {"name": "iris-v1-broker-user-credentials"}, "username": "x"},
+     ("Healthy", "Applied to RabbitMQ")),
+])
+def test_the_broker_objects_health_as_argo_cd_reads_it(kind, generation, status, expected):
+    obj = {"apiVersion": "rabbitmq.com/v1beta1", "kind": kind,
+           "metadata": {"name": "iris-v1-queue", "generation": generation}, "spec": {}}
+    if status is not None:
+        obj["status"] = status
+    assert topology_health(REPO, obj) == expected
+    obj["metadata"]["deletionTimestamp"] = "2026-12-06T11:00:00Z"
+    assert topology_health(REPO, obj)[0] == "Progressing"
+
+
+def test_the_install_gives_every_topology_kind_the_check(tmp_path):
+    """The install's kustomization merges the check into Argo CD's own argocd-cm, beside
+    the patches (rendered here over a stand-in for the remote install)."""
+    install = tmp_path / "install"
+    shutil.copytree(REPO / "platform/argocd/install", install)
+    config = install / "kustomization.yaml"
+    remote = next(line for line in config.read_text().splitlines() if "https://" in line)
+    config.write_text(config.read_text().replace(remote, "- upstream.yaml"))
+    (install / "upstream.yaml").write_text("".join(
+        f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n"
+        f"    app.kubernetes.io/part-of: argocd\n"
+        for name in ("argocd-cm", "argocd-cmd-params-cm", "argocd-notifications-cm",
+                     "argocd-rbac-cm")))
+    text, error = render.kustomize(install)
+    assert error is None, error
+    cm = next(o for o in yaml.safe_load_all(text) if o["metadata"]["name"] == "argocd-cm")
+    check = (REPO / "platform/argocd/install/health/rabbitmq-topology.lua").read_text()
+    for kind in ("Queue", "Policy", "User", "Permission", "Exchange"):
+        assert cm["data"][f"resource.customizations.health.rabbitmq.com_{kind}"] == check
+    assert "resource.customizations.health.argoproj.io_Application" in cm["data"]
+    assert cm["metadata"]["labels"] == {"app.kubernetes.io/part-of": "argocd"}
 
 
 def test_the_generated_argocd_tree_is_current_and_renders(tmp_path):

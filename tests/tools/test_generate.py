@@ -267,9 +267,10 @@ def test_each_environment_namespace_is_locked_down_and_budgeted():
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = objects[("ResourceQuota", "capacity-budget")]["spec"]["hard"]
     # The budget (64 cores, 128Gi, 4 GPUs) and one surge pod per server (7 Deployments:
-    # 2.25 cores, 6.875Gi, 1 GPU): rollouts at peak are admitted.
+    # 2.25 cores, 6.875Gi, 1 GPU): rollouts at peak are admitted. Claims: the
+    # platform's two, and one per broker node (iris takes asynchronous requests).
     assert quota == {"requests.cpu": "66250m", "requests.memory": "135040Mi",
-                     "requests.nvidia.com/gpu": "5", "persistentvolumeclaims": "2"}
+                     "requests.nvidia.com/gpu": "5", "persistentvolumeclaims": "5"}
     deny = objects[("NetworkPolicy", "default-deny")]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     gateway = objects[("NetworkPolicy", "allow-gateway-to-servers")]["spec"]["ingress"][0]

@@ -42,16 +42,17 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
                               "Service/churn-v1-server", "ServiceAccount/churn"]
     assert added["changed"] == {} and added["removed"] == []
     staging = plan["capacity"]["staging"]  # the scaffold asks 250m CPU, 1-3 replicas
-    # at peak: servers 6 cores, iris's training and 2 batch pods 3, catalog and compactor 0.55
-    assert staging["before"]["cpu_max"] == "9.55" and staging["after"]["cpu_max"] == "10.3"
-    assert staging["before"]["cpu_min"] == "2.8" and staging["after"]["cpu_min"] == "3.05"
+    # at peak: servers 6 cores, iris's training and 2 batch pods 3, catalog and compactor
+    # 0.55, the broker's one node 0.5 (iris takes asynchronous requests)
+    assert staging["before"]["cpu_max"] == "10.05" and staging["after"]["cpu_max"] == "10.8"
+    assert staging["before"]["cpu_min"] == "3.3" and staging["after"]["cpu_min"] == "3.55"
 
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
     assert markdown.splitlines()[2] == "**Models:** 1 added (`churn`)"
     assert markdown.splitlines()[4] == ("**At peak:** staging +3 replicas, +0.75 cores, "
                                         "+1.5 GiB; production +3 replicas, +0.75 cores, +1.5 GiB")
-    assert "| staging | 5-14 -> **6-17** | 2.8-9.55 -> **3.05-10.3** | 4.72-14.09 -> **5.22-15.59** |" \
+    assert "| staging | 6-15 -> **7-18** | 3.3-10.05 -> **3.55-10.8** | 5.72-15.09 -> **6.22-16.59** |" \
         in markdown  # one unit per column: replicas, cores, GiB
 
 

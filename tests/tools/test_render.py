@@ -32,7 +32,9 @@ def test_every_overlay_renders_and_validates(rendered):
                             "GRPCRoute",
                             "ConfigMap", "Deployment", "Deployment", "HorizontalPodAutoscaler",
                             "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                            "PodDisruptionBudget", "ConfigMap", "CronJob", "CronJob"])
+                            "PodDisruptionBudget", "ConfigMap", "CronJob", "CronJob",
+                            # each version's queues, limits and broker user (async)
+                            *["Queue", "Queue", "Policy", "User", "Permission"] * 2])
     grpc = next(o for o in rendered if o["kind"] == "GRPCRoute")  # one host per model
     assert grpc["spec"]["hostnames"] == ["iris.models.example.com"]
     *pinned, weighted = grpc["spec"]["rules"]

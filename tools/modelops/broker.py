@@ -43,12 +43,15 @@ class LocalBroker:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
+    def ctl(self, *command: str) -> None:
+        """rabbitmqctl against this broker (users, permissions, policies)."""
+        subprocess.run([str(SCRIPT.with_name("rabbitmqctl")), *command], check=True,
+                       env=self.environment, capture_output=True, timeout=60)
+
     def vhost(self, name: str) -> str:
         """A new virtual host, for a test of its own: the URL to it."""
-        for command in (["add_vhost", name], ["set_permissions", "-p", name, "guest",
-                                               ".*", ".*", ".*"]):
-            subprocess.run([str(SCRIPT.with_name("rabbitmqctl")), *command], check=True,
-                           env=self.environment, capture_output=True, timeout=60)
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{name}"
 
     def kill(self) -> None:

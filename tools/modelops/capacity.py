@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field
 
 from modelops import quantity
+from modelops.settings import Broker
 from modelops.spec import ModelSpec, PoolSpec, Quantity, Strict
 
 
@@ -97,9 +98,23 @@ def job_usage(name: str, team: str, file: str, spec: ModelSpec) -> Usage | None:
     return Usage(f"{name} jobs", team, file, zero, cpu, zero, memory, 0, 0, 0, 0)
 
 
-def env_usage(entries, env: str) -> list[Usage]:
-    """Every server and every job of these specs (SpecFiles) in one environment."""
-    used = []
+def uses_broker(entries, env: str) -> bool:
+    """Whether any model of these specs takes asynchronous requests in the environment."""
+    return any(isinstance(spec := e.envs.get(env), ModelSpec) and spec.async_ for e in entries)
+
+
+def broker_usage(broker: Broker) -> Usage:
+    """The environment's broker nodes (settings: broker), always running."""
+    count = broker.replicas
+    cpu, memory = quantity.parse(broker.cpu) * count, quantity.parse(broker.memory) * count
+    return Usage("the broker", "", "platform/settings.yaml", cpu, cpu, memory, memory, 0, 0,
+                 count, count)
+
+
+def env_usage(entries, env: str, broker: Broker | None = None) -> list[Usage]:
+    """Every server and every job of these specs (SpecFiles) in one environment, and the
+    broker's nodes (when given) if any of them takes asynchronous requests."""
+    used = [broker_usage(broker)] if broker and uses_broker(entries, env) else []
     for e in entries:
         spec = e.envs.get(env)
         if spec is None:

@@ -11,7 +11,7 @@ from modelops import capacity, names
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic, format_path
 from modelops.located import closest
-from modelops.settings import Settings
+from modelops.settings import Broker, Settings
 from modelops.spec import ModelDocument, ModelSpec
 from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc
@@ -105,10 +105,34 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
                       f"`placement: {{shared: {name}}}`, or delete it")
 
     _check_batch_outputs(report, [e for e in entries if isinstance(e.obj, ModelDocument)])
+    if settings is not None:
+        _check_broker_prerequisite(report, entries, settings)
     for env in settings.environments if settings is not None else ():
         if budget is not None:
-            _check_budget(report, entries, budget, env, platform)
+            _check_budget(report, entries, budget, env, platform,
+                          settings.environments[env].broker)
     return report.out
+
+
+BROKER_API = "rabbitmq.com/v1beta1"
+
+
+def _check_broker_prerequisite(report: _Reporter, entries: list[SpecFile],
+                               settings: Settings) -> None:
+    """A model with `async` needs RabbitMQ's operators in the cluster: said at its `async`,
+    in the pull request, rather than by an Application that never syncs."""
+    if BROKER_API in settings.prerequisites:
+        return
+    for entry in entries:
+        for env in settings.environments:
+            spec = entry.envs.get(env)
+            if isinstance(spec, ModelSpec) and spec.async_:
+                report.at(entry, _env_loc(entry, env, "async"),
+                          f"asynchronous requests need RabbitMQ's Cluster and Messaging "
+                          f"Topology Operators in the cluster: install them and add "
+                          f"{BROKER_API} to `prerequisites` in platform/settings.yaml",
+                          key=True)
+                break
 
 
 def _check_batch_outputs(report: _Reporter, models: list[SpecFile]) -> None:
@@ -271,7 +295,7 @@ def _check_jobs(spec: ModelSpec, model: str, problem) -> None:
 
 def _check_budget(report: _Reporter, entries: list[SpecFile],
                   loaded: tuple[CapacityBudget, Document], env: str,
-                  platform: capacity.Usage | None) -> None:
+                  platform: capacity.Usage | None, broker: Broker) -> None:
     budget, doc = loaded
 
     def add(loc: Loc, message: str) -> None:
@@ -281,7 +305,7 @@ def _check_budget(report: _Reporter, entries: list[SpecFile],
     if env not in budget.environments:
         add(("environments",), f"environment {env!r} has no budget")
         return
-    used = capacity.env_usage(entries, env)
+    used = capacity.env_usage(entries, env, broker)
     for problem in capacity.over_budget(budget.environments[env],
                                         used + ([platform] if platform else [])):
         add(("environments", env), problem)

@@ -11,12 +11,14 @@ SERVER_KINDS = ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisrupti
 CATALOG = "catalog"
 LOG_COMPACTOR = "log-compactor"
 SHARED_VOLUME = "modelops-shared"
+BROKER = "modelops-broker"  # the RabbitmqCluster, and the Service its operator makes
 
 PLATFORM: dict[tuple[str, str], str] = {
     **{(kind, CATALOG): "the catalog" for kind in ("Deployment", "Service", "ServiceAccount",
                                                      "HTTPRoute", "ConfigMap")},
     **{(kind, LOG_COMPACTOR): "the log compactor" for kind in ("CronJob", "ServiceAccount",
                                                                "ConfigMap")},
+    ("RabbitmqCluster", BROKER): "the broker", ("Service", BROKER): "the broker",
 }
 """The objects each environment's platform overlay puts beside the models."""
 

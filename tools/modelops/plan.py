@@ -190,7 +190,9 @@ class Plan:
 def _totals(repo: Repo, env: str, platform: capacity.Usage) -> dict[str, Decimal]:
     """What `validate` holds against the budget: the servers at min and max replicas, and
     at max also every job running; the platform's own pods at both."""
-    used = [*capacity.env_usage([*repo.models.values(), *repo.pools.values()], env), platform]
+    assert repo.settings is not None
+    used = [*capacity.env_usage([*repo.models.values(), *repo.pools.values()], env,
+                                repo.settings.environments[env].broker), platform]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
             for f in ("replicas_min", "replicas_max", "cpu_min", "cpu_max", "memory_min",
                       "memory_max", "gpu_min", "gpu_max")}

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from modelops.spec import IMAGE, LABEL_VALUE, Strict
+from modelops.spec import IMAGE, LABEL_VALUE, Quantity, Strict
 
 
 class GatewayProxies(Strict):
@@ -44,6 +44,29 @@ class ObjectStore(Strict):
     """Size limit of each pod's cache of fetched artifacts (an emptyDir)."""
 
 
+class Broker(Strict):
+    """The environment's RabbitMQ (a RabbitmqCluster of the Cluster Operator), generated
+    only where a model takes asynchronous requests; its queues, users and permissions are
+    the Messaging Topology Operator's objects in each model's overlay."""
+
+    replicas: int = Field(default=1, ge=1, le=9)
+    """Broker nodes. Quorum queues keep a request while a majority of nodes is up: 3 (or
+    5) survive the loss of one (or two); 1 survives none."""
+    image: str = Field(default="rabbitmq:4.2.6-management", pattern=IMAGE)
+    """RabbitMQ's image, pinned (the Cluster Operator release's default)."""
+    cpu: Quantity = "500m"
+    """CPU request (and limit) of each node."""
+    memory: Quantity = "1Gi"
+    """Memory request (and limit) of each node; RabbitMQ stops taking messages at 40%."""
+    storage: Quantity = "10Gi"
+    """Each node's persistent volume: the queues' logs."""
+    storageClass: str | None = Field(default=None, pattern=LABEL_VALUE)
+    """StorageClass of those volumes; unset: the cluster's default."""
+    operatorNamespace: str = Field(default="rabbitmq-system", pattern=LABEL_VALUE)
+    """Where the Cluster and Messaging Topology Operators run: the Topology Operator
+    reaches each node's management API (port 15672) from there."""
+
+
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
@@ -73,6 +96,8 @@ class EnvironmentSettings(Strict):
     """Grafana, for links to each model's dashboard."""
     objectStore: ObjectStore | None = None
     """Where `s3://` artifacts live; unset: no model of this environment may use one."""
+    broker: Broker = Field(default_factory=Broker)
+    """The RabbitMQ of models with `async` (README: asynchronous inference)."""
 
     @property
     def host(self) -> str | None:

@@ -54,7 +54,8 @@ def markdown() -> str:
         lines += ["| field | type | default | description |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
             description = " ".join((field.description or "").split())
-            lines.append(f"| `{name}` | {_type(field.annotation, seen)} | {_default(field)} | "
+            lines.append(f"| `{field.alias or name}` | {_type(field.annotation, seen)} | "
+                         f"{_default(field)} | "
                          f"{description} |")
         lines.append("")
     return "\n".join(lines)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 
 import aio_pika
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from modelops_runtime import metrics
+from modelops_runtime import metrics, queues
 from modelops_runtime.amqp import runner, topology
 from modelops_runtime.amqp.link import CONNECT_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
@@ -56,8 +57,8 @@ class Front:
         async with self._lock:
             if self._channel is None or self._channel.is_closed:
                 self._channel = await self._connection().channel(on_return_raises=True)
-                self._replies = await self._channel.declare_queue(exclusive=True,
-                                                                  auto_delete=True)
+                self._replies = await self._channel.declare_queue(
+                    queues.reply_name(uuid.uuid4().hex), exclusive=True, auto_delete=True)
                 await self._replies.consume(self._on_reply, no_ack=True)
             return self._channel
 
@@ -115,6 +116,8 @@ class Front:
                                      "Preference-Applied": "respond-async"})
 
     async def _declare(self, model: str, version: str, config: AsyncConfig) -> None:
+        if not self.link.declares:  # made by the Topology Operator
+            return
         try:
             async with asyncio.timeout(PUBLISH_SECONDS):
                 await topology.declare(self._connection(), model, version, config)
@@ -145,7 +148,7 @@ class Front:
                                      expiration=timeout, timestamp=now,
                                      reply_to=self._replies.name if reply and self._replies
                                      else None),
-                    routing_key=topology.queue_name(model, version), mandatory=True)
+                    routing_key=queues.queue_name(model, version), mandatory=True)
         except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError):
             raise Unavailable(f"the queue of model {model!r} is full (its async.maxQueued); "
                               "try again later", retry_after=5) from None

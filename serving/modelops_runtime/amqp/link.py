@@ -20,8 +20,10 @@ CONNECT_ERRORS = (OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError)
 
 
 class BrokerLink:
-    def __init__(self, url: str):
+    def __init__(self, url: str, declares: bool = True):
         self.url = url
+        self.declares = declares
+        """Whether this process declares the queues (see ServerOptions.broker_declares)."""
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self.on_connect: list[Connected] = []
         self._task: asyncio.Task[None] | None = None

@@ -22,7 +22,7 @@ import time
 import aio_pika
 import orjson
 
-from modelops_runtime import metrics
+from modelops_runtime import metrics, queues
 from modelops_runtime.amqp import topology
 from modelops_runtime.amqp.link import BrokerLink
 from modelops_runtime.config import AsyncConfig
@@ -90,11 +90,12 @@ class Runner:
         await asyncio.to_thread(self.plane.registry.wait_loaded)
         self._replies = await connection.channel(publisher_confirms=False)
         for model, version, config in self.served():
-            await topology.declare(connection, model, version, config)
+            if self.link.declares:
+                await topology.declare(connection, model, version, config)
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=config.prefetch)
-            for name, handle in ((topology.queue_name(model, version), self._request),
-                                 (topology.dead_name(model, version), self._dead_letter)):
+            for name, handle in ((queues.queue_name(model, version), self._request),
+                                 (queues.dead_name(model, version), self._dead_letter)):
                 # declared through the channel, so that aio-pika consumes it again after
                 # it reconnects (a queue it did not declare, it does not restore)
                 queue = await channel.declare_queue(name, passive=True)
@@ -189,7 +190,7 @@ class Runner:
                     aio_pika.Message(result.to_bytes(), correlation_id=request_id),
                     routing_key=message.reply_to, mandatory=False)
             if self._events is None:
-                self._events = await channel.get_exchange(topology.RESULTS_EXCHANGE,
+                self._events = await channel.get_exchange(queues.RESULTS_EXCHANGE,
                                                           ensure=False)
             await self._events.publish(aio_pika.Message(orjson.dumps(
                 {"id": request_id, "model": model, "version": version,

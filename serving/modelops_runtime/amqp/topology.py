@@ -1,13 +1,6 @@
-"""The broker's objects for one model version, named and declared one way for the front
-door and the runner (and, in the cluster, generated as the Topology Operator's Queue and
-Policy with the same arguments).
-
-A version's requests wait in the quorum queue `modelops.<model>.<version>`. A message the
-broker gives up on (its server died mid-request `maxAttempts` times, or it expired
-unstarted) moves to `<queue>.dead`, at least once, with the reason in its headers. Past
-`maxQueued` waiting requests the broker refuses a publish, which the front door answers
-with 503.
-"""
+"""Declaring a version's queues and the results exchange, where the server may: locally
+and in tests. In the cluster the Messaging Topology Operator makes them (with a Policy
+for the limits) and the server's broker user may not declare."""
 
 from __future__ import annotations
 
@@ -17,26 +10,7 @@ import aio_pika
 import aiormq
 
 from modelops_runtime.config import AsyncConfig
-
-RESULTS_EXCHANGE = "modelops.results"
-"""A topic exchange: every final result is announced as `<model>.<version>.<status>`."""
-
-
-def queue_name(model: str, version: str) -> str:
-    return f"modelops.{model}.{version}"
-
-
-def dead_name(model: str, version: str) -> str:
-    return f"{queue_name(model, version)}.dead"
-
-
-def arguments(model: str, version: str, config: AsyncConfig) -> dict[str, object]:
-    """The queue's arguments. A redelivery counts toward the limit, so the limit is the
-    attempts after the first."""
-    return {"x-queue-type": "quorum", "x-delivery-limit": config.maxAttempts - 1,
-            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead_name(model, version),
-            "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
-            "x-max-length": config.maxQueued}
+from modelops_runtime.queues import RESULTS_EXCHANGE, arguments, dead_name, queue_name
 
 
 async def declare(connection: aio_pika.abc.AbstractRobustConnection, model: str, version: str,

@@ -38,7 +38,8 @@ MODEL_KINDS = [("apps", "Deployment"), ("", "Service"), ("", "ServiceAccount"), 
                ("autoscaling", "HorizontalPodAutoscaler"), ("policy", "PodDisruptionBudget"),
                ("gateway.networking.k8s.io", "HTTPRoute"),
                ("gateway.networking.k8s.io", "GRPCRoute"),
-               ("batch", "CronJob")]
+               ("batch", "CronJob"), *(("rabbitmq.com", kind) for kind in (
+                   "Queue", "Policy", "User", "Permission"))]
 """All a model's Application may create: its project allows nothing else."""
 RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
 KEEP = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"}

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from modelops import names, quantity
-from modelops.generate import contract, jobs
+from modelops.generate import broker, contract, jobs
 from modelops.generate.argocd import app_params
 from modelops.generate.objects import (
     Code,
@@ -128,6 +128,23 @@ def _pdb(selector: dict[str, str], component: str) -> dict:
                 **selector, "app.kubernetes.io/component": component}}}}
 
 
+BROKER_FILE = "broker.yaml"  # a server's queues, limits, user and permission
+BROKER_PATCH = {"path": "broker-access.yaml", "target": {"kind": "Deployment"}}
+
+
+def _broker_files(directory: str, name_prefix: str, served: list, local: bool,
+                  settings: EnvironmentSettings) -> Files:
+    """What a server with async versions adds: its broker objects, and a patch that gives
+    its pods the broker's address and their own user's credentials."""
+    container: dict[str, Any] = {"name": "server"}
+    pod: dict[str, Any] = {"containers": [container]}
+    broker.add_broker(pod, container, settings, name_prefix)
+    return {f"{directory}/{BROKER_FILE}": broker.topology(name_prefix, served, local),
+            f"{directory}/{BROKER_PATCH['path']}": {
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME},
+                "spec": {"template": {"spec": pod}}}}
+
+
 PATCHES = [{"path": "deployment.yaml", "target": {"kind": "Deployment"}},
            {"path": "hpa.yaml", "target": {"kind": "HorizontalPodAutoscaler"}}]
 """The patches of every server in an overlay: one per model or pool, shared by its versions."""
@@ -194,7 +211,12 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
                           config, _code(spec_file, spec, repo.sources),
                           {"modelops/version": version.name},
                           spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
-        out |= unit.files(settings.namespace)
+        served = broker.served([(name, spec.model_copy(update={"versions": [version]}))])
+        if served:
+            out |= _broker_files(unit.directory, unit.name_prefix, served, True, settings)
+            out |= unit.files(settings.namespace, (BROKER_FILE,), patches=[BROKER_PATCH])
+        else:
+            out |= unit.files(settings.namespace)
     path = f"/v2/models/{name}"
     routes = [route(name, settings.gateway, settings.gatewayNamespace, [
         *({"matches": [prefix(f"{path}/versions/{v.name}")],
@@ -252,8 +274,13 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
         job_dirs += [f"{member.name}-jobs"] if job_files else []
     unit = ServerUnit(top, BASE_POOL, names.prefix(pool.name), config, code,
                       {"modelops/pool": pool.name}, spec.autoscaling.minReplicas >= 2)
-    out |= unit.files(settings.namespace, (RESOURCES, "route.yaml", *job_dirs), labels(pool),
-                      images=[image(repo.settings.serverImage)], patches=PATCHES)
+    served = broker.served([(m.name, m.envs[env]) for m in members])  # type: ignore[misc]
+    if served:
+        out |= _broker_files(top, unit.name_prefix, served, False, settings)
+    out |= unit.files(settings.namespace, (RESOURCES, "route.yaml", *job_dirs,
+                                           *([BROKER_FILE] if served else [])), labels(pool),
+                      images=[image(repo.settings.serverImage)],
+                      patches=PATCHES + ([BROKER_PATCH] if served else []))
     out[f"{top}/app.json"] = app_params(repo, env, pool.name, pool.team, "",
                                         [m.name for m in members])
     return out

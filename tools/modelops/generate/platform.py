@@ -7,6 +7,7 @@
       gateway/      the environment's Gateway (when settings name a GatewayClass)
       catalog/      the model catalog page, with its generated catalog.yaml
       log-compactor/  the CronJob that turns prediction logs into datasets
+      broker/       RabbitMQ, where a model takes asynchronous requests (see broker.py)
 
 These live apart from models/ in the tree, so no model name is taken by the layout.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops import capacity, quantity
-from modelops.generate import contract
+from modelops.generate import broker, contract
 from modelops.generate.argocd import KEEP, monitoring_namespace
 from modelops.generate.objects import (
     GATEWAY_API,
@@ -64,8 +65,9 @@ def namespace(repo: Repo, env: str) -> Files:
         [*repo.models.values(), *repo.pools.values()], env)
     cpu = quantity.parse(budget.cpu) + rollout_cpu
     memory = quantity.parse(budget.memory) + rollout_memory
+    claims = 2 + (settings.broker.replicas if broker.uses_broker(repo, env) else 0)  # its nodes'
     hard = {"requests.cpu": quantity.cpu(cpu), "requests.memory": quantity.memory(memory),
-            "persistentvolumeclaims": "2"}
+            "persistentvolumeclaims": str(claims)}
     if budget.gpu or rollout_gpu:
         hard["requests.nvidia.com/gpu"] = str(budget.gpu + rollout_gpu)
     servers = _server_pods()
@@ -197,11 +199,16 @@ def log_compactor(repo: Repo, env: str) -> Files:
         repo, env).model_dump(mode="json", exclude_none=True))
 
 
+def message_broker(repo: Repo, env: str) -> Files:
+    return broker.platform(repo, env, f"{root(env)}/broker") if broker.uses_broker(
+        repo, env) else {}
+
+
 def environment(repo: Repo, env: str) -> Files:
     """The kustomization that gathers an environment's platform overlays."""
     assert repo.settings is not None
     parts = ["namespace", *(["gateway"] if repo.settings.environments[env].gatewayClass else []),
-             CATALOG, LOG_COMPACTOR]
+             CATALOG, LOG_COMPACTOR, *(["broker"] if broker.uses_broker(repo, env) else [])]
     return {f"{root(env)}/kustomization.yaml": kustomization(
         None, parts, labels=dict(PART_OF))}
 

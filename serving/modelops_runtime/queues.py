@@ -1,0 +1,58 @@
+"""The broker's objects for one model version, named and shaped in one place: the server
+declares them locally, and the generator makes them in the cluster (the Messaging
+Topology Operator's Queue and Policy) from the same names and limits.
+
+A version's requests wait in the quorum queue `modelops.<model>.<version>`. A message the
+broker gives up on (its server died mid-request `maxAttempts` times, or it expired
+unstarted) moves to `<queue>.dead`, at least once, with the reason in its headers. Past
+`maxQueued` waiting requests the broker refuses a publish, which the front door answers
+with 503.
+"""
+
+from __future__ import annotations
+
+import re
+
+from modelops_runtime.config import AsyncConfig
+
+RESULTS_EXCHANGE = "modelops.results"
+"""A topic exchange: every final result is announced as `<model>.<version>.<status>`."""
+
+
+def queue_name(model: str, version: str) -> str:
+    return f"modelops.{model}.{version}"
+
+
+def dead_name(model: str, version: str) -> str:
+    return f"{queue_name(model, version)}.dead"
+
+
+REPLIES = "modelops.replies."
+"""Each front door's own reply queue (exclusive: only its connection may consume it),
+where runners answer the requests sent with `Prefer: respond-async, wait=N`."""
+
+
+def reply_name(unique: str) -> str:
+    return REPLIES + unique
+
+
+def limits(model: str, version: str, config: AsyncConfig) -> dict[str, object]:
+    """The queue's limits, as policy keys. A redelivery counts toward the delivery limit,
+    so the limit is the attempts after the first."""
+    return {"delivery-limit": config.maxAttempts - 1, "dead-letter-exchange": "",
+            "dead-letter-routing-key": dead_name(model, version),
+            "dead-letter-strategy": "at-least-once", "overflow": "reject-publish",
+            "max-length": config.maxQueued}
+
+
+def arguments(model: str, version: str, config: AsyncConfig) -> dict[str, object]:
+    """The same limits as arguments of a queue declared by the server itself (locally,
+    where no Policy is made): fixed for the queue's life, unlike a Policy's."""
+    return {"x-queue-type": "quorum",
+            **{f"x-{key}": value for key, value in limits(model, version, config).items()}}
+
+
+def pattern(*names: str) -> str:
+    """A regular expression that matches exactly these names (a Policy's or a
+    Permission's)."""
+    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
