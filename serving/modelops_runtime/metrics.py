@@ -60,6 +60,14 @@ BROKER_UP = Gauge("modelops_async_broker_up",
 ASYNC_CONSUMERS = Gauge("modelops_async_consumers",
                         "Queues this server consumes now (a version's requests and its dead "
                         "letters), 0 while its broker is unreachable.", registry=None)
+ASYNC_QUEUE_DEPTH = Gauge("modelops_async_queue_depth",
+                          "Messages ready in a version's queue, as the broker counts them: "
+                          "requests waiting (queue=\"waiting\") and dead letters not yet "
+                          "answered (queue=\"dead\"). Every replica reports the same queue.",
+                          ["model", "version", "queue"], registry=None)
+ASYNC_QUEUE_LIMIT = Gauge("modelops_async_queue_limit",
+                          "The spec's async.maxQueued: past it a submit gets 503.",
+                          ["model", "version"], registry=None)
 ASYNC_DEAD_LETTERS = Counter("modelops_async_dead_letters_total",
                              "Requests the broker dead-lettered, by its reason.",
                              ["model", "reason"], registry=REGISTRY)
@@ -69,8 +77,8 @@ ASYNC_DEAD_LETTERS = Counter("modelops_async_dead_letters_total",
 def register_async() -> None:
     """The broker's gauges, only on a server that has one: elsewhere a 0 would read as
     "broker down" (AsyncBrokerUnreachable)."""
-    REGISTRY.register(BROKER_UP)
-    REGISTRY.register(ASYNC_CONSUMERS)
+    for gauge in (BROKER_UP, ASYNC_CONSUMERS, ASYNC_QUEUE_DEPTH, ASYNC_QUEUE_LIMIT):
+        REGISTRY.register(gauge)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -249,6 +249,25 @@ def test_an_expired_request_and_a_full_queue(tmp_path, start_server, broker_url)
     assert retried.status_code == 202
 
 
+def test_the_backlog_is_counted_for_the_alert(tmp_path, start_server, broker_url):
+    """What waits in a version's queue, as the broker counts it, beside its bound."""
+    server = start_server(config(flaky(tmp_path, maxQueued=50)), broker_url=broker_url,
+                          shared=tmp_path, calls=tmp_path / "calls", delay=3)
+    for i in range(6):
+        assert submit(server, "flaky", x(i), f"b-{i}").status_code == 202
+    waiting = re.compile(r'modelops_async_queue_depth\{model="flaky",queue="waiting",'
+                         r'version="v1"\} (\d+)')
+    deadline = time.monotonic() + 15
+    while not (counted := waiting.search(text := server.client.get("/metrics").text)) or \
+            counted.group(1) == "0":
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
+    # one runs and five wait; counted every 5 s, while one is answered every 3 s
+    assert 3 <= int(counted.group(1)) <= 5, counted.group(0)
+    assert 'modelops_async_queue_limit{model="flaky",version="v1"} 50.0' in text
+    assert 'modelops_async_queue_depth{model="flaky",queue="dead",version="v1"} 0.0' in text
+
+
 def test_a_resubmitted_request_id_is_queued_and_answered_once(tmp_path, start_server,
                                                               broker_url):
     server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,

@@ -56,6 +56,19 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
         in markdown  # one unit per column: replicas, cores, GiB
 
 
+def test_a_queue_limit_change_edits_the_policy_and_shows_in_the_plan(clone):
+    spec = clone / "models/iris/model.yaml"
+    spec.write_text(spec.read_text().replace("    maxAttempts: 3\n", "    maxAttempts: 5\n"))
+    plan = json.loads(run_modelops("plan", "--base", "HEAD", "-o", "json", cwd=clone).stdout)
+    iris = next(c for c in plan["changes"] if c["name"] == "iris" and c["env"] == "production")
+    assert iris["added"] == [] and iris["removed"] == []  # the queues stay, with their requests
+    assert {"Policy/iris-v1-limits", "Policy/iris-v2-limits"} <= set(iris["changed"])
+    assert not [key for key in iris["changed"] if key.startswith(("Queue/", "User/"))]
+    assert "+    delivery-limit: 4" in iris["changed"]["Policy/iris-v1-limits"]
+    assert iris["facts"] == ["queue: 3 attempts, at most 10000 waiting, 600 s to start -> "
+                             "5 attempts, at most 10000 waiting, 600 s to start"]
+
+
 def test_a_canary_weight_change_changes_only_the_traffic(clone):
     spec = clone / "models/iris/model.yaml"
     spec.write_text(spec.read_text().replace("weight: 90", "weight: 75").replace("weight: 10", "weight: 25"))

@@ -160,6 +160,10 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
                 out["holdout"] = "; ".join(trained)
             out["placement"] = spec.placement if spec.placement == "dedicated" \
                 else f"pool {spec.placement.shared}"
+            if spec.async_:
+                limits = spec.async_
+                out["queue"] = (f"{limits.maxAttempts} attempts, at most {limits.maxQueued} "
+                                f"waiting, {limits.timeoutSeconds} s to start")
         return out
 
     before, after = describe(old), describe(new)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from modelops_runtime import metrics, queues
 from modelops_runtime.amqp import runner, topology
-from modelops_runtime.amqp.link import CONNECT_ERRORS, BrokerLink
+from modelops_runtime.amqp.link import BROKER_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.errors import Conflict, InvalidRequest, NotFound, Unavailable
@@ -34,8 +34,6 @@ PUBLISH_SECONDS = 5.0
 """The broker confirms a publish within this, or the submit is a 503."""
 MAX_WAIT = 60.0
 RETRY_AFTER = "1"
-BROKER_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.ChannelInvalidStateError)
-"""What a broker that is down, slow or gone raises: the request gets 503, never a hang."""
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 

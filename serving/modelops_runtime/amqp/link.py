@@ -17,6 +17,8 @@ from modelops_runtime import metrics
 
 Connected = Callable[[aio_pika.abc.AbstractRobustConnection], Awaitable[None]]
 CONNECT_ERRORS = (OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError)
+BROKER_ERRORS = (*CONNECT_ERRORS, aio_pika.exceptions.ChannelInvalidStateError)
+"""What a broker that is down, slow or gone raises: a request gets 503, never a hang."""
 
 
 class BrokerLink:

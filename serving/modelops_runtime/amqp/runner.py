@@ -24,7 +24,7 @@ import orjson
 
 from modelops_runtime import metrics, queues
 from modelops_runtime.amqp import topology
-from modelops_runtime.amqp.link import BrokerLink
+from modelops_runtime.amqp.link import BROKER_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.errors import ModelFailed, ServingError, Unavailable
@@ -39,6 +39,7 @@ DEADLINE = "modelops-deadline"
 one, whose step at today's epoch seconds is two minutes."""
 SWEEP_SECONDS = 3600.0
 BROKER_SECONDS = 2.0
+DEPTH_SECONDS = 5.0
 """The longest a stopping server waits for the broker to answer."""
 BUSY_PAUSE = 0.01
 """A request that finds its model at the concurrency limit (HTTP traffic took the slots)
@@ -76,6 +77,7 @@ class Runner:
         self._replies: aio_pika.abc.AbstractChannel | None = None
         self._events: aio_pika.abc.AbstractExchange | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._depth: asyncio.Task[None] | None = None
         link.on_connect.append(self._consume)
         metrics.ASYNC_CONSUMERS.set_function(
             lambda: float(len(self.consumers)) if link.up and not self.stopping else 0.0)
@@ -101,7 +103,9 @@ class Runner:
                 queue = await channel.declare_queue(name, passive=True)
                 tag = await queue.consume(self._tracked(handle, model, version, config))
                 self.consumers.append((queue, tag))
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep())
+        self._depth = loop.create_task(self._count())
 
     def _tracked(self, handle, model: str, version: str, config: AsyncConfig):  # type: ignore[no-untyped-def]
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -223,11 +227,33 @@ class Runner:
                                             float(model.asynchronous.timeoutSeconds))
             await asyncio.sleep(SWEEP_SECONDS)
 
+    async def _count(self) -> None:
+        """The depth of every queue this server consumes, every few seconds, for the
+        backlog alert and the catalog (a passive declare: it changes nothing)."""
+        for model, version, config in self.served():
+            metrics.ASYNC_QUEUE_LIMIT.labels(model, version).set(config.maxQueued)
+        while True:
+            for model, version, _ in self.served():
+                for kind, name in (("waiting", queues.queue_name(model, version)),
+                                   ("dead", queues.dead_name(model, version))):
+                    if self._replies is None:
+                        return
+                    try:
+                        async with asyncio.timeout(BROKER_SECONDS):
+                            channel = await self._replies.get_underlay_channel()
+                            declared = await channel.queue_declare(name, passive=True)
+                    except BROKER_ERRORS:
+                        continue  # down or reconnecting: the last count stands
+                    metrics.ASYNC_QUEUE_DEPTH.labels(model, version, kind).set(
+                        declared.message_count or 0)
+            await asyncio.sleep(DEPTH_SECONDS)
+
     async def stop(self, grace: float) -> None:
         """Takes no more messages, and lets those in hand finish (SIGTERM)."""
         self.stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._depth):
+            if task is not None:
+                task.cancel()
         for queue, tag in self.consumers:
             with contextlib.suppress(Exception):  # the broker may be gone: no waiting for it
                 async with asyncio.timeout(BROKER_SECONDS):
