@@ -376,12 +376,22 @@ def test_a_queued_request_can_be_cancelled_and_never_runs(tmp_path, start_server
 
 
 # -- in the cluster: the generated broker objects, applied as the operator applies them ---
-def _as_the_topology_operator(broker: LocalBroker, vhost: str, objects: list[dict],
-                              folder: Path) -> None:
-    """What the Messaging Topology Operator does with a server's generated objects: the
-    queues (quorum, no arguments), the Policy, the User with a generated password (its
-    credentials Secret, here a folder) and the Permission; the results exchange is the
-    platform's."""
+def _topology_user(broker: LocalBroker, vhost: str, objects: list[dict],
+                   folder: Path) -> None:
+    """What the Messaging Topology Operator does with a server's User and Permission: the
+    user, with a generated password in its credentials Secret (here a folder)."""
+    folder.mkdir()
+    (folder / "username").write_text("generated-user")
+    (folder / "password").write_text("p@ss:w/rd#1")  # quoted into the URL by the server
+    broker.ctl("add_user", "generated-user", "p@ss:w/rd#1")
+    allowed = next(o["spec"]["permissions"] for o in objects if o["kind"] == "Permission")
+    broker.ctl("set_permissions", "-p", vhost, "generated-user", allowed["configure"],
+               allowed["write"], allowed["read"])
+
+
+def _topology_queues(broker: LocalBroker, vhost: str, objects: list[dict]) -> None:
+    """... and with its Queues (quorum, no arguments) and Policy; the results exchange is
+    the platform's."""
     import asyncio
 
     import aio_pika
@@ -401,19 +411,13 @@ def _as_the_topology_operator(broker: LocalBroker, vhost: str, objects: list[dic
         broker.ctl("set_policy", "-p", vhost, "--apply-to", policy["applyTo"], "--priority",
                    str(policy["priority"]), policy["name"], policy["pattern"],
                    json.dumps(policy["definition"]))
-    folder.mkdir()
-    (folder / "username").write_text("generated-user")
-    (folder / "password").write_text("p@ss:w/rd#1")  # quoted into the URL by the server
-    broker.ctl("add_user", "generated-user", "p@ss:w/rd#1")
-    allowed = next(o["spec"]["permissions"] for o in objects if o["kind"] == "Permission")
-    broker.ctl("set_permissions", "-p", vhost, "generated-user", allowed["configure"],
-               allowed["write"], allowed["read"])
 
 
 def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_server, broker):
     """The cluster's way: the server declares nothing and connects as its own user; the
     Policy, not queue arguments, dead-letters a poison request after maxAttempts; the user
-    may read only its own queues."""
+    may read only its own queues; a server that starts before its queues exist waits for
+    them."""
     import asyncio
 
     import aio_pika
@@ -427,11 +431,18 @@ def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_serv
     vhost = "generated-objects"
     broker.ctl("add_vhost", vhost)
     broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    _as_the_topology_operator(broker, vhost, objects, tmp_path / "credentials")
+    _topology_user(broker, vhost, objects, tmp_path / "credentials")
     server = start_server(config(flaky(tmp_path, maxAttempts=2)),
                           broker_url=f"amqp://127.0.0.1:{broker.port}/{vhost}",
                           broker_credentials=tmp_path / "credentials", broker_declares="false",
-                          shared=tmp_path, calls=tmp_path / "calls")
+                          shared=tmp_path, calls=tmp_path / "calls", wait=None)
+    server.wait()  # ready, serving synchronously, and waiting for its queues
+    deadline = time.monotonic() + 30
+    while "queue modelops.flaky.v1 does not exist yet" not in server.stderr.read_text():
+        assert time.monotonic() < deadline, server.stderr.read_text()
+        time.sleep(0.1)
+    _topology_queues(broker, vhost, objects)  # the operator gets to it later
+    connected(server)
     answered = submit(server, "flaky", x(2.0), "fine-1", prefer="respond-async, wait=30")
     assert answered.status_code == 200, answered.text + server.stderr.read_text()
     assert answered.json()["outputs"][0]["data"] == [4.0]

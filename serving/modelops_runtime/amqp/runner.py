@@ -20,6 +20,7 @@ import sys
 import time
 
 import aio_pika
+import aiormq
 import orjson
 
 from modelops_runtime import metrics, queues
@@ -40,6 +41,7 @@ one, whose step at today's epoch seconds is two minutes."""
 SWEEP_SECONDS = 3600.0
 BROKER_SECONDS = 2.0
 DEPTH_SECONDS = 5.0
+QUEUE_WAIT_SECONDS = 2.0
 """The longest a stopping server waits for the broker to answer."""
 BUSY_PAUSE = 0.01
 """A request that finds its model at the concurrency limit (HTTP traffic took the slots)
@@ -94,18 +96,33 @@ class Runner:
         for model, version, config in self.served():
             if self.link.declares:
                 await topology.declare(connection, model, version, config)
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=config.prefetch)
             for name, handle in ((queues.queue_name(model, version), self._request),
                                  (queues.dead_name(model, version), self._dead_letter)):
-                # declared through the channel, so that aio-pika consumes it again after
-                # it reconnects (a queue it did not declare, it does not restore)
-                queue = await channel.declare_queue(name, passive=True)
+                queue = await self._existing(connection, name, config.prefetch)
                 tag = await queue.consume(self._tracked(handle, model, version, config))
                 self.consumers.append((queue, tag))
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep())
         self._depth = loop.create_task(self._count())
+
+    async def _existing(self, connection: aio_pika.abc.AbstractRobustConnection, name: str,
+                        prefetch: int) -> aio_pika.abc.AbstractQueue:
+        """The queue, once it exists: in the cluster the Topology Operator makes it, and a
+        server that starts first waits for it rather than serve without it. Declared
+        (passively) through its own channel, so that aio-pika consumes it again after a
+        reconnect: a queue it did not declare, it does not restore."""
+        said = False
+        while True:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            try:
+                return await channel.declare_queue(name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                if not said:
+                    print(f"modelops server: queue {name} does not exist yet; waiting for it",
+                          file=sys.stderr, flush=True)
+                    said = True
+                await asyncio.sleep(QUEUE_WAIT_SECONDS)
 
     def _tracked(self, handle, model: str, version: str, config: AsyncConfig):  # type: ignore[no-untyped-def]
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
