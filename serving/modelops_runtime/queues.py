@@ -27,6 +27,12 @@ def dead_name(model: str, version: str) -> str:
     return f"{queue_name(model, version)}.dead"
 
 
+PROTOBUF_REQUEST = "application/vnd.modelops.infer-request+protobuf"
+"""A message submitted over gRPC: a serialized ModelInferRequest (HTTP's are the request's
+own JSON or binary body)."""
+PROTOBUF_RESPONSE = "application/vnd.modelops.infer-response+protobuf"
+"""Its result: a serialized ModelInferResponse, fetched over gRPC."""
+
 REPLIES = "modelops.replies."
 """Each front door's own reply queue (exclusive: only its connection may consume it),
 where runners answer the requests sent with `Prefer: respond-async, wait=N`."""

@@ -56,6 +56,10 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
 
             grpc_server = create_server(plane, options.host, options.grpc_port, token,
                                         options.max_body_bytes)
+            if front is not None:  # asynchronous requests over gRPC too
+                from modelops_runtime.amqp import grpc_door
+
+                grpc_door.add_to(grpc_server, plane, token, front)
             await grpc_server.start()
         yield
         if grpc_server is not None:  # HTTP has drained; let gRPC's in-flight calls finish

@@ -5,10 +5,12 @@ broker down and back, a runner killed under load)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import examples
+from conftest import REPO, examples
 from servers import Server, config, model
 from tritonclient.utils import triton_to_np_dtype
 
@@ -471,3 +473,131 @@ def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_serv
         return refused
 
     assert asyncio.run(probe()) == ["consume another model's queue", "declare a queue"]
+
+
+# -- over gRPC: modelops.AsyncInference beside the protocol's service -------------------------
+@functools.cache
+def _messages() -> dict[str, type]:
+    """The service's messages, built from the checked-in protos into a pool of their own:
+    tritonclient's build of the protocol's `inference` package owns this process's default
+    pool (two builds of one package cannot share it)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from grpc_tools import protoc
+
+    out = Path(tempfile.mkdtemp()) / "async.pb"
+    assert protoc.main(["protoc", f"-I{REPO / 'serving'}", "--include_imports",
+                        f"--descriptor_set_out={out}",
+                        "modelops_runtime/grpc/proto/asynchronous.proto"]) == 0
+    pool = descriptor_pool.DescriptorPool()
+    for file in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
+        pool.Add(file)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+            for name in ("modelops.AsyncSubmitRequest", "modelops.AsyncFetchRequest",
+                         "modelops.AsyncResult", "inference.ModelInferRequest")}
+
+
+class _AsyncStub:
+    """modelops.AsyncInference, as a client calls it."""
+
+    def __init__(self, server: Server):
+        import grpc
+
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        result = _messages()["modelops.AsyncResult"]
+        for method in ("Submit", "Fetch", "Cancel"):
+            setattr(self, method, self.channel.unary_unary(
+                f"/modelops.AsyncInference/{method}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=result.FromString))
+
+
+def _submit_request(request, wait: int = 0):
+    return _messages()["modelops.AsyncSubmitRequest"](request=request, wait_seconds=wait)
+
+
+def _fetch_request(name: str, request_id: str):
+    return _messages()["modelops.AsyncFetchRequest"](model_name=name, id=request_id)
+
+
+def _infer_message(name: str, value: np.ndarray, datatype: str = "FP32", values: int = 0):
+    raw = value.tobytes() if not values else np.zeros(values, value.dtype).tobytes()
+    message = _messages()["inference.ModelInferRequest"](model_name=name)
+    message.inputs.add(name="input-0" if name == "iris" else "x", datatype=datatype,
+                       shape=list(value.shape))
+    message.raw_input_contents.append(raw)
+    return message
+
+
+def _fetched(stub: _AsyncStub, name: str, request_id: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while (got := stub.Fetch(_fetch_request(name, request_id))).status == "queued":
+        assert time.monotonic() < deadline, got
+        time.sleep(0.05)
+    return got
+
+
+def test_grpc_submits_fetches_and_waits_through_the_front_door(every_example):
+    import grpc
+
+    server = every_example
+    flower = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
+    stub = _AsyncStub(server)
+    waited = stub.Submit(_submit_request(_infer_message("iris", flower), wait=30),
+                         metadata=(("x-request-id", "grpc-waited"),))
+    assert waited.status == "done" and waited.id == "grpc-waited"
+    assert waited.response.outputs[0].name == "predict"
+    assert np.frombuffer(waited.response.raw_output_contents[0], dtype=np.int64).tolist() == [0]
+    queued = stub.Submit(_submit_request(_infer_message("iris", flower)),
+                         metadata=(("x-request-id", "grpc-later"),))
+    assert queued.status == "queued" and queued.model_version
+    fetched = _fetched(stub, "iris", "grpc-later")
+    assert fetched.status == "done" and fetched.response.raw_output_contents == \
+        waited.response.raw_output_contents
+    # one transport's answer is not rewritten for the other: each says where to fetch it
+    over_http = server.client.get("/v2/models/iris/async/grpc-later")
+    assert over_http.status_code == 409 and "over gRPC" in over_http.json()["error"]
+    body = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, 4],
+                        "data": flower.ravel().tolist()}]}
+    assert submit(server, "iris", body, "http-submitted").status_code == 202
+    assert outcome(server, "iris", "http-submitted").status_code == 200
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Fetch(_fetch_request("iris", "http-submitted"))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "GET /v2/models/iris/async/http-submitted" in refused.value.details()
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.Fetch(_fetch_request("iris", "never-sent"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as malformed:  # three values for a [1, 4] tensor
+        stub.Submit(_submit_request(_infer_message("iris", flower, values=3)))
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as garbage:  # not a message at all
+        stub.channel.unary_unary("/modelops.AsyncInference/Submit")(b"\xff\xff\xff")
+    assert garbage.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub.channel.close()
+
+
+def test_grpc_outcomes_of_a_poison_request_bad_input_and_a_cancel(tmp_path, start_server,
+                                                                 broker_url):
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,
+                          calls=tmp_path / "calls", delay=1)
+    stub = _AsyncStub(server)
+
+    def send(value: np.ndarray, request_id: str) -> None:
+        stub.Submit(_submit_request(_infer_message("flaky", value, "FP64")),
+                    metadata=(("x-request-id", request_id),))
+
+    send(np.array([[5.0]]), "busy")  # holds the one runner slot (prefetch 1) for a second
+    send(np.array([[3.0]]), "cancelled-early")
+    cancelled = stub.Cancel(_fetch_request("flaky", "cancelled-early"))
+    assert cancelled.status == "cancelled"
+    send(np.array([[-1.0]]), "poison")
+    send(np.array([[1.0, 2.0]]), "two-features")  # well formed, but not the model's shape
+    failed = _fetched(stub, "flaky", "poison")
+    assert failed.status == "failed" and "negative input breaks this model" not in failed.error
+    assert "failed on all 3 attempts" in failed.error
+    invalid = _fetched(stub, "flaky", "two-features")
+    assert invalid.status == "invalid" and "expected 1 features per row, got 2" in invalid.error
+    assert _fetched(stub, "flaky", "cancelled-early").status == "cancelled"
+    time.sleep(1.5)
+    assert 3.0 not in calls(tmp_path / "calls") and 2.0 not in calls(tmp_path / "calls")
+    stub.channel.close()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
-PROTO = "modelops_runtime/grpc/proto/inference.proto"
+PROTOS = ["inference", "asynchronous"]
 
 
-def test_the_generated_stubs_are_current(tmp_path):
+@pytest.mark.parametrize("proto", PROTOS)
+def test_the_generated_stubs_are_current(tmp_path, proto):
+    source = f"modelops_runtime/grpc/proto/{proto}.proto"
     made = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{REPO / 'serving'}",
                            f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}",
-                           f"--pyi_out={tmp_path}", PROTO], capture_output=True, text=True)
+                           f"--pyi_out={tmp_path}", source], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    for name in ("inference_pb2.py", "inference_pb2_grpc.py", "inference_pb2.pyi"):
+    for name in (f"{proto}_pb2.py", f"{proto}_pb2_grpc.py", f"{proto}_pb2.pyi"):
         fresh = (tmp_path / "modelops_runtime/grpc/proto" / name).read_text()
         kept = (REPO / "serving/modelops_runtime/grpc/proto" / name).read_text()
-        assert fresh == kept, f"{name} is stale: regenerate it (see the header of {PROTO})"
+        assert fresh == kept, f"{name} is stale: regenerate it (see the header of {source})"

@@ -28,12 +28,13 @@ from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from modelops_runtime.http import binary, codec, routes
-from modelops_runtime.results import Result, ResultStore
+from modelops_runtime.results import Accepted, Result, ResultStore
 
 PUBLISH_SECONDS = 5.0
 """The broker confirms a publish within this, or the submit is a 503."""
 MAX_WAIT = 60.0
 RETRY_AFTER = "1"
+JSON = "application/json"
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -70,48 +71,109 @@ class Front:
         if future is not None and not future.done():
             future.set_result(Result.from_bytes(message.body))
 
-    async def submit(self, request: Request) -> Response:
-        name, version = request.path_params["name"], request.path_params.get("version")
+    # -- what every transport's front door does -------------------------------------------
+    def target(self, name: str, version: str | None) -> tuple[str, AsyncConfig]:
+        """The version a request goes to (by the weights, unless pinned), and its limits."""
         served, loaded = self.plane.registry.pick(name, version)
         config = served.config.asynchronous
         if config is None:
             raise InvalidRequest(f"model {name!r} takes no asynchronous requests (its spec "
-                                 "has no `async`); send it without Prefer: respond-async")
-        version = loaded.config.name
+                                 "has no `async`); send it synchronously")
+        return loaded.config.name, config
+
+    async def enqueue(self, name: str, version: str, config: AsyncConfig, body: bytes,
+                      header_length: str | None, content_type: str, request_id: str,
+                      wait: float) -> Result | None:
+        """Queues a request the transport has checked, once per request id; its result
+        when it comes within `wait` seconds."""
+        if not self.link.up:
+            raise Unavailable("the broker is unreachable; try again shortly", retry_after=1)
+        if (name, version) not in self._declared:  # its runner may not have started yet
+            await self._declare(name, version, config)
+        # written and synced off the event loop: a disk's fsync would stall every request
+        if not await asyncio.to_thread(self.store.accept, name, request_id, version,
+                                       config.timeoutSeconds):
+            return None  # submitted before: the first one stands
+        future = self._expect(request_id) if wait else None
+        try:
+            await self._publish(name, version, request_id, body, header_length, content_type,
+                                config.timeoutSeconds, wait > 0)
+        except BaseException:
+            self.store.withdraw(name, request_id)
+            self.waiting.pop(request_id, None)
+            raise
+        metrics.ASYNC_SUBMITTED.labels(name, version).inc()
+        if future is None:
+            return None
+        try:
+            return await asyncio.wait_for(future, min(wait, MAX_WAIT))
+        except TimeoutError:
+            return None
+        finally:
+            self.waiting.pop(request_id, None)
+
+    def lookup(self, name: str, request_id: str) -> Result | Accepted:
+        """The request's result, or what was accepted while it has none."""
+        self.plane.registry.served(name)
+        result = self.store.result(name, request_id)
+        if result is not None:
+            return result
+        accepted = self.store.accepted(name, request_id)
+        if accepted is None:
+            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}: "
+                           "never submitted here, or its result is past retention")
+        return accepted
+
+    async def withdraw(self, name: str, request_id: str) -> Accepted:
+        """Ends a request that has no result yet: it will not run (a runner that already
+        started it finishes, and its answer is dropped)."""
+        self.plane.registry.served(name)
+        accepted = self.store.accepted(name, request_id)
+        if accepted is None:
+            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}")
+        cancelled = runner.error_result("cancelled", 410, "cancelled by the client before "
+                                                          "it was answered")
+        if not await asyncio.to_thread(self.store.answer, name, request_id, cancelled):
+            raise Conflict(f"request {request_id!r} already has its result; fetch it")
+        metrics.ASYNC_COMPLETED.labels(name, accepted.version, "cancelled").inc()
+        return accepted
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def submit(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        version, config = self.target(name, request.path_params.get("version"))
         body = await routes.read_body(request, self.plane.options)
         header_length = request.headers.get(binary.HEADER)
         request_id = request.scope["state"]["request_id"]
         codec.decode(body, header_length, name, version, request_id)  # malformed: 400 now
-        if not self.link.up:
-            raise Unavailable("the broker is unreachable; try again shortly", retry_after=1)
-        location = f"/v2/models/{name}/async/{request_id}"
-        wait = min(float(m.group(1)), MAX_WAIT) if (
+        wait = float(m.group(1)) if (
             m := _WAIT.search(request.headers.get("prefer", ""))) else 0.0
-        if (name, version) not in self._declared:  # its runner may not have started yet
-            await self._declare(name, version, config)
-        # written and synced off the event loop: a disk's fsync would stall every request
-        if await asyncio.to_thread(self.store.accept, name, request_id, version,
-                                   config.timeoutSeconds):
-            future = self._expect(request_id) if wait else None
-            try:
-                await self._publish(name, version, request_id, body, header_length,
-                                    config.timeoutSeconds, wait > 0)
-            except BaseException:
-                self.store.withdraw(name, request_id)
-                self.waiting.pop(request_id, None)
-                raise
-            metrics.ASYNC_SUBMITTED.labels(name, version).inc()
-            if future is not None:
-                try:
-                    return _answer(await asyncio.wait_for(future, wait))
-                except TimeoutError:
-                    pass
-                finally:
-                    self.waiting.pop(request_id, None)
+        result = await self.enqueue(name, version, config, body, header_length,
+                                    request.headers.get("content-type") or JSON,
+                                    request_id, wait)
+        if result is not None:
+            return _answer(result)
         return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
                              "model_version": version}, status_code=202,
-                            headers={"Location": location, "Retry-After": RETRY_AFTER,
+                            headers={"Location": f"/v2/models/{name}/async/{request_id}",
+                                     "Retry-After": RETRY_AFTER,
                                      "Preference-Applied": "respond-async"})
+
+    async def fetch(self, request: Request) -> Response:
+        name, request_id = request.path_params["name"], request.path_params["id"]
+        found = self.lookup(name, request_id)
+        if isinstance(found, Result):
+            return _answer(found)
+        return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
+                             "model_version": found.version}, status_code=202,
+                            headers={"Retry-After": RETRY_AFTER})
+
+    async def cancel(self, request: Request) -> Response:
+        """DELETE on the Location: GET then answers 410; an answered request is a 409."""
+        name, request_id = request.path_params["name"], request.path_params["id"]
+        accepted = await self.withdraw(name, request_id)
+        return JSONResponse({"id": request_id, "status": "cancelled", "model_name": name,
+                             "model_version": accepted.version})
 
     async def _declare(self, model: str, version: str, config: AsyncConfig) -> None:
         if not self.link.declares:  # made by the Topology Operator
@@ -130,7 +192,8 @@ class Front:
         return future
 
     async def _publish(self, model: str, version: str, request_id: str, body: bytes,
-                       header_length: str | None, timeout: int, reply: bool) -> None:
+                       header_length: str | None, content_type: str, timeout: int,
+                       reply: bool) -> None:
         now = time.time()
         headers: dict[str, aio_pika.abc.FieldValue] = {
             runner.SUBMITTED: runner.milliseconds(now),
@@ -142,6 +205,7 @@ class Front:
                 channel = await self._open()
                 await channel.default_exchange.publish(
                     aio_pika.Message(body, message_id=request_id, headers=headers,
+                                     content_type=content_type,
                                      delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                      expiration=timeout, timestamp=now,
                                      reply_to=self._replies.name if reply and self._replies
@@ -154,39 +218,11 @@ class Front:
             raise Unavailable("the broker did not take the request; try again shortly",
                               retry_after=1) from None
 
-    async def fetch(self, request: Request) -> Response:
-        name, request_id = request.path_params["name"], request.path_params["id"]
-        self.plane.registry.served(name)
-        result = self.store.result(name, request_id)
-        if result is not None:
-            return _answer(result)
-        accepted = self.store.accepted(name, request_id)
-        if accepted is None:
-            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}: "
-                           "never submitted here, or its result is past retention")
-        return JSONResponse({"id": request_id, "status": "queued", "model_name": name,
-                             "model_version": accepted.version}, status_code=202,
-                            headers={"Retry-After": RETRY_AFTER})
-
-
-    async def cancel(self, request: Request) -> Response:
-        """Ends a request that has no result yet: it will not run (a runner that already
-        started it finishes, and its answer is dropped). GET then answers 410."""
-        name, request_id = request.path_params["name"], request.path_params["id"]
-        self.plane.registry.served(name)
-        accepted = self.store.accepted(name, request_id)
-        if accepted is None:
-            raise NotFound(f"no asynchronous request {request_id!r} for model {name!r}")
-        cancelled = runner.error_result("cancelled", 410, "cancelled by the client before "
-                                                          "it was answered")
-        if not await asyncio.to_thread(self.store.answer, name, request_id, cancelled):
-            raise Conflict(f"request {request_id!r} already has its result; GET it")
-        metrics.ASYNC_COMPLETED.labels(name, accepted.version, "cancelled").inc()
-        return JSONResponse({"id": request_id, "status": "cancelled", "model_name": name,
-                             "model_version": accepted.version})
-
 
 def _answer(result: Result) -> Response:
+    if result.media_type == queues.PROTOBUF_RESPONSE:
+        raise Conflict("this request was submitted over gRPC: fetch it there "
+                       "(modelops.AsyncInference/Fetch)")
     headers = {}
     if result.header_length is not None:
         headers[binary.HEADER] = str(result.header_length)

@@ -28,8 +28,9 @@ from modelops_runtime.amqp import topology
 from modelops_runtime.amqp.link import BROKER_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
-from modelops_runtime.errors import ModelFailed, ServingError, Unavailable
+from modelops_runtime.errors import InvalidRequest, ModelFailed, ServingError, Unavailable
 from modelops_runtime.http import codec
+from modelops_runtime.inference import InferRequest, InferResponse
 from modelops_runtime.results import Result, ResultStore
 
 HEADER_LENGTH = "modelops-header-length"
@@ -68,6 +69,27 @@ def _seconds(value: object) -> float:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _decode_protobuf(body: bytes, request_id: str) -> InferRequest:
+    """A request submitted over gRPC (imported here: only a server with gRPC sends one)."""
+    from google.protobuf.message import DecodeError
+
+    from modelops_runtime.grpc import codec as grpc_codec
+    from modelops_runtime.grpc.proto import inference_pb2 as pb
+
+    try:
+        return grpc_codec.decode(pb.ModelInferRequest.FromString(body), request_id)
+    except DecodeError as exc:
+        raise InvalidRequest(f"the queued request is not a ModelInferRequest: {exc}") from None
+
+
+def _encode_protobuf(response: InferResponse) -> bytes:
+    from modelops_runtime.grpc import codec as grpc_codec
+    from modelops_runtime.grpc.proto import inference_pb2 as pb
+
+    encoded: bytes = grpc_codec.encode(response, pb.ModelInferResponse()).SerializeToString()
+    return encoded
 
 
 class Runner:
@@ -152,9 +174,11 @@ class Runner:
         redelivered = headers.get("x-delivery-count")  # set by a quorum queue, from the 2nd
         attempt = (redelivered if isinstance(redelivered, int) else 0) + 1
         deadline = _seconds(headers.get(DEADLINE))
+        protobuf = message.content_type == queues.PROTOBUF_REQUEST
         try:
-            decoded = codec.decode(message.body, _text(headers.get(HEADER_LENGTH)) or None,
-                                   model, version, request_id)
+            decoded = _decode_protobuf(message.body, request_id) if protobuf else codec.decode(
+                message.body, _text(headers.get(HEADER_LENGTH)) or None, model, version,
+                request_id)
             response = await self._infer(decoded, deadline)
         except _Expired:
             result = expired(config)
@@ -173,9 +197,13 @@ class Runner:
         except ServingError as exc:  # bad input: final, never retried
             result = error_result("invalid", int(exc.code), exc.message)
         else:
-            body, media_type, extra = codec.encode(response, decoded)
-            length = (extra or {}).get("Inference-Header-Content-Length")
-            result = Result("done", 200, body, media_type, int(length) if length else None)
+            if protobuf:
+                result = Result("done", 200, _encode_protobuf(response),
+                                queues.PROTOBUF_RESPONSE)
+            else:
+                body, media_type, extra = codec.encode(response, decoded)
+                length = (extra or {}).get("Inference-Header-Content-Length")
+                result = Result("done", 200, body, media_type, int(length) if length else None)
         await self._finish(model, version, request_id, submitted, message, result)
         await message.ack()
 

@@ -15,7 +15,8 @@ deserializer would end the call with UNKNOWN before any of it ran.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
@@ -86,10 +87,14 @@ class Servicer:
         raise AssertionError("abort() raises")  # for the type checker: it never returns
 
     async def _answer(self, request: object, context: Context,
-                      work: Callable[[], Answer]) -> Answer:
-        await self._guard(request, context)
+                      work: Callable[[str], Answer | Awaitable[Answer]]) -> Answer:
+        """`work(request id)` (a coroutine, or not), with every call's checks, and its
+        ServingError as a status code."""
+        request_id = await self._guard(request, context)
         try:
-            answer = work()
+            answer = work(request_id)
+            if inspect.isawaitable(answer):
+                answer = await answer
         except errors.ServingError as exc:
             await self._abort(context, exc)
         metrics.grpc_response("OK").inc()
@@ -97,26 +102,26 @@ class Servicer:
 
     async def ServerLive(self, request: pb.ServerLiveRequest,
                          context: Context) -> pb.ServerLiveResponse:
-        return await self._answer(request, context, lambda: pb.ServerLiveResponse(live=True))
+        return await self._answer(request, context, lambda _: pb.ServerLiveResponse(live=True))
 
     async def ServerReady(self, request: pb.ServerReadyRequest,
                           context: Context) -> pb.ServerReadyResponse:
-        return await self._answer(request, context, lambda: pb.ServerReadyResponse(
+        return await self._answer(request, context, lambda _: pb.ServerReadyResponse(
             ready=self.plane.ready()))
 
     async def ModelReady(self, request: pb.ModelReadyRequest,
                          context: Context) -> pb.ModelReadyResponse:
-        return await self._answer(request, context, lambda: pb.ModelReadyResponse(
+        return await self._answer(request, context, lambda _: pb.ModelReadyResponse(
             ready=self.plane.model_ready(request.name, request.version or None)))
 
     async def ServerMetadata(self, request: pb.ServerMetadataRequest,
                              context: Context) -> pb.ServerMetadataResponse:
-        return await self._answer(request, context, lambda: pb.ServerMetadataResponse(
+        return await self._answer(request, context, lambda _: pb.ServerMetadataResponse(
             **self.plane.server_metadata()))
 
     async def ModelMetadata(self, request: pb.ModelMetadataRequest,
                             context: Context) -> pb.ModelMetadataResponse:
-        def metadata() -> pb.ModelMetadataResponse:
+        def metadata(_: str) -> pb.ModelMetadataResponse:
             found = self.plane.model_metadata(request.name, request.version or None)
             return pb.ModelMetadataResponse(
                 name=found["name"], versions=found["versions"], platform=found["platform"],
@@ -128,7 +133,7 @@ class Servicer:
 
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest,
                               context: Context) -> pb.RepositoryIndexResponse:
-        def index() -> pb.RepositoryIndexResponse:
+        def index(_: str) -> pb.RepositoryIndexResponse:
             models = [pb.RepositoryIndexResponse.ModelIndex(
                 name=m["name"], version=v["name"], state=v["state"].upper(), reason=m["reason"])
                 for m in self.plane.repository_index() for v in m["versions"]
@@ -159,6 +164,19 @@ class Servicer:
 PENDING_CALLS = 20_000
 
 
+def register(server: grpc.aio.Server, service: str, module: Any, servicer: object) -> None:
+    """Serves `service` (`package.Name`, described in the generated `module`) with the
+    servicer's methods of the same names, every body parsed leniently (see the top)."""
+    described = module.DESCRIPTOR.services_by_name[service.rsplit(".", 1)[1]]
+    handlers = {method.name: grpc.unary_unary_rpc_method_handler(
+        getattr(servicer, method.name),
+        request_deserializer=_lenient(getattr(module, method.input_type.name)),
+        response_serializer=getattr(module, method.output_type.name).SerializeToString)
+        for method in described.methods}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def create_server(plane: DataPlane, host: str, port: int, token: str | None,
                   max_message_bytes: int) -> grpc.aio.Server:
     """The gRPC server, not yet started (it starts on the running event loop)."""
@@ -172,14 +190,7 @@ def create_server(plane: DataPlane, host: str, port: int, token: str | None,
         ("grpc.server.max_pending_requests", PENDING_CALLS),
         ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
     ])
-    servicer = Servicer(plane, token)
-    handlers = {method.name: grpc.unary_unary_rpc_method_handler(
-        getattr(servicer, method.name),
-        request_deserializer=_lenient(getattr(pb, method.input_type.name)),
-        response_serializer=getattr(pb, method.output_type.name).SerializeToString)
-        for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
+    register(server, SERVICE, pb, Servicer(plane, token))
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     return server
