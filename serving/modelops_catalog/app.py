@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelops_catalog import charts
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions, CatalogVersion
@@ -34,6 +35,23 @@ async def _ready(client: httpx.AsyncClient, url: str) -> str:
             else "not ready"
     except ValueError:
         return "not ready"
+
+
+async def _queue(client: httpx.AsyncClient, url: str | None, model: str,
+                 version: str) -> dict[str, float] | None:
+    """An async version's queue as its server counts it (modelops_async_queue_depth), or
+    None: not async, unreachable, or not counted yet."""
+    if url is None:
+        return None
+    try:
+        text = (await client.get(url)).text
+    except httpx.HTTPError:
+        return None
+    found = {sample.labels["queue"]: sample.value
+             for family in text_string_to_metric_families(text)
+             if family.name == "modelops_async_queue_depth" for sample in family.samples
+             if sample.labels.get("model") == model and sample.labels.get("version") == version}
+    return found or None
 
 
 PAGE = r"""<!doctype html>
@@ -60,6 +78,9 @@ async function refresh() {{
       const cell = document.getElementById(`state-${{model.name}}-${{version.name}}`);
       if (cell) {{ cell.textContent = version.state;
                   cell.className = "state " + version.state.replace(" ", "-"); }}
+      const queue = document.getElementById(`queue-${{model.name}}-${{version.name}}`);
+      if (queue) {{ queue.textContent = version.queue ? `${{version.queue.waiting ?? 0}} waiting, `
+                    + `${{version.queue.dead ?? 0}} dead letters` : "not counted"; }}
     }}
   }}
   document.body.dataset.refreshed = "true";
@@ -101,18 +122,23 @@ def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
         lineage = f' · <abbr title="{e(v.lineage)}">lineage</abbr>' if v.lineage else ""
         return scores + lineage
 
+    def queue(v: CatalogVersion) -> str:
+        return f'<td id="queue-{e(model.name)}-{e(v.name)}">counting</td>' if model.queue else ""
+
     rows = "".join(
         f'<tr><td>{e(v.name)}</td><td>{v.weight}%</td><td><span class="state" '
-        f'id="state-{e(model.name)}-{e(v.name)}">checking</span></td>'
+        f'id="state-{e(model.name)}-{e(v.name)}">checking</span></td>{queue(v)}'
         f'<td class="trained">{trained(v)}</td></tr>'
         for v in model.versions)
     links = " · ".join(f'<a href="{e(url)}">{label}</a>' for label, url in
                        (("API docs", model.docsUrl), ("dashboard", model.dashboardUrl)) if url)
     return (f'<section class="model" id="model-{e(model.name)}"><h2>{e(model.name)}</h2>'
             f'<div class="meta">team {e(model.team)} · {e(model.runtime)} · {e(model.placement)}'
-            f' · {model.minReplicas}-{model.maxReplicas} replicas</div>'
+            f' · {model.minReplicas}-{model.maxReplicas} replicas'
+            f'{" · asynchronous: " + e(model.queue) if model.queue else ""}</div>'
             f'<p>{e(model.description)}</p><table><tr><th>version</th><th>traffic</th>'
-            f'<th>state</th><th>holdout scores</th></tr>{rows}</table>'
+            f'<th>state</th>{"<th>queue</th>" if model.queue else ""}'
+            f'<th>holdout scores</th></tr>{rows}</table>'
             f'{_charts_html(model, shared_root)}{links}</section>')
 
 
@@ -128,14 +154,17 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
 
     @app.get("/catalog/api/models")
     async def models() -> JSONResponse:
-        """Every model with its versions' live readiness."""
-        urls = [v.readyUrl for m in config.models for v in m.versions]
+        """Every model with its versions' live readiness, and an async version's queue."""
+        every = [(m, v) for m in config.models for v in m.versions]
         async with httpx.AsyncClient(timeout=2.0, headers=headers) as client:
-            states = iter(await asyncio.gather(*(_ready(client, u) for u in urls)))
+            states = iter(await asyncio.gather(*(_ready(client, v.readyUrl) for _, v in every)))
+            depths = iter(await asyncio.gather(*(_queue(client, v.metricsUrl, m.name, v.name)
+                                                 for m, v in every)))
         out = []
         for model in config.models:
             data = model.model_dump(exclude={"versions"})
-            data["versions"] = [{**v.model_dump(exclude={"readyUrl"}), "state": next(states)}
+            data["versions"] = [{**v.model_dump(exclude={"readyUrl", "metricsUrl"}),
+                                 "state": next(states), "queue": next(depths)}
                                 for v in model.versions]
             out.append(data)
         return JSONResponse(out)

@@ -17,6 +17,7 @@ class CatalogVersion(Strict):
     readyUrl: str  # the serving version's v2 readiness endpoint
     metrics: dict[str, float] | None = None  # a trained version's holdout scores
     lineage: str | None = None  # where its training run's lineage.json is
+    metricsUrl: str | None = None  # an async version's server's /metrics: its queue depth
 
 
 class CatalogModel(Strict):
@@ -30,6 +31,8 @@ class CatalogModel(Strict):
     versions: list[CatalogVersion]
     docsUrl: str | None = None
     dashboardUrl: str | None = None
+    queue: str | None = None
+    """Its asynchronous requests' limits, when it takes them (spec: async)."""
     drift: str | None = None
     """Where on the shared volume the compactor writes this model's drift summaries
     (datasets/<dataset>/model=<name>), when its logs have a reference to drift against."""

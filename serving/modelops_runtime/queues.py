@@ -51,6 +51,12 @@ def limits(model: str, version: str, config: AsyncConfig) -> dict[str, object]:
             "max-length": config.maxQueued}
 
 
+def describe(config: AsyncConfig) -> str:
+    """A version's limits in one line (the plan, the catalog)."""
+    return (f"{config.maxAttempts} attempts, at most {config.maxQueued} waiting, "
+            f"{config.timeoutSeconds} s to start")
+
+
 def arguments(model: str, version: str, config: AsyncConfig) -> dict[str, object]:
     """The same limits as arguments of a queue declared by the server itself (locally,
     where no Policy is made): fixed for the queue's life, unlike a Policy's."""

@@ -270,6 +270,40 @@ def test_the_backlog_is_counted_for_the_alert(tmp_path, start_server, broker_url
     assert 'modelops_async_queue_depth{model="flaky",queue="dead",version="v1"} 0.0' in text
 
 
+def test_the_catalog_shows_each_async_versions_queue(tmp_path, start_server, broker_url):
+    import asyncio
+
+    from modelops_catalog.app import create_catalog_app
+    from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
+
+    server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,
+                          calls=tmp_path / "calls", delay=3)
+    for i in range(4):
+        assert submit(server, "flaky", x(i), f"c-{i}").status_code == 202
+    listed = CatalogConfig(environment="local", models=[CatalogModel(
+        name="flaky", team="t", description="d", runtime="python", placement="dedicated",
+        minReplicas=1, maxReplicas=1, queue="3 attempts, at most 10000 waiting, 600 s to start",
+        versions=[CatalogVersion(name="v1", weight=100,
+                                 readyUrl=f"{server.url}/v2/models/flaky/versions/v1/ready",
+                                 metricsUrl=f"{server.url}/metrics")])])
+    app = create_catalog_app(listed)
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                     base_url="http://catalog") as client:
+            return await client.get(path)
+
+    deadline = time.monotonic() + 15
+    while not ((queue := asyncio.run(get("/catalog/api/models")).json()[0]["versions"][0][
+            "queue"]) and queue.get("waiting")):
+        assert time.monotonic() < deadline, queue
+        time.sleep(0.2)
+    assert 1 <= queue["waiting"] <= 3 and queue["dead"] == 0  # one runs, the rest wait
+    page = asyncio.run(get("/catalog")).text
+    assert "asynchronous: 3 attempts, at most 10000 waiting" in page
+    assert 'id="queue-flaky-v1"' in page
+
+
 def test_a_resubmitted_request_id_is_queued_and_answered_once(tmp_path, start_server,
                                                               broker_url):
     server = start_server(config(flaky(tmp_path)), broker_url=broker_url, shared=tmp_path,

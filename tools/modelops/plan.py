@@ -25,6 +25,7 @@ from modelops import capacity, quantity, render, yamlemit
 from modelops.generate import expected
 from modelops.repo import Repo, load
 from modelops.spec import ModelSpec
+from modelops_runtime import queues
 
 _HASHED = re.compile(r"-[a-z0-9]{10}$")  # kustomize's content-hash suffix
 _TREES = ("models", "platform", "base")
@@ -161,9 +162,7 @@ def _spec_facts(env: str, old: ModelSpec | None, new: ModelSpec | None) -> list[
             out["placement"] = spec.placement if spec.placement == "dedicated" \
                 else f"pool {spec.placement.shared}"
             if spec.async_:
-                limits = spec.async_
-                out["queue"] = (f"{limits.maxAttempts} attempts, at most {limits.maxQueued} "
-                                f"waiting, {limits.timeoutSeconds} s to start")
+                out["queue"] = queues.describe(spec.async_)
         return out
 
     before, after = describe(old), describe(new)

@@ -16,7 +16,7 @@ from modelops.specfile import SpecFile
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
 from modelops_compactor.config import CompactedModel, CompactorConfig
 from modelops_jobs.config import BatchConfig, JobConfig, TrainingConfig, TrainingInputConfig
-from modelops_runtime import volume
+from modelops_runtime import queues, volume
 from modelops_runtime.config import (
     DatasetConfig,
     LoggingConfig,
@@ -124,8 +124,10 @@ def _catalog_model(spec_file: SpecFile, spec: ModelSpec, pool_spec: PoolSpec | N
         maxReplicas=hpa.maxReplicas, docsUrl=docs_url, dashboardUrl=dashboard_url,
         versions=[CatalogVersion(name=v.name, weight=v.weight, readyUrl=ready_url(v.name),
                                  metrics=v.metrics.holdout if v.metrics else None,
-                                 lineage=v.lineage)
+                                 lineage=v.lineage, metricsUrl=ready_url(v.name).split(
+                                     "/v2/", 1)[0] + "/metrics" if spec.async_ else None)
                   for v in sorted(spec.versions, key=lambda v: v.name)],
+        queue=queues.describe(spec.async_) if spec.async_ else None,
         drift=volume.model_dataset(dataset(spec_file, spec), spec_file.name)
         if spec.logging.enabled and spec.logging.reference else None)
 
