@@ -64,7 +64,8 @@ def arguments(model: str, version: str, config: AsyncConfig) -> dict[str, object
             **{f"x-{key}": value for key, value in limits(model, version, config).items()}}
 
 
-def pattern(*names: str) -> str:
-    """A regular expression that matches exactly these names (a Policy's or a
-    Permission's)."""
-    return "^(" + "|".join(re.escape(name) for name in names) + ")$"
+def pattern(*names: str, prefix: str | None = None) -> str:
+    """A regular expression (a Policy's or a Permission's) that matches exactly these
+    names, and any name that starts with `prefix`."""
+    parts = [re.escape(name) for name in names] + ([re.escape(prefix) + ".*"] if prefix else [])
+    return "^(" + "|".join(parts) + ")$"

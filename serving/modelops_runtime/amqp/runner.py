@@ -135,14 +135,16 @@ class Runner:
         reconnect: a queue it did not declare, it does not restore."""
         said = False
         while True:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=prefetch)
             try:
+                channel = await connection.channel()
+                await channel.set_qos(prefetch_count=prefetch)
                 return await channel.declare_queue(name, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
+            except BROKER_ERRORS as exc:  # not made yet, or the broker is reconnecting
                 if not said:
-                    print(f"modelops server: queue {name} does not exist yet; waiting for it",
-                          file=sys.stderr, flush=True)
+                    missing = isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity)
+                    print(f"modelops server: queue {name} " + (
+                        "does not exist yet" if missing else f"cannot be reached ({exc})")
+                        + "; waiting for it", file=sys.stderr, flush=True)
                     said = True
                 await asyncio.sleep(QUEUE_WAIT_SECONDS)
 
@@ -287,8 +289,8 @@ class Runner:
                         async with asyncio.timeout(BROKER_SECONDS):
                             channel = await self._replies.get_underlay_channel()
                             declared = await channel.queue_declare(name, passive=True)
-                    except BROKER_ERRORS:
-                        continue  # down or reconnecting: the last count stands
+                    except Exception:  # noqa: BLE001  # down, reconnecting, or any one
+                        continue  # failure: the last count stands, and counting goes on
                     metrics.ASYNC_QUEUE_DEPTH.labels(model, version, kind).set(
                         declared.message_count or 0)
             await asyncio.sleep(DEPTH_SECONDS)

@@ -17,7 +17,6 @@ a version from git never deletes requests still waiting in its queue.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from modelops import capacity, names
@@ -124,15 +123,14 @@ def topology(name_prefix: str, served: list[tuple[str, str, AsyncConfig]],
                                  "applyTo": "queues", "priority": 1,
                                  "definition": queues.limits(model, version, config),
                                  **REFERENCE}})
-    reply = re.escape(queues.REPLIES) + ".*"
     objects += [
         {"apiVersion": API, "kind": "User", "metadata": {"name": "broker"},
          "spec": {"tags": [], **REFERENCE}},
         {"apiVersion": API, "kind": "Permission", "metadata": {"name": "broker"},
          "spec": {"vhost": "/", "userReference": {"name": user(name_prefix)},
                   "permissions": {
-                      "configure": f"^{reply}$",
-                      "read": queues.pattern(*readable)[:-2] + f"|{reply})$",
+                      "configure": queues.pattern(prefix=queues.REPLIES),
+                      "read": queues.pattern(*readable, prefix=queues.REPLIES),
                       "write": queues.pattern("amq.default", queues.RESULTS_EXCHANGE)},
                   **REFERENCE}}]
     for obj in objects:
