@@ -462,16 +462,16 @@ def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_serv
     from modelops.generate import broker as generated
     from modelops_runtime.config import AsyncConfig
 
-    limits = AsyncConfig(**{**ASYNC, "maxAttempts": 2})
+    limits = AsyncConfig(**{**ASYNC, "maxAttempts": 2, "maxQueued": 2})
     objects = generated.topology("flaky-v1-", [("flaky", "v1", limits)], local=True)
     vhost = "generated-objects"
     broker.ctl("add_vhost", vhost)
     broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     _topology_user(broker, vhost, objects, tmp_path / "credentials")
-    server = start_server(config(flaky(tmp_path, maxAttempts=2)),
+    server = start_server(config(flaky(tmp_path, maxAttempts=2, maxQueued=2)),
                           broker_url=f"amqp://127.0.0.1:{broker.port}/{vhost}",
                           broker_credentials=tmp_path / "credentials", broker_declares="false",
-                          shared=tmp_path, calls=tmp_path / "calls", wait=None)
+                          shared=tmp_path, calls=tmp_path / "calls", delay=1, wait=None)
     server.wait()  # ready, serving synchronously, and waiting for its queues
     deadline = time.monotonic() + 30
     while "queue modelops.flaky.v1 does not exist yet" not in server.stderr.read_text():
@@ -485,7 +485,16 @@ def test_the_generated_queues_policy_and_user_serve_a_model(tmp_path, start_serv
     assert submit(server, "flaky", x(-1.0), "poison-1").status_code == 202
     failed = outcome(server, "flaky", "poison-1")
     assert failed.status_code == 500 and "failed" in failed.json()["error"]
-    assert calls(tmp_path / "calls").count(-1.0) == 2  # the Policy's delivery limit
+    assert calls(tmp_path / "calls").count(-1.0) == 2
+    # the Policy's dead-letter exchange took the rejected message to the dead queue
+    dead = 'modelops_async_dead_letters_total{model="flaky",reason="rejected"} 1.0'
+    deadline = time.monotonic() + 10
+    while dead not in server.client.get("/metrics").text:
+        assert time.monotonic() < deadline, server.client.get("/metrics").text[-3000:]
+        time.sleep(0.1)
+    # ... and its max-length (2) with reject-publish refuses what is beyond it
+    codes = [submit(server, "flaky", x(float(i)), f"many-{i}").status_code for i in range(6)]
+    assert codes[:3] == [202] * 3 and 503 in codes, codes  # one runs, two wait
     assert "exists with other arguments" not in server.stderr.read_text()
 
     async def probe() -> list[str]:
