@@ -18,7 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from modelops_runtime import volume
+from modelops_runtime import identity, volume
+from modelops_runtime.errors import InvalidRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,11 @@ class ResultStore:
         self.root = shared_root / volume.RESULTS
 
     def _path(self, model: str, request_id: str, kind: str) -> Path:
+        """Where a request's record is. An id becomes a file name, so one that could leave
+        the folder (a gRPC Fetch carries any string) is refused here, for every caller."""
+        if not identity.VALID_REQUEST_ID.match(request_id) or set(request_id) == {"."}:
+            raise InvalidRequest(f"{request_id[:128]!r} is not a request id: 1 to 128 "
+                                 "letters, digits and . _ : -")
         return self.root / model / f"{request_id}.{kind}"
 
     def _create(self, path: Path, data: bytes, durable: bool = True) -> bool:

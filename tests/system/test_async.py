@@ -610,6 +610,11 @@ def test_grpc_submits_fetches_and_waits_through_the_front_door(every_example):
     with pytest.raises(grpc.RpcError) as missing:
         stub.Fetch(_fetch_request("iris", "never-sent"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    for hostile in ("../../../etc/hostname", "..", "x" * 200, ""):  # ids are file names
+        for call in (stub.Fetch, stub.Cancel):
+            with pytest.raises(grpc.RpcError) as escaped:
+                call(_fetch_request("iris", hostile))
+            assert escaped.value.code() == grpc.StatusCode.INVALID_ARGUMENT, hostile
     with pytest.raises(grpc.RpcError) as malformed:  # three values for a [1, 4] tensor
         stub.Submit(_submit_request(_infer_message("iris", flower, values=3)))
     assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -38,10 +38,6 @@ JSON = "application/json"
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
-def prefers_async(request: Request) -> bool:
-    return "respond-async" in request.headers.get("prefer", "").lower()
-
-
 class Front:
     def __init__(self, plane: DataPlane, link: BrokerLink, store: ResultStore):
         self.plane, self.link, self.store = plane, link, store

@@ -1,8 +1,10 @@
 """The runner: consumes each async version's queue and hands every message to the data
 plane, the same path as HTTP and gRPC (checks, metrics, the prediction log).
 
-A message's body is the unchanged v2 HTTP request (JSON, or JSON then binary tensors), so
-it is decoded by the HTTP codec. What ends a request:
+A message's body is the unchanged v2 request as it came in: over HTTP (JSON, or JSON then
+binary tensors), decoded by the HTTP codec; over gRPC, a ModelInferRequest (its content
+type says so), decoded by the gRPC codec and answered as a ModelInferResponse. What ends
+a request:
   - an answer, or bad input (a 4xx, never retried): its one result is written and the
     message acked;
   - a model failure: the message goes back to the queue until its last attempt, then the
@@ -41,9 +43,11 @@ DEADLINE = "modelops-deadline"
 one, whose step at today's epoch seconds is two minutes."""
 SWEEP_SECONDS = 3600.0
 BROKER_SECONDS = 2.0
+"""The longest a stopping server (or a queue count) waits for the broker to answer."""
 DEPTH_SECONDS = 5.0
+"""How often the queues are counted."""
 QUEUE_WAIT_SECONDS = 2.0
-"""The longest a stopping server waits for the broker to answer."""
+"""How often a server whose queue does not exist yet looks again."""
 BUSY_PAUSE = 0.01
 """A request that finds its model at the concurrency limit (HTTP traffic took the slots)
 waits this long and tries again: being busy is no attempt."""

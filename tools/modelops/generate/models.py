@@ -211,7 +211,7 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
                           config, _code(spec_file, spec, repo.sources),
                           {"modelops/version": version.name},
                           spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
-        served = broker.served([(name, spec.model_copy(update={"versions": [version]}))])
+        served = [(name, version.name, spec.async_)] if spec.async_ else []
         if served:
             out |= _broker_files(unit.directory, unit.name_prefix, served, True, settings)
             out |= unit.files(settings.namespace, (BROKER_FILE,), patches=[BROKER_PATCH])
