@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelops_runtime.configfile import ConfigFile, Strict
 
@@ -63,6 +63,16 @@ class AsyncConfig(Strict):
     """How long a result can be fetched; after that, 404."""
 
 
+class RelayConfig(Strict):
+    """The model sleeps: this server never loads it, and hands each request to the model's
+    own servers through its queue; they run only while there is work (KEDA in the
+    cluster, `modelops serve --scale-to-zero` here)."""
+
+    wakeSeconds: int = Field(default=30, ge=1, le=600)
+    """A synchronous request waits this long for the model to wake and answer; past it,
+    503 with Retry-After (and the request, not started, is dropped)."""
+
+
 class ModelConfig(Strict):
     name: str
     runtime: Runtime
@@ -77,6 +87,15 @@ class ModelConfig(Strict):
     outputs: list[TensorConfig] = Field(default_factory=list)
     asynchronous: AsyncConfig | None = None
     """Its versions also take requests from their queues (the spec's `async`)."""
+    relay: RelayConfig | None = None
+    """Set on the always-on front door of a model that sleeps (needs `asynchronous`)."""
+
+    @model_validator(mode="after")
+    def _relay_through_its_queue(self) -> ModelConfig:
+        if self.relay is not None and self.asynchronous is None:
+            raise ValueError(f"model {self.name!r}: a relayed model needs `asynchronous`: "
+                             "its queue is how requests reach it")
+        return self
 
 
 class ServerConfig(ConfigFile):

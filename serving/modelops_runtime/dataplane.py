@@ -73,6 +73,13 @@ class DataPlane:
         return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        served = self.registry.served(name)
+        if served.config.relay is not None:  # asleep, maybe: what its spec declares
+            served.version_name(version)
+            return {"name": name, "versions": [v.name for v in served.config.versions],
+                    "platform": served.config.runtime,
+                    "inputs": [t.model_dump() for t in served.config.inputs],
+                    "outputs": [t.model_dump() for t in served.config.outputs]}
         served, loaded = self.registry.pick(name, version)
         return {"name": name, "versions": [v.name for v in served.config.versions],
                 "platform": served.config.runtime, **loaded.model.metadata()}
@@ -81,7 +88,14 @@ class DataPlane:
         served = self.registry.served(name)
         if version is not None and version not in {v.name for v in served.config.versions}:
             raise NotFound(f"model {name!r} has no version {version!r}")
+        if served.config.relay is not None:
+            return not self.draining  # a request wakes it: ready to take one
         return version in served.versions if version else served.state == "ready"
+
+    def relayed(self, name: str) -> bool:
+        """Whether this server hands the model's requests to its queue (it sleeps)."""
+        served = self.registry.models.get(name)
+        return served is not None and served.config.relay is not None
 
     # -- inference -----------------------------------------------------------------------
     async def infer(self, request: InferRequest) -> InferResponse:

@@ -39,7 +39,7 @@ class ServedModel:
     """One model of this server: its config, state and loaded versions."""
 
     config: ModelConfig
-    state: str = "loading"  # loading | ready | failed
+    state: str = "loading"  # loading | ready | failed; relayed: asleep | waking | ready
     error: str = ""
     versions: dict[str, LoadedVersion] = dataclasses.field(default_factory=dict)
     in_flight: int = 0
@@ -60,6 +60,19 @@ class ServedModel:
         if len(self._names) == 1:
             return self.versions[self._names[0]]
         return self.versions[random.choices(self._names, self._weights)[0]]
+
+    def version_name(self, version: str | None) -> str:
+        """The version a request goes to, loaded or not: pinned, else by the weights."""
+        if version is not None:
+            if version not in {v.name for v in self.config.versions}:
+                raise NotFound(f"model {self.config.name!r} has no version {version!r}; "
+                               f"versions: {', '.join(v.name for v in self.config.versions)}")
+            return version
+        if self.config.relay is None:
+            return self.choose().config.name
+        versions = self.config.versions
+        weights = [v.weight for v in versions]
+        return random.choices(versions, weights if any(weights) else None)[0].name
 
 
 def resolve_artifact(uri: str | None, sha256: str | None, shared_root: Path) -> Path | None:
@@ -132,8 +145,13 @@ class Registry:
         return loaded
 
     def load(self, name: str) -> None:
-        """Load (or reload) one model; on failure keep what was serving and say why."""
+        """Load (or reload) one model; on failure keep what was serving and say why. A
+        relayed model is never loaded here: its own servers load it when it wakes."""
         served = self.models[name]
+        if served.config.relay is not None:
+            if served.state == "loading":
+                served.state = "asleep"
+            return
         with self._reload_lock:
             try:
                 versions = self._load_versions(served.config)
@@ -173,7 +191,8 @@ class Registry:
         """Dedicated: its model is ready. A pool: loading is done and any model serves."""
         if not self.loaded_all:
             return False
-        states = [e.state == "ready" for e in self.models.values()]
+        states = [e.state == "ready" or e.config.relay is not None
+                  for e in self.models.values()]
         return any(states) if self.config.placement != "dedicated" else all(states)
 
     def served(self, name: str) -> ServedModel:
@@ -185,9 +204,11 @@ class Registry:
 
     def pick(self, name: str, version: str | None) -> tuple[ServedModel, LoadedVersion]:
         served = self.served(name)
-        if version is not None and version not in {v.name for v in served.config.versions}:
-            raise NotFound(f"model {name!r} has no version {version!r}; versions: "
-                           f"{', '.join(v.name for v in served.config.versions)}")
+        if version is not None:
+            served.version_name(version)  # an unknown version: NotFound
+        if served.config.relay is not None:
+            raise Unavailable(f"model {name!r} is served through its queue here, not loaded "
+                              f"({served.state})")
         if served.state != "ready":
             reason = f": {served.error}" if served.error else ""
             raise Unavailable(f"model {name!r} is not ready ({served.state}{reason})")

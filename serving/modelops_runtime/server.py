@@ -12,7 +12,7 @@ import contextlib
 import math
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -28,13 +28,18 @@ from modelops_runtime.registry import Registry
 
 
 def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
-               registry: Registry | None = None) -> Starlette:
+               registry: Registry | None = None,
+               on_enqueue: Callable[[str], None] | None = None) -> Starlette:
     """The server as an ASGI app whose lifespan also runs gRPC (when its port is set);
-    pass a registry that is already loading to overlap loading with start-up."""
+    pass a registry that is already loading to overlap loading with start-up, and
+    `on_enqueue` to hear of every request queued (by model name)."""
     plane = DataPlane(config, options,
                       registry or Registry(config, options.shared_root, config_dir))
     token = options.auth_token.get_secret_value() if options.auth_token else None
     link = front = runner = None
+    if options.broker_url is None and any(m.relay for m in config.models):
+        raise ValueError("models that sleep are reached through their queues: set "
+                         "MODELOPS_BROKER_URL")
     if options.broker_url is not None:  # aio-pika: only if used
         from modelops_runtime.amqp.front import Front
         from modelops_runtime.amqp.link import BrokerLink
@@ -44,6 +49,8 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
         store = ResultStore(options.shared_root)
         link = BrokerLink(options.broker_url.get_secret_value(), options.broker_declares)
         front, runner = Front(plane, link, store), Runner(plane, link, store)
+        if on_enqueue is not None:
+            front.on_enqueue.append(on_enqueue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,11 +61,14 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
         if options.grpc_port:
             from modelops_runtime.grpc.servicer import create_server  # grpcio: only if used
 
-            grpc_server = create_server(plane, options.host, options.grpc_port, token,
-                                        options.max_body_bytes)
-            if front is not None:  # asynchronous requests over gRPC too
+            relay = None
+            if front is not None:
                 from modelops_runtime.amqp import grpc_door
 
+                relay = grpc_door.relay(front)
+            grpc_server = create_server(plane, options.host, options.grpc_port, token,
+                                        options.max_body_bytes, relay)
+            if front is not None:  # asynchronous requests over gRPC too
                 grpc_door.add_to(grpc_server, plane, token, front)
             await grpc_server.start()
         yield
@@ -99,8 +109,9 @@ class _DrainingServer(uvicorn.Server):
 
 
 def run(config: ServerConfig, options: ServerOptions, config_dir: Path,
-        registry: Registry | None = None) -> None:
-    app = create_app(config, options, config_dir, registry)
+        registry: Registry | None = None,
+        on_enqueue: Callable[[str], None] | None = None) -> None:
+    app = create_app(config, options, config_dir, registry, on_enqueue)
     uv = uvicorn.Config(app, host=options.host, port=options.port, loop="uvloop",
                         http=limits.configured(options.max_header_bytes,
                                                options.header_timeout_seconds),

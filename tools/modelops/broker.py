@@ -38,10 +38,17 @@ class LocalBroker:
     process: subprocess.Popen[bytes]
     epmd: subprocess.Popen[bytes]
     environment: dict[str, str]
+    management_port: int | None = None
+    """The management API's port (what KEDA's rabbitmq scaler reads), when it was asked for."""
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def management_url(self) -> str:
+        assert self.management_port is not None, "started without management=True"
+        return f"http://127.0.0.1:{self.management_port}"
 
     def ctl(self, *command: str) -> None:
         """rabbitmqctl against this broker (users, permissions, policies)."""
@@ -95,7 +102,8 @@ def _wait_ready(broker: LocalBroker, timeout: float) -> None:
         try:
             with socket.create_connection(("127.0.0.1", broker.port), timeout=1) as s:
                 s.sendall(b"AMQP\x00\x00\x09\x01")
-                if s.recv(1)[:1] == b"\x01":  # a Connection.Start frame
+                if s.recv(1)[:1] == b"\x01" and (  # a Connection.Start frame
+                        broker.management_port is None or _answers(broker.management_port)):
                     return
         except OSError:
             pass
@@ -104,16 +112,32 @@ def _wait_ready(broker: LocalBroker, timeout: float) -> None:
                       f"{timeout:g} s (log: {broker.folder / 'broker.log'})")
 
 
-def start(folder: Path, timeout: float = 90) -> LocalBroker:
+STATISTICS_MS = 250
+"""How often the management API's queue counts are refreshed (RabbitMQ's default is
+5 s): the local supervisor reads them to decide when a model may sleep."""
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(folder: Path, timeout: float = 90, management: bool = False) -> LocalBroker:
+    """The broker; with `management`, its HTTP API too (queue counts with unacknowledged
+    messages, as KEDA's scaler reads them)."""
     if not SCRIPT.exists():
         raise BrokerError(f"RabbitMQ is not installed here ({SCRIPT} is missing): {INSTALL}")
     folder.mkdir(parents=True, exist_ok=True)
     port, dist, epmd_port = free_port(), free_port(), free_port()
+    management_port = free_port() if management else None
     (folder / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{port}\n"
         "loopback_users.guest = true\n"
-        "log.console = true\nlog.file = false\n")
-    (folder / "enabled_plugins").write_text("[].\n")
+        "log.console = true\nlog.file = false\n" + (
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+            f"collect_statistics_interval = {STATISTICS_MS}\n" if management else ""))
+    (folder / "enabled_plugins").write_text(
+        "[rabbitmq_management].\n" if management else "[].\n")
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder),
         "LANG": "C.UTF-8",
@@ -130,7 +154,8 @@ def start(folder: Path, timeout: float = 90) -> LocalBroker:
     epmd = subprocess.Popen(["epmd", "-port", str(epmd_port), "-address", "127.0.0.1"],
                             env=environment, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    broker = LocalBroker(folder, port, _launch(folder, environment), epmd, environment)
+    broker = LocalBroker(folder, port, _launch(folder, environment), epmd, environment,
+                         management_port)
     try:
         _wait_ready(broker, timeout)
     except BaseException:

@@ -107,6 +107,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
     _check_batch_outputs(report, [e for e in entries if isinstance(e.obj, ModelDocument)])
     if settings is not None:
         _check_broker_prerequisite(report, entries, settings)
+        _check_sleepers(report, entries, settings)
     for env in settings.environments if settings is not None else ():
         if budget is not None:
             _check_budget(report, entries, budget, env, platform,
@@ -133,6 +134,36 @@ def _check_broker_prerequisite(report: _Reporter, entries: list[SpecFile],
                           f"{BROKER_API} to `prerequisites` in platform/settings.yaml",
                           key=True)
                 break
+
+
+SCALER_API = "keda.sh/v1alpha1"
+
+
+def _check_sleepers(report: _Reporter, entries: list[SpecFile], settings: Settings) -> None:
+    """A model at zero replicas must have something to wake it (its queue), and KEDA in
+    the cluster to do the waking: said at its minReplicas, once per spec."""
+    for entry in entries:
+        for env in settings.environments:
+            spec = entry.envs.get(env)
+            if not (isinstance(spec, ModelSpec) and spec.autoscaling
+                    and spec.autoscaling.sleeps):
+                continue
+            written = (entry.doc.data["spec"].get("environments") or {}).get(env) or {}
+            loc = (("spec", "environments", env) if "minReplicas" in (
+                written.get("autoscaling") or {}) else ("spec",)) + ("autoscaling",
+                                                                    "minReplicas")
+            if not spec.async_:
+                report.at(entry, loc, f"minReplicas 0 (in {env}) needs `async`: a model at "
+                          "zero replicas is woken by the requests waiting in its queue, and "
+                          "CPU use cannot wake what is not running; add `async: {}` or keep "
+                          "minReplicas at 1 or more")
+            elif SCALER_API not in settings.prerequisites:
+                report.at(entry, loc, f"minReplicas 0 (in {env}) needs KEDA in the cluster to "
+                          f"scale the model from and to zero: install it and add "
+                          f"{SCALER_API} to `prerequisites` in platform/settings.yaml")
+            else:
+                continue
+            break
 
 
 def _check_batch_outputs(report: _Reporter, models: list[SpecFile]) -> None:

@@ -331,11 +331,16 @@ def catalog(root: Path, serve_it: bool, server: str, host: str, port: int,
               help="Start a RabbitMQ broker on 127.0.0.1 (Debian's rabbitmq-server) for the "
                    "models whose spec sets `async`: their infer routes then take "
                    "`Prefer: respond-async`. Stopped with the server.")
+@click.option("--scale-to-zero", is_flag=True,
+              help="Let the models whose spec sets `autoscaling.minReplicas: 0` sleep: this "
+                   "server relays their requests through their queues (implies --broker), "
+                   "and each runs in a process of its own only while it has work, stopped "
+                   "after its `idleSeconds`, as KEDA scales it in the cluster.")
 def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port: int,
-          shared: Path, broker: bool) -> None:
+          shared: Path, broker: bool, scale_to_zero: bool) -> None:
     """Serve each MODEL_SPEC_OR_DIR (a model's name, its spec or a folder; default: all)
     locally, with the same server that runs in the cluster."""
-    from modelops.serve import SelectionError, local_config, selection
+    from modelops.serve import SelectionError, local_config, selection, sleepers
     from modelops_runtime.options import ServerOptions
     from modelops_runtime.registry import Registry
     from modelops_runtime.server import run
@@ -346,7 +351,7 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
         names = selection(repo, list(targets))
     except SelectionError as exc:
         fail(str(exc))
-    config = local_config(repo, names)
+    config = local_config(repo, names, scale_to_zero)
     if not config.models:
         click.echo("nothing to serve: no models matched", err=True)
         raise SystemExit(1)
@@ -368,23 +373,42 @@ def serve(targets: tuple[str, ...], root: Path, host: str, port: int, grpc_port:
             body = example.request.model_dump_json(exclude_none=True)
             click.echo(f"  curl -s -H 'content-type: application/json' "
                        f"http://{host}:{port}/v2/models/{model.name}/infer -d '{body}'", err=True)
-    local_broker = _start_broker(root, options, config) if broker else None
+    sleeping = sleepers(repo, config)
+    if scale_to_zero and not sleeping:
+        fail("--scale-to-zero: none of the models served sets `autoscaling.minReplicas: 0`")
+    local_broker = _start_broker(root, options, config, bool(sleeping)) \
+        if broker or sleeping else None
+    supervisor = None
+    if sleeping:
+        from modelops.sleep import Supervisor
+
+        assert local_broker is not None
+        supervisor = Supervisor(sleeping, local_broker.url, local_broker.management_url,
+                                shared, local_broker.folder / "runners")
+        supervisor.start()
+        click.echo(f"asleep until asked: {', '.join(s.name for s in sleeping)} (each wakes "
+                   "in a process of its own, and sleeps again after its idleSeconds)",
+                   err=True)
     registry = Registry(config, shared, root)
     registry.start_loading()
     nothing = threading.Event()
     threading.Thread(target=_report_loading, args=(registry, shared, nothing),
                      daemon=True).start()
     try:
-        run(config, options, root, registry)
+        run(config, options, root, registry, supervisor.nudge if supervisor else None)
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if local_broker is not None:
             local_broker.stop()
     if nothing.is_set():
         raise SystemExit(1)
 
 
-def _start_broker(root: Path, options: ServerOptions, config: ServerConfig) -> LocalBroker:
-    """A broker of this run's own (its data under build/), for `serve --broker`."""
+def _start_broker(root: Path, options: ServerOptions, config: ServerConfig,
+                  management: bool = False) -> LocalBroker:
+    """A broker of this run's own (its data under build/), for `serve --broker`; with its
+    management API for `--scale-to-zero`'s supervisor."""
     from pydantic import SecretStr
 
     from modelops.broker import BrokerError, start
@@ -394,7 +418,7 @@ def _start_broker(root: Path, options: ServerOptions, config: ServerConfig) -> L
         fail("--broker: none of the models served sets `async` in its spec")
     click.echo("starting RabbitMQ on 127.0.0.1 ...", err=True)
     try:
-        local = start(root / "build" / f"broker-{os.getpid()}")
+        local = start(root / "build" / f"broker-{os.getpid()}", management=management)
     except BrokerError as exc:
         fail(str(exc))
     options.broker_url = SecretStr(local.url)
@@ -613,7 +637,9 @@ def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:
     registry.wait_loaded()
     models = registry.describe()
     for model in models:
-        if model["state"] == "ready":
+        if model["state"] == "asleep":
+            click.echo(f"  asleep  {model['name']} (wakes on its first request)", err=True)
+        elif model["state"] == "ready":
             versions = ", ".join(v["name"] for v in model["versions"])
             click.echo(f"  ready   {model['name']} ({versions})", err=True)
         else:
@@ -621,7 +647,7 @@ def _report_loading(registry, shared: Path, nothing: threading.Event) -> None:
     if any("does not exist" in m["reason"] for m in models if m["state"] != "ready"):
         click.echo(f"  the example artifacts are built with: python -m modelops.examples {shared} "
                    "(make demo does it)", err=True)
-    if not any(m["state"] == "ready" for m in models):
+    if not any(m["state"] in ("ready", "asleep") for m in models):
         click.echo("error: no model could load; stopping", err=True)
         nothing.set()
         for _ in range(600):  # once the server handles SIGTERM (a drain, not a kill)

@@ -7,11 +7,15 @@ from pathlib import Path
 
 from modelops.generate.contract import server_model
 from modelops.repo import Repo
-from modelops_runtime.config import ServerConfig
+from modelops.sleep import Sleeper
+from modelops.spec import ModelSpec, PoolSpec
+from modelops_runtime.config import RelayConfig, ServerConfig
 
 
-def local_config(repo: Repo, names: list[str] | None = None) -> ServerConfig:
-    """All versions of the chosen models, unversioned traffic split by their weights."""
+def local_config(repo: Repo, names: list[str] | None = None,
+                 scale_to_zero: bool = False) -> ServerConfig:
+    """All versions of the chosen models, unversioned traffic split by their weights. With
+    `scale_to_zero`, the models whose spec lets them sleep are relayed, not loaded."""
     assert repo.settings is not None
     env = repo.settings.local_environment
     models = []
@@ -24,8 +28,31 @@ def local_config(repo: Repo, names: list[str] | None = None) -> ServerConfig:
         code = str((repo.root / "models" / name / "model.py").resolve()) \
             if spec.runtime == "python" else None
         versions = sorted(spec.versions, key=lambda v: v.name)
-        models.append(server_model(spec_file, spec, versions, code))
+        model = server_model(spec_file, spec, versions, code)
+        if scale_to_zero and sleeps(spec):
+            assert spec.autoscaling is not None
+            model = model.model_copy(update={"relay": RelayConfig(
+                wakeSeconds=spec.autoscaling.wakeSeconds)})
+        models.append(model)
     return ServerConfig(server="local", placement="local", models=models)
+
+
+def sleeps(spec: ModelSpec | PoolSpec) -> bool:
+    return isinstance(spec, ModelSpec) and spec.autoscaling is not None and \
+        spec.autoscaling.sleeps
+
+
+def sleepers(repo: Repo, config: ServerConfig) -> list[Sleeper]:
+    """The relayed models of a local config, as their runners serve them."""
+    assert repo.settings is not None
+    env = repo.settings.local_environment
+    out = []
+    for model in config.models:
+        if model.relay is not None:
+            spec = repo.models[model.name].envs[env]
+            assert isinstance(spec, ModelSpec) and spec.autoscaling is not None
+            out.append(Sleeper(model.model_copy(update={"relay": None}), spec.autoscaling))
+    return out
 
 
 class SelectionError(ValueError):

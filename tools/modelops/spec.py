@@ -241,8 +241,10 @@ class Resources(Strict):
 
 
 class Autoscaling(Strict):
-    minReplicas: int = Field(default=1, ge=1, le=100)
-    """Fewest replicas (per version of a dedicated model); 2 or more adds a PodDisruptionBudget."""
+    minReplicas: int = Field(default=1, ge=0, le=100)
+    """Fewest replicas (per version of a dedicated model); 2 or more adds a PodDisruptionBudget.
+    0: the model sleeps when idle and wakes on demand (needs `async`: its queue is what
+    wakes it; KEDA scales it instead of an HPA)."""
     maxReplicas: int = Field(default=3, ge=1, le=100)
     """Most replicas (per version); capacity is checked at this bound."""
     targetCPUUtilization: int = Field(default=70, ge=1, le=100)
@@ -251,6 +253,21 @@ class Autoscaling(Strict):
     """Optional average memory utilisation target (percent of the request)."""
     scaleDownStabilizationSeconds: int = Field(default=300, ge=0, le=3600)
     """How long the HPA waits before removing replicas."""
+    idleSeconds: int = Field(default=300, ge=1, le=86_400)
+    """With minReplicas 0: asleep after this long with nothing queued or running (KEDA's
+    cooldownPeriod)."""
+    activationQueueDepth: int = Field(default=0, ge=0, le=1_000_000)
+    """With minReplicas 0: it wakes when more requests than this wait or run (KEDA's
+    activationValue)."""
+    targetQueueDepth: int = Field(default=5, ge=1, le=1_000_000)
+    """With minReplicas 0: requests waiting or running per replica that KEDA aims for."""
+    wakeSeconds: int = Field(default=30, ge=1, le=600)
+    """With minReplicas 0: how long a synchronous request waits for the model to wake and
+    answer before it gets 503 with Retry-After."""
+
+    @property
+    def sleeps(self) -> bool:
+        return self.minReplicas == 0
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -553,9 +570,19 @@ class PoolSpec(Strict):
     """Environment variables of the pool's one process, which every member's code sees
     (a member may not set its own: it would reach the others)."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
-    """HPA bounds of the pool's server."""
+    """HPA bounds of the pool's server (at least 1: its members sleep one by one, see
+    `unloadAfterIdleSeconds`)."""
     environments: dict[EnvironmentName, PoolOverrides | None] = Field(default_factory=dict)
     """Per-environment overrides of resources and autoscaling."""
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _awake(cls, autoscaling: Autoscaling) -> Autoscaling:
+        if autoscaling.sleeps:
+            raise ValueError("a pool keeps at least one replica (minReplicas 1 or more): "
+                             "its members sleep one by one instead, unloaded after "
+                             "their `unloadAfterIdleSeconds`")
+        return autoscaling
 
 
 # Documents are named apart from the server's `Model`, the class that serves one.

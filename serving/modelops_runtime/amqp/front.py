@@ -8,6 +8,11 @@ Retry-After while the request waits or runs, or 404 once past retention. With
 N seconds. The client's X-Request-ID is the idempotency key: submitting it again queues
 nothing new. `DELETE` there cancels a request that has no result yet. A full queue or an
 unreachable broker is a 503 with Retry-After, at once.
+
+A model that sleeps (its config's `relay`) is not loaded here at all: every request for it,
+synchronous ones too, goes through its queue to its own servers, which wake for the work,
+and a synchronous caller waits for the answer up to the model's `wakeSeconds` (then 503
+with Retry-After). Standard clients see an ordinary, if slower, infer call.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 import aio_pika
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,7 +33,15 @@ from modelops_runtime.amqp import runner, topology
 from modelops_runtime.amqp.link import BROKER_ERRORS, BrokerLink
 from modelops_runtime.config import AsyncConfig
 from modelops_runtime.dataplane import DataPlane
-from modelops_runtime.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from modelops_runtime.errors import (
+    Conflict,
+    InvalidRequest,
+    ModelFailed,
+    NotFound,
+    ServingError,
+    TooSlow,
+    Unavailable,
+)
 from modelops_runtime.http import binary, codec, routes
 from modelops_runtime.results import Accepted, Result, ResultStore
 
@@ -46,6 +61,9 @@ class Front:
         self._replies: aio_pika.abc.AbstractQueue | None = None
         self._lock = asyncio.Lock()
         self._declared: set[tuple[str, str]] = set()
+        self.on_enqueue: list[Callable[[str], None]] = []
+        """Told the model's name whenever a request is queued for it (the local
+        supervisor wakes a sleeping model at once, as KEDA would at its next poll)."""
 
     async def _open(self) -> aio_pika.abc.AbstractChannel:
         """The publishing channel (with confirms) and this process's reply queue."""
@@ -70,18 +88,21 @@ class Front:
     # -- what every transport's front door does -------------------------------------------
     def target(self, name: str, version: str | None) -> tuple[str, AsyncConfig]:
         """The version a request goes to (by the weights, unless pinned), and its limits."""
-        served, loaded = self.plane.registry.pick(name, version)
+        served = self.plane.registry.served(name)
         config = served.config.asynchronous
         if config is None:
             raise InvalidRequest(f"model {name!r} takes no asynchronous requests (its spec "
                                  "has no `async`); send it synchronously")
-        return loaded.config.name, config
+        if served.config.relay is None:
+            return self.plane.registry.pick(name, version)[1].config.name, config
+        return served.version_name(version), config
 
     async def enqueue(self, name: str, version: str, config: AsyncConfig, body: bytes,
                       header_length: str | None, content_type: str, request_id: str,
-                      wait: float) -> Result | None:
+                      wait: float, timeout: int | None = None) -> Result | None:
         """Queues a request the transport has checked, once per request id; its result
-        when it comes within `wait` seconds."""
+        when it comes within `wait` seconds. Not started within `timeout` seconds (the
+        model's async.timeoutSeconds by default), it expires."""
         if not self.link.up:
             raise Unavailable("the broker is unreachable; try again shortly", retry_after=1)
         if (name, version) not in self._declared:  # its runner may not have started yet
@@ -93,12 +114,17 @@ class Front:
         future = self._expect(request_id) if wait else None
         try:
             await self._publish(name, version, request_id, body, header_length, content_type,
-                                config.timeoutSeconds, wait > 0)
+                                timeout or config.timeoutSeconds, wait > 0)
         except BaseException:
             self.store.withdraw(name, request_id)
             self.waiting.pop(request_id, None)
             raise
         metrics.ASYNC_SUBMITTED.labels(name, version).inc()
+        served = self.plane.registry.served(name)
+        if served.config.relay is not None and served.state == "asleep":
+            served.state = "waking"
+        for wake in self.on_enqueue:
+            wake(name)
         if future is None:
             return None
         try:
@@ -133,6 +159,36 @@ class Front:
             raise Conflict(f"request {request_id!r} already has its result; fetch it")
         metrics.ASYNC_COMPLETED.labels(name, accepted.version, "cancelled").inc()
         return accepted
+
+    async def relay(self, name: str, version: str, config: AsyncConfig, body: bytes,
+                    header_length: str | None, content_type: str, request_id: str) -> Result:
+        """A synchronous request to a model that sleeps: queued like an asynchronous one,
+        and its answer awaited while the model wakes, up to its `wakeSeconds`. Past that
+        the request expires unstarted, and the caller gets 503 with Retry-After."""
+        relay = self.plane.registry.served(name).config.relay
+        assert relay is not None
+        if self.store.accepted(name, request_id) is not None:  # the id is taken: the
+            request_id = f"{request_id}.{uuid.uuid4().hex[:12]}"  # caller asked anew
+        result = await self.enqueue(name, version, config, body, header_length, content_type,
+                                    request_id, relay.wakeSeconds, relay.wakeSeconds)
+        if result is None:
+            raise Unavailable(f"model {name!r} did not wake and answer within its "
+                              f"{relay.wakeSeconds} s; try again shortly",
+                              retry_after=relay.wakeSeconds)
+        self.plane.registry.served(name).state = "ready"  # it answered: it is awake
+        return result
+
+    async def relay_http(self, request: Request) -> Response:
+        """The v2 infer route of a model that sleeps."""
+        name = request.path_params["name"]
+        version, config = self.target(name, request.path_params.get("version"))
+        body = await routes.read_body(request, self.plane.options)
+        header_length = request.headers.get(binary.HEADER)
+        request_id = request.scope["state"]["request_id"]
+        codec.decode(body, header_length, name, version, request_id)  # malformed: 400 now
+        return _answer(await self.relay(name, version, config, body, header_length,
+                                        request.headers.get("content-type") or JSON,
+                                        request_id))
 
     # -- HTTP ------------------------------------------------------------------------------
     async def submit(self, request: Request) -> Response:
@@ -213,6 +269,17 @@ class Front:
         except BROKER_ERRORS:
             raise Unavailable("the broker did not take the request; try again shortly",
                               retry_after=1) from None
+
+
+ERRORS: dict[int, type[ServingError]] = {
+    400: InvalidRequest, 404: NotFound, 408: TooSlow, 409: Conflict, 500: ModelFailed,
+    503: Unavailable, 504: Unavailable}
+
+
+def failure(result: Result) -> ServingError:
+    """An error result as the error kind it was, for a transport to answer as its own."""
+    message = orjson.loads(result.body).get("error", result.status)
+    return ERRORS.get(result.code, InvalidRequest if result.code < 500 else ModelFailed)(message)
 
 
 def _answer(result: Result) -> Response:

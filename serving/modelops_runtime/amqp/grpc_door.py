@@ -15,7 +15,7 @@ import grpc
 import orjson
 
 from modelops_runtime import errors, queues
-from modelops_runtime.amqp.front import Front
+from modelops_runtime.amqp.front import Front, failure
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.grpc import codec
 from modelops_runtime.grpc.proto import asynchronous_pb2 as apb
@@ -78,6 +78,21 @@ def _outcome(model: str, version: str | None, request_id: str,
     answer.response.CopyFrom(pb.ModelInferResponse.FromString(result.body))
     answer.model_version = answer.response.model_version
     return answer
+
+
+def relay(front: Front):  # type: ignore[no-untyped-def]
+    """ModelInfer for a model that sleeps: the request through its queue, the answer (or
+    its error, as the status a loaded model would have given) when it wakes."""
+    async def infer(request: pb.ModelInferRequest, request_id: str) -> pb.ModelInferResponse:
+        version, config = front.target(request.model_name, request.model_version or None)
+        codec.decode(request, request_id)  # malformed: INVALID_ARGUMENT now
+        result = await front.relay(request.model_name, version, config,
+                                   request.SerializeToString(), None, queues.PROTOBUF_REQUEST,
+                                   request_id)
+        if result.status != "done":
+            raise failure(result)
+        return pb.ModelInferResponse.FromString(result.body)
+    return infer
 
 
 def add_to(server: grpc.aio.Server, plane: DataPlane, token: str | None, front: Front) -> None:

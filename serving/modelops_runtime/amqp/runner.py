@@ -33,6 +33,7 @@ from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.errors import InvalidRequest, ModelFailed, ServingError, Unavailable
 from modelops_runtime.http import codec
 from modelops_runtime.inference import InferRequest, InferResponse
+from modelops_runtime.registry import ServedModel
 from modelops_runtime.results import Result, ResultStore
 
 HEADER_LENGTH = "modelops-header-length"
@@ -48,6 +49,8 @@ DEPTH_SECONDS = 5.0
 """How often the queues are counted."""
 QUEUE_WAIT_SECONDS = 2.0
 """How often a server whose queue does not exist yet looks again."""
+SLEEPERS_SECONDS = 1.0
+"""How often a front door looks whether the models that sleep are awake."""
 BUSY_PAUSE = 0.01
 """A request that finds its model at the concurrency limit (HTTP traffic took the slots)
 waits this long and tries again: being busy is no attempt."""
@@ -106,6 +109,7 @@ class Runner:
         self._events: aio_pika.abc.AbstractExchange | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._depth: asyncio.Task[None] | None = None
+        self._sleepers: asyncio.Task[None] | None = None
         link.on_connect.append(self._consume)
         metrics.ASYNC_CONSUMERS.set_function(
             lambda: float(len(self.consumers)) if link.up and not self.stopping else 0.0)
@@ -114,7 +118,7 @@ class Runner:
         """(model, version, its async config) of every version this server runs."""
         return [(model.name, version.name, model.asynchronous)
                 for model in self.plane.config.models if model.asynchronous
-                for version in model.versions]
+                and model.relay is None for version in model.versions]
 
     async def _consume(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
         await asyncio.to_thread(self.plane.registry.wait_loaded)
@@ -130,6 +134,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep())
         self._depth = loop.create_task(self._count())
+        self._sleepers = loop.create_task(self._watch_sleepers())
 
     async def _existing(self, connection: aio_pika.abc.AbstractRobustConnection, name: str,
                         prefetch: int) -> aio_pika.abc.AbstractQueue:
@@ -299,10 +304,39 @@ class Runner:
                         declared.message_count or 0)
             await asyncio.sleep(DEPTH_SECONDS)
 
+    async def _watch_sleepers(self) -> None:
+        """A relayed model is `ready` while something consumes its queues, `waking`
+        while requests wait with no one to take them, else `asleep`."""
+        sleepers = [s for s in self.plane.registry.models.values() if s.config.relay]
+        while sleepers:
+            for served in sleepers:
+                await self._wakefulness(served)
+            await asyncio.sleep(SLEEPERS_SECONDS)
+
+    async def _wakefulness(self, served: ServedModel) -> None:
+        if self.link.connection is None:
+            return
+        consumers = waiting = 0
+        try:
+            async with asyncio.timeout(BROKER_SECONDS):
+                channel = await self.link.connection.channel()
+                try:
+                    for version in served.config.versions:
+                        declared = await channel.declare_queue(
+                            queues.queue_name(served.config.name, version.name),
+                            passive=True)
+                        consumers += declared.declaration_result.consumer_count or 0
+                        waiting += declared.declaration_result.message_count or 0
+                finally:
+                    await channel.close()
+        except Exception:  # noqa: BLE001  # not declared yet, or the broker away
+            return
+        served.state = "ready" if consumers else "waking" if waiting else "asleep"
+
     async def stop(self, grace: float) -> None:
         """Takes no more messages, and lets those in hand finish (SIGTERM)."""
         self.stopping = True
-        for task in (self._sweeper, self._depth):
+        for task in (self._sweeper, self._depth, self._sleepers):
             if task is not None:
                 task.cancel()
         for queue, tag in self.consumers:

@@ -41,6 +41,8 @@ STATUS: dict[type[errors.ServingError], grpc.StatusCode] = {
 }
 Answer = TypeVar("Answer")
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Relay = Callable[[pb.ModelInferRequest, str], Awaitable[pb.ModelInferResponse]]
+"""ModelInfer for a model that sleeps: through its queue (amqp/grpc_door.py)."""
 
 
 class Undecodable:
@@ -61,9 +63,10 @@ def _lenient(message: type[Message]) -> Callable[[bytes], Message | Undecodable]
 
 
 class Servicer:
-    def __init__(self, plane: DataPlane, token: str | None) -> None:
+    def __init__(self, plane: DataPlane, token: str | None, relay: Relay | None = None) -> None:
         self.plane = plane
         self.token = token.encode() if token else None
+        self.relay = relay
 
     async def _guard(self, request: object, context: Context) -> str:
         """The request id (the caller's x-request-id, or a new one); aborts without the
@@ -146,6 +149,10 @@ class Servicer:
                          context: Context) -> pb.ModelInferResponse:
         request_id = await self._guard(request, context)
         try:
+            if self.relay is not None and self.plane.relayed(request.model_name):
+                relayed = await self.relay(request, request_id)
+                metrics.grpc_response("OK").inc()
+                return relayed
             try:
                 decoded = codec.decode(request, request_id)
             except errors.ServingError as exc:
@@ -178,7 +185,7 @@ def register(server: grpc.aio.Server, service: str, module: Any, servicer: objec
 
 
 def create_server(plane: DataPlane, host: str, port: int, token: str | None,
-                  max_message_bytes: int) -> grpc.aio.Server:
+                  max_message_bytes: int, relay: Relay | None = None) -> grpc.aio.Server:
     """The gRPC server, not yet started (it starts on the running event loop)."""
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -190,7 +197,7 @@ def create_server(plane: DataPlane, host: str, port: int, token: str | None,
         ("grpc.server.max_pending_requests", PENDING_CALLS),
         ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
     ])
-    register(server, SERVICE, pb, Servicer(plane, token))
+    register(server, SERVICE, pb, Servicer(plane, token, relay))
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{port}")
     return server

@@ -39,6 +39,8 @@ class Asynchronous(Protocol):
 
     async def cancel(self, request: Request) -> Response: ...
 
+    async def relay_http(self, request: Request) -> Response: ...
+
 
 class Endpoint(NamedTuple):
     """One route of the server, and what the docs say of it (no tag: undocumented)."""
@@ -121,6 +123,8 @@ def endpoints(plane: DataPlane, asynchronous: Asynchronous | None = None) -> lis
         if asynchronous is not None and "respond-async" in request.headers.get(
                 "prefer", "").lower():
             return await asynchronous.submit(request)
+        if asynchronous is not None and plane.relayed(request.path_params["name"]):
+            return await asynchronous.relay_http(request)
         try:
             decoded = await decode(request, plane.options)
         except ServingError as exc:

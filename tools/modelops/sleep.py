@@ -1,0 +1,183 @@
+"""`modelops serve --scale-to-zero`: models that sleep, on this machine, by the rule KEDA
+applies in the cluster.
+
+A model whose spec sets `autoscaling.minReplicas: 0` is not loaded by the local server:
+that server is its front door and relays every request through the model's queue. This
+supervisor starts a runner for it (the same server, serving that model alone) as soon as
+more requests wait or run than `activationQueueDepth`, counted as KEDA's rabbitmq scaler
+counts them over the broker's management API (ready plus unacknowledged), and stops it
+with SIGTERM (a drain) once `idleSeconds` have passed with that count at the threshold or
+below and nothing unacknowledged. A runner that dies is started again while work waits;
+the broker hands its unacknowledged requests out again, so none is lost.
+
+Locally a sleeping model wakes to one runner; more replicas under load are the cluster
+HPA's part (KEDA's `targetQueueDepth`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from modelops.broker import free_port
+from modelops.spec import Autoscaling
+from modelops_runtime import queues
+from modelops_runtime.config import ModelConfig, ServerConfig
+
+POLL_SECONDS = 0.25
+"""How often the queues are counted (KEDA's pollingInterval; the cluster's is 5 s)."""
+STOP_SECONDS = 60.0
+"""A runner still running this long after SIGTERM is killed."""
+
+
+@dataclasses.dataclass
+class Sleeper:
+    """One model that sleeps, and its runner process while it is awake."""
+
+    model: ModelConfig  # as its runner serves it: loaded, no relay
+    rule: Autoscaling
+    process: subprocess.Popen[bytes] | None = None
+    active_at: float | None = None  # when its count was last above the threshold
+    stopping: bool = False
+    wakes: int = 0
+    woken_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def queues(self) -> list[str]:
+        return [queues.queue_name(self.name, v.name) for v in self.model.versions]
+
+    def awake(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Supervisor:
+    def __init__(self, sleepers: list[Sleeper], broker_url: str, management_url: str,
+                 shared_root: Path, folder: Path, credentials: tuple[str, str] = ("guest",
+                                                                                   "guest")):
+        self.sleepers = {s.name: s for s in sleepers}
+        self.broker_url, self.shared_root, self.folder = broker_url, shared_root, folder
+        self.management = httpx.Client(base_url=management_url, auth=credentials, timeout=2)
+        self._nudged: set[str] = set()
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sleep-supervisor", daemon=True)
+
+    # -- what the front door and the CLI call ---------------------------------------------
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def nudge(self, name: str) -> None:
+        """A request was queued for `name`: count again now rather than at the next poll
+        (the front door knows of the work before the broker's counts show it)."""
+        if name in self.sleepers:
+            self._nudged.add(name)
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._wake.set()
+        self._thread.join(10)
+        for sleeper in self.sleepers.values():
+            if sleeper.awake():
+                self._put_to_sleep(sleeper)
+        for sleeper in self.sleepers.values():
+            if sleeper.process is not None:
+                _reap(sleeper.process)
+        self.management.close()
+
+    # -- the rule ---------------------------------------------------------------------------
+    def count(self, sleeper: Sleeper) -> int | None:
+        """Requests waiting or running for the model (None: the broker did not say)."""
+        total = 0
+        for name in sleeper.queues():
+            try:
+                answer = self.management.get(f"/api/queues/%2F/{quote(name, safe='')}")
+            except httpx.HTTPError:
+                return None
+            if answer.status_code == 404:  # not declared yet: nothing has been sent
+                continue
+            if answer.status_code != 200:
+                return None
+            found = answer.json()
+            total += int(found.get("messages_ready", 0)) + int(
+                found.get("messages_unacknowledged", 0))
+        return total
+
+    def step(self) -> None:
+        """One look at every model: wake it, keep it, or put it to sleep."""
+        nudged, self._nudged = self._nudged, set()
+        now = time.monotonic()
+        for sleeper in self.sleepers.values():
+            count = self.count(sleeper)
+            if sleeper.name in nudged or (
+                    count is not None and count > sleeper.rule.activationQueueDepth):
+                sleeper.active_at = now
+            if sleeper.process is not None and not sleeper.awake():
+                if not sleeper.stopping:
+                    print(f"modelops serve: {sleeper.name}'s runner exited with "
+                          f"{sleeper.process.returncode}", file=sys.stderr, flush=True)
+                sleeper.process, sleeper.stopping = None, False
+            recent = sleeper.active_at is not None and (
+                now - sleeper.active_at < sleeper.rule.idleSeconds)
+            if recent and sleeper.process is None:
+                self._launch(sleeper)
+            elif not recent and count == 0 and sleeper.awake() and not sleeper.stopping:
+                self._put_to_sleep(sleeper)
+
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001  # the supervisor must outlive any one look
+                print(f"modelops serve: supervisor: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    # -- runners ------------------------------------------------------------------------------
+    def _launch(self, sleeper: Sleeper) -> None:
+        config = self.folder / f"{sleeper.name}.yaml"
+        config.write_text(ServerConfig(server=f"{sleeper.name}-runner", placement="dedicated",
+                                       models=[sleeper.model]).model_dump_json())
+        environment = {**os.environ, "MODELOPS_CONFIG": str(config),
+                       "MODELOPS_BROKER_URL": self.broker_url,
+                       "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(free_port()),
+                       "MODELOPS_GRPC_PORT": "0",
+                       "MODELOPS_SHARED_ROOT": str(self.shared_root)}
+        sleeper.process = subprocess.Popen([sys.executable, "-m", "modelops_runtime"],
+                                           env=environment, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)
+        sleeper.wakes += 1
+        sleeper.woken_at = time.monotonic()
+        print(f"modelops serve: waking {sleeper.name} (pid {sleeper.process.pid})",
+              file=sys.stderr, flush=True)
+
+    def _put_to_sleep(self, sleeper: Sleeper) -> None:
+        assert sleeper.process is not None
+        print(f"modelops serve: {sleeper.name} idle for {sleeper.rule.idleSeconds} s: "
+              "asleep", file=sys.stderr, flush=True)
+        sleeper.stopping = True
+        with contextlib.suppress(ProcessLookupError):
+            sleeper.process.send_signal(signal.SIGTERM)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
