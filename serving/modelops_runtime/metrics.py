@@ -60,6 +60,9 @@ BROKER_UP = Gauge("modelops_async_broker_up",
 ASYNC_CONSUMERS = Gauge("modelops_async_consumers",
                         "Queues this server consumes now (a version's requests and its dead "
                         "letters), 0 while its broker is unreachable.", registry=None)
+ASYNC_IN_HAND = Gauge("modelops_async_in_hand",
+                      "Queued requests this server has taken and not yet acknowledged.",
+                      registry=None)
 ASYNC_QUEUE_DEPTH = Gauge("modelops_async_queue_depth",
                           "Messages ready in a version's queue, as the broker counts them: "
                           "requests waiting (queue=\"waiting\") and dead letters not yet "
@@ -77,7 +80,8 @@ ASYNC_DEAD_LETTERS = Counter("modelops_async_dead_letters_total",
 def register_async() -> None:
     """The broker's gauges, only on a server that has one: elsewhere a 0 would read as
     "broker down" (AsyncBrokerUnreachable)."""
-    for gauge in (BROKER_UP, ASYNC_CONSUMERS, ASYNC_QUEUE_DEPTH, ASYNC_QUEUE_LIMIT):
+    for gauge in (BROKER_UP, ASYNC_CONSUMERS, ASYNC_IN_HAND, ASYNC_QUEUE_DEPTH,
+                  ASYNC_QUEUE_LIMIT):
         REGISTRY.register(gauge)
 
 

@@ -138,6 +138,11 @@ def start(folder: Path, timeout: float = 90, management: bool = False) -> LocalB
             f"collect_statistics_interval = {STATISTICS_MS}\n" if management else ""))
     (folder / "enabled_plugins").write_text(
         "[rabbitmq_management].\n" if management else "[].\n")
+    # A quorum queue reports its counts on its tick (5 s by default), and the management
+    # API shows them only from then: counted that late, a new request looks like none.
+    (folder / "advanced.config").write_text(
+        f"[{{rabbit, [{{quorum_tick_interval, {STATISTICS_MS}}}]}}].\n" if management
+        else "[].\n")
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder),
         "LANG": "C.UTF-8",
@@ -148,6 +153,7 @@ def start(folder: Path, timeout: float = 90, management: bool = False) -> LocalB
         "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
         "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder),
         "RABBITMQ_PID_FILE": str(folder / "broker.pid"),
     }

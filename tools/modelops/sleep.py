@@ -10,6 +10,12 @@ with SIGTERM (a drain) once `idleSeconds` have passed with that count at the thr
 below and nothing unacknowledged. A runner that dies is started again while work waits;
 the broker hands its unacknowledged requests out again, so none is lost.
 
+The management API's counts lag: measured here, a new queue's first count shows about
+4 s after its first message, and an acknowledgement about 2 s late. KEDA reads the same
+counts, which is why its cooldown should outlast them; locally idle periods are seconds,
+so a runner is also asked (its metrics) what it holds, and one that is still waking
+(not yet consuming) is never put to sleep.
+
 Locally a sleeping model wakes to one runner; more replicas under load are the cluster
 HPA's part (KEDA's `targetQueueDepth`).
 """
@@ -28,6 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.broker import free_port
 from modelops.spec import Autoscaling
@@ -51,6 +58,7 @@ class Sleeper:
     stopping: bool = False
     wakes: int = 0
     woken_at: float = 0.0
+    port: int = 0  # its HTTP port: its metrics say what it holds
 
     @property
     def name(self) -> str:
@@ -117,14 +125,29 @@ class Supervisor:
                 found.get("messages_unacknowledged", 0))
         return total
 
+    def holds(self, sleeper: Sleeper) -> int | None:
+        """Requests its runner has taken and not acknowledged; None while it is not
+        consuming yet (waking) or does not answer."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{sleeper.port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        found = {sample.name: sample.value for family in text_string_to_metric_families(text)
+                 for sample in family.samples}
+        if not found.get("modelops_async_consumers"):
+            return None
+        return int(found.get("modelops_async_in_hand", 0))
+
     def step(self) -> None:
         """One look at every model: wake it, keep it, or put it to sleep."""
         nudged, self._nudged = self._nudged, set()
         now = time.monotonic()
         for sleeper in self.sleepers.values():
             count = self.count(sleeper)
-            if sleeper.name in nudged or (
-                    count is not None and count > sleeper.rule.activationQueueDepth):
+            held = self.holds(sleeper) if sleeper.awake() else 0
+            threshold = sleeper.rule.activationQueueDepth
+            if sleeper.name in nudged or (count is not None and count > threshold) or (
+                    held is not None and held > threshold):
                 sleeper.active_at = now
             if sleeper.process is not None and not sleeper.awake():
                 if not sleeper.stopping:
@@ -135,7 +158,8 @@ class Supervisor:
                 now - sleeper.active_at < sleeper.rule.idleSeconds)
             if recent and sleeper.process is None:
                 self._launch(sleeper)
-            elif not recent and count == 0 and sleeper.awake() and not sleeper.stopping:
+            elif not recent and count == 0 and held == 0 and sleeper.awake() \
+                    and not sleeper.stopping:
                 self._put_to_sleep(sleeper)
 
     def _loop(self) -> None:
@@ -153,9 +177,10 @@ class Supervisor:
         config = self.folder / f"{sleeper.name}.yaml"
         config.write_text(ServerConfig(server=f"{sleeper.name}-runner", placement="dedicated",
                                        models=[sleeper.model]).model_dump_json())
+        sleeper.port = free_port()
         environment = {**os.environ, "MODELOPS_CONFIG": str(config),
                        "MODELOPS_BROKER_URL": self.broker_url,
-                       "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(free_port()),
+                       "MODELOPS_HOST": "127.0.0.1", "MODELOPS_PORT": str(sleeper.port),
                        "MODELOPS_GRPC_PORT": "0",
                        "MODELOPS_SHARED_ROOT": str(self.shared_root)}
         sleeper.process = subprocess.Popen([sys.executable, "-m", "modelops_runtime"],

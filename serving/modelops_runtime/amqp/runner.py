@@ -111,6 +111,7 @@ class Runner:
         self._depth: asyncio.Task[None] | None = None
         self._sleepers: asyncio.Task[None] | None = None
         link.on_connect.append(self._consume)
+        metrics.ASYNC_IN_HAND.set_function(lambda: float(len(self.in_flight)))
         metrics.ASYNC_CONSUMERS.set_function(
             lambda: float(len(self.consumers)) if link.up and not self.stopping else 0.0)
 
