@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,8 @@ class DataPlane:
         self.watcher = DatasetWatcher(registry, options.dataset_poll_seconds)
         self.workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="predict")
         self.draining = False
+        self.ready_when: list[Callable[[], bool]] = []
+        """More conditions of readiness (a front door of sleeping models: its broker)."""
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -67,7 +70,8 @@ class DataPlane:
 
     # -- health and metadata ------------------------------------------------------------
     def ready(self) -> bool:
-        return self.registry.ready() and not self.draining
+        return self.registry.ready() and not self.draining and all(
+            check() for check in self.ready_when)
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}

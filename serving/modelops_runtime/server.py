@@ -51,6 +51,8 @@ def create_app(config: ServerConfig, options: ServerOptions, config_dir: Path,
         front, runner = Front(plane, link, store), Runner(plane, link, store)
         if on_enqueue is not None:
             front.on_enqueue.append(on_enqueue)
+        if any(m.relay for m in config.models):  # it answers them only through the broker
+            plane.ready_when.append(lambda: link.up)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
