@@ -60,6 +60,7 @@ class Cluster:
         # children whose sync ends otherwise than Synced after success.
         self.resource_health: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.after_sync: dict[str, dict] = {}
+        self.operated: list[tuple[dict, str]] = []  # applied in this wave, for an operator
 
     def _order(self, obj: dict) -> tuple:
         wave = int((obj["metadata"].get("annotations") or {}).get(
@@ -96,8 +97,8 @@ class Cluster:
                                  f"reads FailedGetResourceMetric: nothing serves {METRICS}, "
                                  "and Argo CD calls the model Degraded")
         name = obj["metadata"]["name"]
-        if group == "rabbitmq.com" and kind != "RabbitmqCluster":
-            self._topology_operator(obj, namespace or "")
+        if (group == "rabbitmq.com" and kind != "RabbitmqCluster") or group == "keda.sh":
+            self.operated.append((obj, namespace or ""))  # its operator acts after the apply
         self.objects.add((kind, namespace or "", name))
         if app in self.apps:
             self.apps[app]["objects"][(kind, namespace or "", name)] = obj
@@ -112,6 +113,59 @@ class Cluster:
             for application in self.generate(obj):
                 if application["metadata"]["name"] not in self.apps:
                     self.sync(application, owner=name)
+
+    def _operators(self) -> None:
+        """The operators act on what the wave applied, once it is all applied (RabbitMQ's
+        topology objects first: a ScaledObject's credentials come from a User)."""
+        operated, self.operated = self.operated, []
+        for obj, namespace in sorted(operated, key=lambda o: o[0]["kind"] == "ScaledObject"):
+            if obj["apiVersion"].startswith("keda.sh/"):
+                self._keda(obj, namespace)
+            else:
+                self._topology_operator(obj, namespace)
+
+    def _keda(self, obj: dict, namespace: str) -> None:
+        """KEDA: a ScaledObject is refused (Ready False, as its admission check and
+        controller say it) when its Deployment is missing or an HPA already scales it,
+        and cannot read its queue without its TriggerAuthentication and that one's
+        Secret; otherwise Ready, and the model asleep at zero."""
+        if obj["kind"] != "ScaledObject":
+            return
+        spec, name = obj["spec"], obj["metadata"]["name"]
+        target = spec["scaleTargetRef"]["name"]
+        hpas = [o["metadata"]["name"] for app in self.apps.values()
+                for (kind, ns, _), o in app["objects"].items()
+                if kind == "HorizontalPodAutoscaler" and ns == namespace
+                and o["spec"]["scaleTargetRef"]["name"] == target]
+        problem = None
+        if ("Deployment", namespace, target) not in self.objects:
+            problem = ("ScaledObjectCheckFailed", f"deployments.apps \"{target}\" not found")
+        elif hpas:
+            problem = ("ScaledObjectCheckFailed", f"the workload '{target}' of type "
+                       f"'apps/v1.Deployment' is already managed by the hpa '{hpas[0]}'")
+        for trigger in spec["triggers"]:
+            auth = (trigger.get("authenticationRef") or {}).get("name")
+            found = next((o for app in self.apps.values() for (kind, ns, n), o in
+                          app["objects"].items() if kind == "TriggerAuthentication"
+                          and ns == namespace and n == auth), None) if auth else None
+            secrets = [ref["name"] for ref in (found or {}).get("spec", {}).get(
+                "secretTargetRef", [])]
+            if auth and found is None:
+                problem = problem or ("TriggerError", f"triggerauthentication {auth} not found")
+            for secret in secrets:
+                if ("Secret", namespace, secret) not in self.objects:
+                    problem = problem or ("TriggerError", f"error getting secret {secret}")
+        conditions = [{"type": "Ready", "status": "True", "reason": "ScaledObjectReady",
+                       "message": "ScaledObject is defined correctly and is ready for scaling"},
+                      {"type": "Active", "status": "False", "reason": "ScalerNotActive"},
+                      {"type": "Fallback", "status": "False", "reason": "NoFallbackFound"},
+                      {"type": "Paused", "status": "False"},
+                      {"type": "HPAActive", "status": "True", "reason": "ScalingDisabled"}]
+        if problem:
+            conditions = [{"type": "Ready", "status": "False", "reason": problem[0],
+                           "message": problem[1]}, {"type": "Paused", "status": "False"}]
+        self.resource_health[("ScaledObject", namespace, name)] = lua_health(
+            self.root, "keda-scaledobject.lua", {**obj, "status": {"conditions": conditions}})
 
     def _topology_operator(self, obj: dict, namespace: str) -> None:
         """RabbitMQ's Messaging Topology Operator: it applies an object to the broker its
@@ -128,10 +182,11 @@ class Cluster:
                 obj["status"] |= {"credentials": {"name": secret}, "username": "generated"}
                 self.objects.add(("Secret", namespace, secret))
         self.resource_health[(obj["kind"], namespace, obj["metadata"]["name"])] = \
-            topology_health(self.root, obj)
+            lua_health(self.root, "rabbitmq-topology.lua", obj)
 
     def _wave_done(self, app: str, objects: list[dict], default_namespace: str) -> None:
         """Argo CD starts an Application's next sync wave only when this one is healthy."""
+        self._operators()
         for obj in objects:
             key = (obj["kind"], obj["metadata"].get("namespace", default_namespace),
                    obj["metadata"]["name"])
@@ -325,13 +380,25 @@ def test_a_first_bootstrap_brings_every_model_and_platform_piece_up():
     ("platform/settings.yaml", "  - rabbitmq.com/v1beta1", "",
      "no CRD serves rabbitmq.com/v1beta1"),
     ("overlays/staging/platform/kustomization.yaml", "- broker\n", "",
-     "waits for ever at [A-Za-z]+ iris-v1-[a-z-]+, Progressing: Waiting for the Messaging"),
+     "modelops-front-server reads the Secret modelops-front-broker-user-credentials, which "
+     "does not exist"),
     ("overlays/staging/models/iris/v1/broker.yaml", 'argocd.argoproj.io/sync-wave: "-1"',
      'argocd.argoproj.io/sync-wave: "0"',
      "reads the Secret iris-v1-broker-user-credentials, which does not exist"),
+    # Models that sleep: KEDA, and never an HPA beside the ScaledObject, which comes after
+    # its Deployment.
+    ("platform/settings.yaml", "  - keda.sh/v1alpha1", "", "no CRD serves keda.sh/v1alpha1"),
+    ("overlays/staging/models/digits/v1/kustomization.yaml", "$patch: delete", "$patch: merge",
+     "waits for ever at ScaledObject digits-v1-server, Degraded: the workload "
+     "'digits-v1-server' of type 'apps/v1.Deployment' is already managed by the hpa"),
+    ("overlays/staging/models/digits/v1/scaler.yaml", 'argocd.argoproj.io/sync-wave: "1"',
+     'argocd.argoproj.io/sync-wave: "-1"',
+     'waits for ever at ScaledObject digits-v1-server, Degraded: deployments.apps '
+     '"digits-v1-server" not found'),
 ], ids=["root-project-deadlock", "gateway-namespace-missing", "models-before-platform",
         "prerequisite-not-named", "metrics-server-not-named", "rabbitmq-operators-not-named",
-        "no-broker-in-the-platform", "server-before-its-broker-user"])
+        "no-broker-in-the-platform", "server-before-its-broker-user", "keda-not-named",
+        "an-hpa-beside-the-scaledobject", "scaledobject-before-its-deployment"])
 def test_a_broken_bootstrap_fails_where_argo_cd_would(tmp_path, file, old, new, failure):
     root = copy_repo(tmp_path)
     path = root / file
@@ -369,10 +436,10 @@ def application_health(root: Path, status: dict | None) -> tuple[str, str]:
     return result["status"], result["message"]
 
 
-def topology_health(root: Path, obj: dict) -> tuple[str, str]:
-    """The repository's health check of the RabbitMQ Topology Operator's kinds, as Argo
-    CD runs it (under Lua 5.1, with the object as `obj`)."""
-    check = (root / "platform/argocd/install/health/rabbitmq-topology.lua").read_text()
+def lua_health(root: Path, check_file: str, obj: dict) -> tuple[str, str]:
+    """One of the repository's own health checks (platform/argocd/install/health/), as
+    Argo CD runs it: under Lua 5.1, with the object as `obj`."""
+    check = (root / "platform/argocd/install/health" / check_file).read_text()
     runtime = lua51.LuaRuntime()
     runtime.globals().obj = runtime.table_from(obj, recursive=True)
     result = runtime.execute(check)
@@ -445,9 +512,67 @@ def test_the_broker_objects_health_as_argo_cd_reads_it(kind, generation, status,
            "metadata": {"name": "iris-v1-queue", "generation": generation}, "spec": {}}
     if status is not None:
         obj["status"] = status
-    assert topology_health(REPO, obj) == expected
+    assert lua_health(REPO, "rabbitmq-topology.lua", obj) == expected
     obj["metadata"]["deletionTimestamp"] = "2026-12-06T11:00:00Z"
-    assert topology_health(REPO, obj)[0] == "Progressing"
+    assert lua_health(REPO, "rabbitmq-topology.lua", obj)[0] == "Progressing"
+
+
+def _keda(kind: str, status: str, reason: str = "", message: str = "") -> dict:
+    """A condition as KEDA writes it (empty fields are left out)."""
+    return {key: value for key, value in (("type", kind), ("status", status),
+                                          ("reason", reason), ("message", message)) if value}
+
+
+ASLEEP = [_keda("Ready", "True", "ScaledObjectReady",
+                "ScaledObject is defined correctly and is ready for scaling"),
+          _keda("Active", "False", "ScalerNotActive", "Scaling is not performed because "
+                                                      "triggers are not active"),
+          _keda("Fallback", "False", "NoFallbackFound", "No fallbacks are active on this "
+                                                        "scaled object"),
+          _keda("Paused", "False"),
+          _keda("HPAActive", "True", "ScalingDisabled", "scaling is disabled since the "
+                                                        "replica count of the target is zero")]
+CHECK_FAILED = "ScaledObject doesn't have correct scaleTargetRef specification"
+
+
+@pytest.mark.parametrize("conditions, expected", [
+    (None, ("Progressing", "Waiting for KEDA to check the ScaledObject")),
+    # as KEDA initialises them, before its first check
+    ([_keda("Ready", "Unknown"), _keda("Active", "Unknown"), _keda("Fallback", "Unknown"),
+      _keda("Paused", "False")], ("Progressing", "KEDA is checking the triggers")),
+    (ASLEEP, ("Healthy", "Asleep or idle: no requests waiting")),
+    # waking: its queue is active, and the HPA has no metrics for the new replica yet
+    ([*ASLEEP[:1], _keda("Active", "True", "ScalerActive"), *ASLEEP[2:4],
+      _keda("HPAActive", "False", "FailedGetExternalMetric",
+            "HPA is not actively scaling: the HPA was unable to compute the replica count")],
+     ("Progressing", "HPA is not actively scaling: the HPA was unable to compute the "
+                     "replica count")),
+    ([*ASLEEP[:1], _keda("Active", "True", "ScalerActive"), *ASLEEP[2:4],
+      _keda("HPAActive", "True", "HPAActive", "HPA is actively scaling")],
+     ("Healthy", "Awake: requests are waiting or running")),
+    # what needs a person: KEDA refused it, cannot read the queue, or fell back
+    ([_keda("Ready", "False", "ScaledObjectCheckFailed", CHECK_FAILED), *ASLEEP[1:]],
+     ("Degraded", CHECK_FAILED)),
+    ([_keda("Ready", "False", "TriggerError", "Triggers defined in ScaledObject are not "
+                                              "working correctly"), *ASLEEP[1:]],
+     ("Degraded", "Triggers defined in ScaledObject are not working correctly")),
+    ([*ASLEEP[:2], _keda("Fallback", "True", "FallbackExists", "At least one trigger is "
+                                                              "falling back on this scaled "
+                                                              "object"), *ASLEEP[3:]],
+     ("Degraded", "At least one trigger is falling back on this scaled object")),
+    ([*ASLEEP[:3], _keda("Paused", "True", "ScaledObjectPaused", "ScaledObject is paused"),
+      *ASLEEP[4:]], ("Suspended", "ScaledObject is paused")),
+    ([_keda("Ready", "False", "ScaledObjectCheckFailed"), *ASLEEP[1:]],  # a reason alone
+     ("Degraded", "ScaledObjectCheckFailed")),
+])
+def test_a_sleeping_models_scaledobject_health_as_argo_cd_reads_it(conditions, expected):
+    """Shaped as KEDA v2.20.2 writes them (apis/keda/v1alpha1/condition_types.go and
+    pkg/scaling/executor): a normal scale-up from zero never reads Degraded."""
+    obj = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+           "metadata": {"name": "digits-v1-server"}, "spec": {}}
+    if conditions is not None:
+        obj["status"] = {"conditions": conditions}
+    assert lua_health(REPO, "keda-scaledobject.lua", obj) == expected
 
 
 def test_the_install_gives_every_topology_kind_the_check(tmp_path):
@@ -469,6 +594,8 @@ def test_the_install_gives_every_topology_kind_the_check(tmp_path):
     check = (REPO / "platform/argocd/install/health/rabbitmq-topology.lua").read_text()
     for kind in ("Queue", "Policy", "User", "Permission", "Exchange"):
         assert cm["data"][f"resource.customizations.health.rabbitmq.com_{kind}"] == check
+    assert cm["data"]["resource.customizations.health.keda.sh_ScaledObject"] == (
+        REPO / "platform/argocd/install/health/keda-scaledobject.lua").read_text()
     assert "resource.customizations.health.argoproj.io_Application" in cm["data"]
     assert cm["metadata"]["labels"] == {"app.kubernetes.io/part-of": "argocd"}
 

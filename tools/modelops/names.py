@@ -12,6 +12,7 @@ CATALOG = "catalog"
 LOG_COMPACTOR = "log-compactor"
 SHARED_VOLUME = "modelops-shared"
 BROKER = "modelops-broker"  # the RabbitmqCluster, and the Service its operator makes
+FRONT_DOOR = "modelops-front"  # the server of the models that sleep: its name prefix
 
 PLATFORM: dict[tuple[str, str], str] = {
     **{(kind, CATALOG): "the catalog" for kind in ("Deployment", "Service", "ServiceAccount",
@@ -19,6 +20,9 @@ PLATFORM: dict[tuple[str, str], str] = {
     **{(kind, LOG_COMPACTOR): "the log compactor" for kind in ("CronJob", "ServiceAccount",
                                                                "ConfigMap")},
     ("RabbitmqCluster", BROKER): "the broker", ("Service", BROKER): "the broker",
+    **{(kind, f"{FRONT_DOOR}-server"): "the front door" for kind in (*SERVER_KINDS,
+                                                                     "ServiceAccount")},
+    ("ConfigMap", f"{FRONT_DOOR}-config"): "the front door",
 }
 """The objects each environment's platform overlay puts beside the models."""
 

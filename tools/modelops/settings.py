@@ -67,6 +67,31 @@ class Broker(Strict):
     reaches each node's management API (port 15672) from there."""
 
 
+class FrontDoor(Strict):
+    """The always-on server of the models that sleep (autoscaling.minReplicas 0): it takes
+    their requests, HTTP and gRPC, while they are at zero replicas and hands them to their
+    queues; generated only where such a model is."""
+
+    minReplicas: int = Field(default=2, ge=1, le=100)
+    """Fewest replicas: 2 or more keep it answering through a node's drain."""
+    maxReplicas: int = Field(default=4, ge=1, le=100)
+    """Most replicas (its HPA scales on CPU); capacity is checked at this bound."""
+    cpu: Quantity = "250m"
+    """CPU request of each replica (the limit is the same)."""
+    memory: Quantity = "256Mi"
+    """Memory request of each replica (the limit is the same)."""
+    kedaNamespace: str = Field(default="keda", pattern=LABEL_VALUE)
+    """Where KEDA's operator runs: it reads the queue counts from the broker's management
+    API (port 15672) from there."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FrontDoor:
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError(f"minReplicas ({self.minReplicas}) is above maxReplicas "
+                             f"({self.maxReplicas})")
+        return self
+
+
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
@@ -98,6 +123,8 @@ class EnvironmentSettings(Strict):
     """Where `s3://` artifacts live; unset: no model of this environment may use one."""
     broker: Broker = Field(default_factory=Broker)
     """The RabbitMQ of models with `async` (README: asynchronous inference)."""
+    frontDoor: FrontDoor = Field(default_factory=FrontDoor)
+    """The server that holds requests for models that sleep (README: models that sleep)."""
 
     @property
     def host(self) -> str | None:

@@ -39,7 +39,8 @@ MODEL_KINDS = [("apps", "Deployment"), ("", "Service"), ("", "ServiceAccount"), 
                ("gateway.networking.k8s.io", "HTTPRoute"),
                ("gateway.networking.k8s.io", "GRPCRoute"),
                ("batch", "CronJob"), *(("rabbitmq.com", kind) for kind in (
-                   "Queue", "Policy", "User", "Permission"))]
+                   "Queue", "Policy", "User", "Permission")),
+               ("keda.sh", "ScaledObject"), ("keda.sh", "TriggerAuthentication")]
 """All a model's Application may create: its project allows nothing else."""
 RETRY = {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
 KEEP = {"argocd.argoproj.io/sync-options": "Delete=false,Prune=false"}

@@ -55,9 +55,10 @@ def url(settings: EnvironmentSettings) -> str:
     return f"amqp://{names.BROKER}.{settings.namespace}.svc:{AMQP_PORT}/"
 
 
-def platform(repo: Repo, env: str, top: str) -> Files:
+def platform(repo: Repo, env: str, top: str, sleeps: bool) -> Files:
     """The environment's broker, the exchange results are announced on, and the paths
-    broker traffic may take through the default-deny policies."""
+    broker traffic may take through the default-deny policies; where a model `sleeps`,
+    the front door's user and KEDA's way in."""
     assert repo.settings is not None
     settings = repo.settings.environments[env]
     broker = settings.broker
@@ -92,6 +93,14 @@ def platform(repo: Repo, env: str, top: str) -> Files:
             "from": [namespace_selector(broker.operatorNamespace)],
             "ports": [{"protocol": "TCP", "port": MANAGEMENT_PORT}]}]),
     ]
+    if sleeps:  # KEDA counts their queues; the front door publishes to them
+        objects.append(network_policy("allow-keda-to-broker", PODS, ["Ingress"], ingress=[{
+            "from": [namespace_selector(settings.frontDoor.kedaNamespace)],
+            "ports": [{"protocol": "TCP", "port": MANAGEMENT_PORT}]}]))
+        front = names.prefix(names.FRONT_DOOR)
+        for obj in account(front, [], ("amq.default",), user(front)):
+            del obj["metadata"]["annotations"]  # the broker's own wave: with its cluster
+            objects.append(obj)
     return {f"{top}/resources.yaml": objects,
             f"{top}/kustomization.yaml": kustomization(settings.namespace, ["resources.yaml"])}
 
@@ -109,7 +118,7 @@ def topology(name_prefix: str, served: list[tuple[str, str, AsyncConfig]],
     `dead-letters` and `limits` in a version's own directory, else `<model>-<version>-…`
     (`local`: one version, named by the directory's prefix)."""
     objects: list[dict] = []
-    readable = []
+    readable: list[str] = []
     for model, version, config in served:
         own = "" if local else f"{model}-{version}-"
         main, dead = queues.queue_name(model, version), queues.dead_name(model, version)
@@ -123,19 +132,32 @@ def topology(name_prefix: str, served: list[tuple[str, str, AsyncConfig]],
                                  "applyTo": "queues", "priority": 1,
                                  "definition": queues.limits(model, version, config),
                                  **REFERENCE}})
-    objects += [
-        {"apiVersion": API, "kind": "User", "metadata": {"name": "broker"},
+    objects = [before_servers(obj) for obj in objects]
+    return objects + account(name_prefix, readable, ("amq.default", queues.RESULTS_EXCHANGE))
+
+
+def account(name_prefix: str, readable: list[str], writable: tuple[str, ...],
+            named: str = "broker") -> list[dict]:
+    """A server's own broker User and Permission: it may consume `readable` queues and its
+    own reply queue, and publish only to the `writable` exchanges (the default exchange,
+    `amq.default`, is how a request reaches a queue). `named` is what kustomize prefixes
+    into the user's name (in a directory of no prefix, the whole name)."""
+    objects = [
+        {"apiVersion": API, "kind": "User", "metadata": {"name": named},
          "spec": {"tags": [], **REFERENCE}},
-        {"apiVersion": API, "kind": "Permission", "metadata": {"name": "broker"},
+        {"apiVersion": API, "kind": "Permission", "metadata": {"name": named},
          "spec": {"vhost": "/", "userReference": {"name": user(name_prefix)},
                   "permissions": {
                       "configure": queues.pattern(prefix=queues.REPLIES),
                       "read": queues.pattern(*readable, prefix=queues.REPLIES),
-                      "write": queues.pattern("amq.default", queues.RESULTS_EXCHANGE)},
+                      "write": queues.pattern(*writable)},
                   **REFERENCE}}]
-    for obj in objects:
-        obj["metadata"]["annotations"] = dict(BEFORE_SERVERS)
-    return objects
+    return [before_servers(obj) for obj in objects]
+
+
+def before_servers(obj: dict) -> dict:
+    obj["metadata"]["annotations"] = dict(BEFORE_SERVERS)
+    return obj
 
 
 def add_broker(pod: dict, container: dict, settings: EnvironmentSettings,

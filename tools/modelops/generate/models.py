@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from modelops import names, quantity
-from modelops.generate import broker, contract, jobs
+from modelops.generate import broker, contract, jobs, sleep
 from modelops.generate.argocd import app_params
 from modelops.generate.objects import (
     Code,
@@ -38,9 +38,10 @@ from modelops.generate.objects import (
 from modelops.names import server_name
 from modelops.repo import Repo
 from modelops.settings import EnvironmentSettings
-from modelops.spec import ModelSpec, PoolSpec, Resources
+from modelops.spec import Autoscaling, ModelSpec, PoolSpec, Resources
 from modelops.specfile import SpecFile
 from modelops_runtime import volume
+from modelops_runtime.config import RelayConfig
 
 Files = dict[str, Any]  # relative path -> data to write as YAML (or Code, copied)
 
@@ -52,6 +53,7 @@ RESOURCES = "resources.yaml"  # a model's or pool's own objects, not of one serv
 
 
 VERSION_HEADER = "x-model-version"  # pins a version over gRPC, as the path does over HTTP
+FRONT_DOOR = server_name(names.FRONT_DOOR)  # the front door's Service (front_door below)
 
 
 def root(env: str, name: str) -> str:
@@ -132,22 +134,30 @@ BROKER_FILE = "broker.yaml"  # a server's queues, limits, user and permission
 BROKER_PATCH = {"path": "broker-access.yaml", "target": {"kind": "Deployment"}}
 
 
-def _broker_files(directory: str, name_prefix: str, served: list, local: bool,
+def _broker_files(directory: str, name_prefix: str, objects: list[dict],
                   settings: EnvironmentSettings) -> Files:
-    """What a server with async versions adds: its broker objects, and a patch that gives
-    its pods the broker's address and their own user's credentials."""
+    """What a server that uses the broker adds: its broker objects (queues, limits, its
+    own user), and a patch that gives its pods the broker's address and that user's
+    credentials."""
+    return {f"{directory}/{BROKER_FILE}": objects,
+            f"{directory}/{BROKER_PATCH['path']}": _broker_patch(settings, name_prefix)}
+
+
+def _broker_patch(settings: EnvironmentSettings, name_prefix: str) -> dict:
+    """The pod's broker address and its own user's credentials."""
     container: dict[str, Any] = {"name": "server"}
     pod: dict[str, Any] = {"containers": [container]}
     broker.add_broker(pod, container, settings, name_prefix)
-    return {f"{directory}/{BROKER_FILE}": broker.topology(name_prefix, served, local),
-            f"{directory}/{BROKER_PATCH['path']}": {
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME},
-                "spec": {"template": {"spec": pod}}}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": BASE_NAME},
+            "spec": {"template": {"spec": pod}}}
 
 
 PATCHES = [{"path": "deployment.yaml", "target": {"kind": "Deployment"}},
            {"path": "hpa.yaml", "target": {"kind": "HorizontalPodAutoscaler"}}]
 """The patches of every server in an overlay: one per model or pool, shared by its versions."""
+NO_HPA = {"patch": "$patch: delete\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\n"
+                   f"metadata:\n  name: {BASE_NAME}\n"}
+"""A sleeping server's base HPA, removed: KEDA scales it (sleep.py)."""
 
 
 @dataclasses.dataclass
@@ -200,9 +210,11 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
     settings = repo.settings.environments[env]
     name, top = spec_file.name, root(env, spec_file.name)
     versions = _versions(spec)
+    sleeps = sleep.sleeps(spec)
     out: Files = {f"{top}/{RESOURCES}": [service_account(name)],
-                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec], settings),
-                  f"{top}/hpa.yaml": _hpa_patch(spec)}
+                  f"{top}/deployment.yaml": _deployment_patch(name, spec, [spec], settings)}
+    if not sleeps:
+        out[f"{top}/hpa.yaml"] = _hpa_patch(spec)
     for version in versions:
         server = server_name(name, version.name)
         config = contract.server_config(server, "dedicated", [contract.server_model(
@@ -212,36 +224,57 @@ def dedicated(repo: Repo, spec_file: SpecFile, env: str) -> Files:
                           {"modelops/version": version.name},
                           spec.autoscaling is not None and spec.autoscaling.minReplicas >= 2)
         served = [(name, version.name, spec.async_)] if spec.async_ else []
-        if served:
-            out |= _broker_files(unit.directory, unit.name_prefix, served, True, settings)
+        if sleeps:
+            assert spec.autoscaling is not None
+            out[f"{unit.directory}/{sleep.SCALER_FILE}"] = sleep.scaler(
+                unit.name_prefix, name, version.name, spec.autoscaling, settings)
+            out |= _broker_files(unit.directory, unit.name_prefix,
+                                 broker.topology(unit.name_prefix, served, True), settings)
+            out |= unit.files(settings.namespace, (BROKER_FILE, sleep.SCALER_FILE),
+                              patches=[BROKER_PATCH, NO_HPA])
+        elif served:
+            out |= _broker_files(unit.directory, unit.name_prefix,
+                                 broker.topology(unit.name_prefix, served, True), settings)
             out |= unit.files(settings.namespace, (BROKER_FILE,), patches=[BROKER_PATCH])
         else:
             out |= unit.files(settings.namespace)
-    path = f"/v2/models/{name}"
-    routes = [route(name, settings.gateway, settings.gatewayNamespace, [
-        *({"matches": [prefix(f"{path}/versions/{v.name}")],
-           "backendRefs": [backend(server_name(name, v.name))]} for v in versions),
-        {"matches": [prefix(path)],
-         "backendRefs": [backend(server_name(name, v.name), v.weight)
-                         for v in versions]}])]
-    if settings.host:  # gRPC: the model's own host; a version pinned by a request header
-        routes.append(grpc_route(name, settings.gateway, settings.gatewayNamespace,
-                                 [settings.grpc_host(name)], [
-            *({"matches": [{"headers": [{"name": VERSION_HEADER, "value": v.name}]}],
-               "backendRefs": [grpc_backend(server_name(name, v.name))]} for v in versions),
-            {"backendRefs": [grpc_backend(server_name(name, v.name), v.weight)
-                             for v in versions]}]))
-    out[f"{top}/route.yaml"] = routes
+    out[f"{top}/route.yaml"] = _routes(name, versions, settings, sleeps)
     job_files = jobs.files(repo, spec_file, env, f"{top}/jobs", name)
     out |= job_files
     out[f"{top}/kustomization.yaml"] = kustomization(
         settings.namespace, [RESOURCES, "route.yaml"] + [v.name for v in versions] +
         (["jobs"] if job_files else []),
         selector_labels={"modelops/model": name}, labels=labels(spec_file),
-        images=[image(spec.image or repo.settings.serverImage)], patches=PATCHES)
+        images=[image(spec.image or repo.settings.serverImage)],
+        patches=PATCHES[:1] if sleeps else PATCHES)
     out[f"{top}/app.json"] = app_params(repo, env, name, spec_file.team,
                                         ".".join(v.name for v in versions), [name])
     return out
+
+
+def _routes(name: str, versions: list, settings: EnvironmentSettings,
+            sleeps: bool) -> list[dict]:
+    """A model's HTTPRoute (and GRPCRoute, with a public host): each version's own path
+    (or header) to its server, the rest split by the weights. A model that sleeps has all
+    of it go to the front door, which answers for it at any number of replicas."""
+    def server(version: str) -> str:
+        return FRONT_DOOR if sleeps else server_name(name, version)
+
+    path = f"/v2/models/{name}"
+    weighted = [backend(server(v.name), v.weight) for v in versions] if not sleeps \
+        else [backend(FRONT_DOOR)]
+    routes = [route(name, settings.gateway, settings.gatewayNamespace, [
+        *({"matches": [prefix(f"{path}/versions/{v.name}")],
+           "backendRefs": [backend(server(v.name))]} for v in versions),
+        {"matches": [prefix(path)], "backendRefs": weighted}])]
+    if settings.host:  # gRPC: the model's own host; a version pinned by a request header
+        routes.append(grpc_route(name, settings.gateway, settings.gatewayNamespace,
+                                 [settings.grpc_host(name)], [
+            *({"matches": [{"headers": [{"name": VERSION_HEADER, "value": v.name}]}],
+               "backendRefs": [grpc_backend(server(v.name))]} for v in versions),
+            {"backendRefs": [grpc_backend(server(v.name), v.weight) for v in versions]
+             if not sleeps else [grpc_backend(FRONT_DOOR)]}]))
+    return routes
 
 
 def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Files:
@@ -276,7 +309,8 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
                       {"modelops/pool": pool.name}, spec.autoscaling.minReplicas >= 2)
     served = broker.served([(m.name, m.envs[env]) for m in members])  # type: ignore[misc]
     if served:
-        out |= _broker_files(top, unit.name_prefix, served, False, settings)
+        out |= _broker_files(top, unit.name_prefix,
+                             broker.topology(unit.name_prefix, served, False), settings)
     out |= unit.files(settings.namespace, (RESOURCES, "route.yaml", *job_dirs,
                                            *([BROKER_FILE] if served else [])), labels(pool),
                       images=[image(repo.settings.serverImage)],
@@ -285,3 +319,39 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
                                         [m.name for m in members])
     return out
 
+
+
+def front_door(repo: Repo, env: str, top: str) -> Files:
+    """The environment's front door, where a model sleeps: the same server, its config
+    listing those models as relayed (never loaded), always on and scaled on CPU. Its
+    broker user is the platform broker's (broker.py); it syncs after the broker (wave 1),
+    so its user's credentials Secret is there when its pods start."""
+    assert repo.settings is not None
+    settings = repo.settings.environments[env]
+    door = settings.frontDoor
+    models = []
+    for _, spec_file in sorted(repo.models.items()):
+        spec = spec_file.envs[env]
+        if sleep.sleeps(spec):
+            assert isinstance(spec, ModelSpec) and spec.autoscaling is not None
+            model = contract.server_model(spec_file, spec, _versions(spec))
+            models.append(model.model_copy(update={"code": None, "relay": RelayConfig(
+                wakeSeconds=spec.autoscaling.wakeSeconds)}))
+    if not models:
+        return {}
+    shape = PoolSpec(resources=Resources(cpu=door.cpu, memory=door.memory),
+                     autoscaling=Autoscaling(minReplicas=door.minReplicas,
+                                             maxReplicas=door.maxReplicas))
+    name_prefix = names.prefix(names.FRONT_DOOR)
+    unit = ServerUnit(top, BASE_POOL, name_prefix, contract.server_config(
+        FRONT_DOOR, "shared", models), {}, {"app.kubernetes.io/name": names.FRONT_DOOR},
+        door.minReplicas >= 2)
+    return unit.files(settings.namespace, (RESOURCES,),
+                      labels={"app.kubernetes.io/part-of": "modelops"},
+                      commonAnnotations={"argocd.argoproj.io/sync-wave": "1"},
+                      images=[image(repo.settings.serverImage)],
+                      patches=PATCHES + [BROKER_PATCH]) | {
+        f"{top}/{RESOURCES}": [service_account(BASE_NAME)],
+        f"{top}/deployment.yaml": _deployment_patch(BASE_NAME, shape, [], settings),
+        f"{top}/hpa.yaml": _hpa_patch(shape),
+        f"{top}/{BROKER_PATCH['path']}": _broker_patch(settings, name_prefix)}

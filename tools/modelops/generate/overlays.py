@@ -39,6 +39,7 @@ def units(repo: Repo) -> list[Unit]:
         out += [(partial(platform.catalog, repo, env), EVERY_SPEC),
                 (partial(platform.log_compactor, repo, env), EVERY_SPEC),
                 (partial(platform.message_broker, repo, env), EVERY_SPEC),
+                (partial(platform.front_door, repo, env), EVERY_SPEC),
                 (partial(platform.namespace, repo, env), platform.SOURCE),
                 (partial(platform.gateway, repo, env), platform.SOURCE),
                 (partial(platform.environment, repo, env), platform.SOURCE)]

@@ -8,6 +8,7 @@
       catalog/      the model catalog page, with its generated catalog.yaml
       log-compactor/  the CronJob that turns prediction logs into datasets
       broker/       RabbitMQ, where a model takes asynchronous requests (see broker.py)
+      front-door/   the server of the models that sleep, where one does (see sleep.py)
 
 These live apart from models/ in the tree, so no model name is taken by the layout.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops import capacity, quantity
-from modelops.generate import broker, contract
+from modelops.generate import broker, contract, models, sleep
 from modelops.generate.argocd import KEEP, monitoring_namespace
 from modelops.generate.objects import (
     GATEWAY_API,
@@ -46,6 +47,10 @@ every spec: their header says so)."""
 
 def root(env: str) -> str:
     return f"overlays/{env}/platform"
+
+
+def any_sleeps(repo: Repo, env: str) -> bool:
+    return any(sleep.sleeps(f.envs[env]) for f in repo.models.values())
 
 
 def _server_pods() -> dict[str, str]:
@@ -200,15 +205,23 @@ def log_compactor(repo: Repo, env: str) -> Files:
 
 
 def message_broker(repo: Repo, env: str) -> Files:
-    return broker.platform(repo, env, f"{root(env)}/broker") if broker.uses_broker(
-        repo, env) else {}
+    return broker.platform(repo, env, f"{root(env)}/broker", any_sleeps(repo, env)) \
+        if broker.uses_broker(repo, env) else {}
+
+
+FRONT_DOOR_DIR = "front-door"
+
+
+def front_door(repo: Repo, env: str) -> Files:
+    return models.front_door(repo, env, f"{root(env)}/{FRONT_DOOR_DIR}")
 
 
 def environment(repo: Repo, env: str) -> Files:
     """The kustomization that gathers an environment's platform overlays."""
     assert repo.settings is not None
     parts = ["namespace", *(["gateway"] if repo.settings.environments[env].gatewayClass else []),
-             CATALOG, LOG_COMPACTOR, *(["broker"] if broker.uses_broker(repo, env) else [])]
+             CATALOG, LOG_COMPACTOR, *(["broker"] if broker.uses_broker(repo, env) else []),
+             *([FRONT_DOOR_DIR] if any_sleeps(repo, env) else [])]
     return {f"{root(env)}/kustomization.yaml": kustomization(
         None, parts, labels=dict(PART_OF))}
 
