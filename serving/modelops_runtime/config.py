@@ -19,6 +19,9 @@ This server serves all but `custom`, whose own image implements the same protoco
 RUNTIMES: tuple[str, ...] = typing.get_args(Runtime)
 LOADS_ARTIFACT = ("sklearn", "onnx")
 """Runtimes that cannot serve without an artifact file."""
+VERSION_HEADER = "x-model-version"
+"""gRPC metadata that pins a version, as the path does over HTTP: the generated routes send
+it to that version's server, and a front door (which serves every version) reads it."""
 
 
 

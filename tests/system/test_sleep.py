@@ -81,6 +81,13 @@ class Serving:
             time.sleep(step)
         return found
 
+    def outcome(self, name: str, request_id: str, timeout: float = 90) -> httpx.Response:
+        """An asynchronous request's answer, once it is no longer 202."""
+        def answered() -> httpx.Response | None:
+            got = self.client.get(f"/v2/models/{name}/async/{request_id}")
+            return got if got.status_code != 202 else None
+        return self.until(answered, timeout)
+
     def asleep(self, name: str, timeout: float = 60) -> None:
         """Its runners have all exited, and the front door says so."""
         self.until(lambda: all(not alive(p) for p in self.runners(name)), timeout)
@@ -177,8 +184,7 @@ def test_a_sleeping_model_wakes_for_its_first_request_and_sleeps_again(serving: 
     submitted = serving.client.post("/v2/models/iris/infer", json=body,
                                     headers={"Prefer": "respond-async", "X-Request-ID": "a1"})
     assert submitted.status_code == 202, submitted.text
-    done = serving.until(lambda: (r := serving.client.get("/v2/models/iris/async/a1"))
-                         .status_code != 202 and r)
+    done = serving.outcome("iris", "a1")
     assert done.status_code == 200 and done.json()["outputs"][0]["data"] == [0]
     assert len(serving.runners("iris")) == 3
     serving.asleep("iris")
@@ -224,11 +230,8 @@ def test_a_runner_killed_while_waking_loses_nothing(serving: Serving):
     first = serving.until(lambda: serving.runners("slow"))[0]
     serving.until(lambda: serving.calls.exists())  # type: ignore[attr-defined]
     os.kill(first, signal.SIGKILL)  # mid-request: one message unacknowledged
-    results = {}
-    for i, request_id in enumerate(ids):
-        got = serving.until(lambda: (r := serving.client.get(
-            f"/v2/models/slow/async/{request_id}")).status_code != 202 and r, timeout=90)
-        results[request_id] = got.json()["outputs"][0]["data"]
+    results = {request_id: serving.outcome("slow", request_id).json()["outputs"][0]["data"]
+               for request_id in ids}
     assert results == {f"k{i}": [2.0 * i] for i in range(4)}
     assert len(serving.runners("slow")) >= 2 and not alive(first)
     calls = serving.calls.read_text().split()  # type: ignore[attr-defined]

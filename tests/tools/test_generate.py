@@ -56,12 +56,12 @@ def test_check_lists_missing_stale_and_orphaned_files(tmp_path):
     (root / "overlays/staging/models/iris/deployment.yaml").write_text("edited by hand\n")
     (root / "overlays/staging/models/wine-old/kustomization.yaml").parent.mkdir()
     (root / "overlays/staging/models/wine-old/kustomization.yaml").write_text("x: 1\n")
-    (root / "overlays/production/models/digits/hpa.yaml").unlink()
+    (root / "overlays/production/models/iris/hpa.yaml").unlink()
     result = run_modelops("generate", "--check", cwd=root)
     assert result.returncode == 1
     assert "stale    overlays/staging/models/iris/deployment.yaml" in result.stderr
     assert "orphaned overlays/staging/models/wine-old/kustomization.yaml" in result.stderr
-    assert "missing  overlays/production/models/digits/hpa.yaml" in result.stderr
+    assert "missing  overlays/production/models/iris/hpa.yaml" in result.stderr
     assert run_modelops("generate", cwd=root).returncode == 0
     assert run_modelops("generate", "--check", cwd=root).returncode == 0
     assert not (root / "overlays/staging/models/wine-old").exists()
@@ -266,10 +266,11 @@ def test_each_environment_namespace_is_locked_down_and_budgeted():
     labels = objects[("Namespace", "models-production")]["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = objects[("ResourceQuota", "capacity-budget")]["spec"]["hard"]
-    # The budget (64 cores, 128Gi, 4 GPUs) and one surge pod per server (7 Deployments:
-    # 2.25 cores, 6.875Gi, 1 GPU): rollouts at peak are admitted. Claims: the
-    # platform's two, and one per broker node (iris takes asynchronous requests).
-    assert quota == {"requests.cpu": "66250m", "requests.memory": "135040Mi",
+    # The budget (64 cores, 128Gi, 4 GPUs) and one surge pod per server (7 Deployments and
+    # the front door, as digits sleeps: 2.5 cores, 7.125Gi, 1 GPU): rollouts at peak are
+    # admitted. Claims: the platform's two, and one per broker node (iris takes
+    # asynchronous requests).
+    assert quota == {"requests.cpu": "66500m", "requests.memory": "135296Mi",
                      "requests.nvidia.com/gpu": "5", "persistentvolumeclaims": "5"}
     deny = objects[("NetworkPolicy", "default-deny")]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}

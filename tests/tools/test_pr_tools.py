@@ -43,16 +43,17 @@ def test_a_new_python_model_passes_its_test_and_shows_up_in_the_plan(clone):
     assert added["changed"] == {} and added["removed"] == []
     staging = plan["capacity"]["staging"]  # the scaffold asks 250m CPU, 1-3 replicas
     # at peak: servers 6 cores, iris's training and 2 batch pods 3, catalog and compactor
-    # 0.55, the broker's one node 0.5 (iris takes asynchronous requests)
-    assert staging["before"]["cpu_max"] == "10.05" and staging["after"]["cpu_max"] == "10.8"
-    assert staging["before"]["cpu_min"] == "3.3" and staging["after"]["cpu_min"] == "3.55"
+    # 0.55, the broker's one node 0.5 (iris takes asynchronous requests), the front door's
+    # 4 replicas 1 (digits sleeps: 0 of its cores at min, the front door's 2 replicas 0.5)
+    assert staging["before"]["cpu_max"] == "11.05" and staging["after"]["cpu_max"] == "11.8"
+    assert staging["before"]["cpu_min"] == "2.8" and staging["after"]["cpu_min"] == "3.05"
 
     markdown = run_modelops("plan", "--base", "HEAD", cwd=clone).stdout
     assert "| `churn` | ConfigMap/churn-v1-config, Deployment/churn-v1-server" in markdown
     assert markdown.splitlines()[2] == "**Models:** 1 added (`churn`)"
     assert markdown.splitlines()[4] == ("**At peak:** staging +3 replicas, +0.75 cores, "
                                         "+1.5 GiB; production +3 replicas, +0.75 cores, +1.5 GiB")
-    assert "| staging | 6-15 -> **7-18** | 3.3-10.05 -> **3.55-10.8** | 5.72-15.09 -> **6.22-16.59** |" \
+    assert "| staging | 7-19 -> **8-22** | 2.8-11.05 -> **3.05-11.8** | 4.22-16.09 -> **4.72-17.59** |" \
         in markdown  # one unit per column: replicas, cores, GiB
 
 

@@ -219,8 +219,8 @@ def evictions_that_fail_jobs(objects: list[dict]) -> list[str]:
 
 def refused_at_peak(objects: list[dict]) -> list[str]:
     """Quota admission as the API server does it, at the worst moment: every server at its
-    HPA's max, each rolling out (its surge pods), every job's pods running, the platform's
-    pods."""
+    HPA's (or KEDA's) max, each rolling out (its surge pods), every job's pods running, the
+    platform's pods."""
     from decimal import Decimal
 
     from modelops import quantity
@@ -231,6 +231,8 @@ def refused_at_peak(objects: list[dict]) -> list[str]:
         mine = [o for o in objects if o["metadata"].get("namespace") == namespace]
         peaks = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["maxReplicas"]
                  for o in mine if o["kind"] == "HorizontalPodAutoscaler"}
+        peaks |= {o["spec"]["scaleTargetRef"]["name"]: o["spec"].get("maxReplicaCount", 100)
+                  for o in mine if o["kind"] == "ScaledObject"}  # KEDA's default max: 100
         used = {"cpu": Decimal(0), "memory": Decimal(0), "nvidia.com/gpu": Decimal(0)}
         for obj in mine:
             if obj["kind"] == "Deployment":

@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field
 
 from modelops import quantity
-from modelops.settings import Broker
+from modelops.settings import Broker, EnvironmentSettings, FrontDoor
 from modelops.spec import ModelSpec, PoolSpec, Quantity, Strict
 
 
@@ -70,10 +70,13 @@ def usage(name: str, team: str, file: str, spec: ModelSpec | PoolSpec) -> Usage 
                  lo, hi)
 
 
-def surge(entries, env: str) -> tuple[Decimal, Decimal, int]:
+def surge(entries, env: str, settings: EnvironmentSettings) -> tuple[Decimal, Decimal, int]:
     """(cpu, memory, gpu) of one extra pod per server Deployment: what rollouts add on top
     of the peak while each starts a new pod before stopping an old one (maxSurge 1)."""
     cpu, memory, gpu = Decimal(0), Decimal(0), 0
+    if sleeps(entries, env):  # the front door's Deployment
+        cpu += quantity.parse(settings.frontDoor.cpu)
+        memory += quantity.parse(settings.frontDoor.memory)
     for e in entries:
         spec = e.envs.get(env)
         if spec is None or (isinstance(spec, ModelSpec) and spec.placement != "dedicated"):
@@ -111,10 +114,29 @@ def broker_usage(broker: Broker) -> Usage:
                  count, count)
 
 
-def env_usage(entries, env: str, broker: Broker | None = None) -> list[Usage]:
-    """Every server and every job of these specs (SpecFiles) in one environment, and the
-    broker's nodes (when given) if any of them takes asynchronous requests."""
-    used = [broker_usage(broker)] if broker and uses_broker(entries, env) else []
+def sleeps(entries, env: str) -> bool:
+    """Whether any model of these specs sleeps (minReplicas 0) in the environment."""
+    return any(isinstance(spec := e.envs.get(env), ModelSpec) and spec.autoscaling is not None
+               and spec.autoscaling.sleeps for e in entries)
+
+
+def front_door_usage(door: FrontDoor) -> Usage:
+    """The front door of the models that sleep (settings: frontDoor), always running."""
+    cpu, memory = quantity.parse(door.cpu), quantity.parse(door.memory)
+    lo, hi = door.minReplicas, door.maxReplicas
+    return Usage("the front door", "", "platform/settings.yaml", cpu * lo, cpu * hi,
+                 memory * lo, memory * hi, 0, 0, lo, hi)
+
+
+def env_usage(entries, env: str, settings: EnvironmentSettings | None = None) -> list[Usage]:
+    """Every server and every job of these specs (SpecFiles) in one environment; with the
+    environment's settings, also its broker's nodes if any of them takes asynchronous
+    requests, and its front door if any sleeps."""
+    used = []
+    if settings is not None and uses_broker(entries, env):
+        used.append(broker_usage(settings.broker))
+    if settings is not None and sleeps(entries, env):
+        used.append(front_door_usage(settings.frontDoor))
     for e in entries:
         spec = e.envs.get(env)
         if spec is None:

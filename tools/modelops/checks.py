@@ -11,7 +11,7 @@ from modelops import capacity, names
 from modelops.capacity import CapacityBudget
 from modelops.diagnostics import Diagnostic, format_path
 from modelops.located import closest
-from modelops.settings import Broker, Settings
+from modelops.settings import EnvironmentSettings, Settings
 from modelops.spec import ModelDocument, ModelSpec
 from modelops.specfile import SpecFile
 from modelops.yamlload import Document, Loc
@@ -111,7 +111,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
     for env in settings.environments if settings is not None else ():
         if budget is not None:
             _check_budget(report, entries, budget, env, platform,
-                          settings.environments[env].broker)
+                          settings.environments[env])
     return report.out
 
 
@@ -326,7 +326,7 @@ def _check_jobs(spec: ModelSpec, model: str, problem) -> None:
 
 def _check_budget(report: _Reporter, entries: list[SpecFile],
                   loaded: tuple[CapacityBudget, Document], env: str,
-                  platform: capacity.Usage | None, broker: Broker) -> None:
+                  platform: capacity.Usage | None, settings: EnvironmentSettings) -> None:
     budget, doc = loaded
 
     def add(loc: Loc, message: str) -> None:
@@ -336,7 +336,7 @@ def _check_budget(report: _Reporter, entries: list[SpecFile],
     if env not in budget.environments:
         add(("environments",), f"environment {env!r} has no budget")
         return
-    used = capacity.env_usage(entries, env, broker)
+    used = capacity.env_usage(entries, env, settings)
     for problem in capacity.over_budget(budget.environments[env],
                                         used + ([platform] if platform else [])):
         add(("environments", env), problem)

@@ -195,7 +195,7 @@ def _totals(repo: Repo, env: str, platform: capacity.Usage) -> dict[str, Decimal
     at max also every job running; the platform's own pods at both."""
     assert repo.settings is not None
     used = [*capacity.env_usage([*repo.models.values(), *repo.pools.values()], env,
-                                repo.settings.environments[env].broker), platform]
+                                repo.settings.environments[env]), platform]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
             for f in ("replicas_min", "replicas_max", "cpu_min", "cpu_max", "memory_min",
                       "memory_max", "gpu_min", "gpu_max")}

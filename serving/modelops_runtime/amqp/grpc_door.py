@@ -91,7 +91,8 @@ def relay(front: Front):  # type: ignore[no-untyped-def]
                                    request_id)
         if result.status != "done":
             raise failure(result)
-        return pb.ModelInferResponse.FromString(result.body)
+        response: pb.ModelInferResponse = pb.ModelInferResponse.FromString(result.body)
+        return response
     return infer
 
 

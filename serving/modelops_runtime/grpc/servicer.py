@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from modelops_runtime import errors, identity, metrics
+from modelops_runtime.config import VERSION_HEADER
 from modelops_runtime.dataplane import DataPlane
 from modelops_runtime.grpc import codec
 from modelops_runtime.grpc.proto import inference_pb2 as pb
@@ -150,6 +151,9 @@ class Servicer:
         request_id = await self._guard(request, context)
         try:
             if self.relay is not None and self.plane.relayed(request.model_name):
+                if not request.model_version:  # the gateway's way to pin one, as a header
+                    pinned = dict(context.invocation_metadata() or ()).get(VERSION_HEADER)
+                    request.model_version = pinned or ""
                 relayed = await self.relay(request, request_id)
                 metrics.grpc_response("OK").inc()
                 return relayed

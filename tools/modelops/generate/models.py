@@ -41,7 +41,7 @@ from modelops.settings import EnvironmentSettings
 from modelops.spec import Autoscaling, ModelSpec, PoolSpec, Resources
 from modelops.specfile import SpecFile
 from modelops_runtime import volume
-from modelops_runtime.config import RelayConfig
+from modelops_runtime.config import VERSION_HEADER, RelayConfig
 
 Files = dict[str, Any]  # relative path -> data to write as YAML (or Code, copied)
 
@@ -52,7 +52,6 @@ CONFIG_FILE = "server.yaml"
 RESOURCES = "resources.yaml"  # a model's or pool's own objects, not of one server
 
 
-VERSION_HEADER = "x-model-version"  # pins a version over gRPC, as the path does over HTTP
 FRONT_DOOR = server_name(names.FRONT_DOOR)  # the front door's Service (front_door below)
 
 

@@ -67,7 +67,7 @@ def namespace(repo: Repo, env: str) -> Files:
     # The budget (what validate holds the peak to), plus room for rollouts: at peak, a
     # rollout's surge pod would otherwise be refused and the rollout stall.
     rollout_cpu, rollout_memory, rollout_gpu = capacity.surge(
-        [*repo.models.values(), *repo.pools.values()], env)
+        [*repo.models.values(), *repo.pools.values()], env, settings)
     cpu = quantity.parse(budget.cpu) + rollout_cpu
     memory = quantity.parse(budget.memory) + rollout_memory
     claims = 2 + (settings.broker.replicas if broker.uses_broker(repo, env) else 0)  # its nodes'
