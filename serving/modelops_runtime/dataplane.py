@@ -96,6 +96,11 @@ class DataPlane:
             return not self.draining  # a request wakes it: ready to take one
         return version in served.versions if version else served.state == "ready"
 
+    def wakefulness(self, name: str) -> str | None:
+        """A model that sleeps: `asleep`, `waking` or `ready`; None for any other."""
+        served = self.registry.models.get(name)
+        return served.state if served is not None and served.config.relay else None
+
     def relayed(self, name: str) -> bool:
         """Whether this server hands the model's requests to its queue (it sleeps)."""
         served = self.registry.models.get(name)

@@ -4,6 +4,7 @@ and the runner processes it wakes and puts to sleep watched by their PIDs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -73,6 +74,25 @@ class Serving:
     def state(self, name: str) -> str:
         index = self.client.get("/v2/repository/index").json()
         return next(m["state"] for m in index if m["name"] == name)
+
+    def catalog(self, name: str) -> str:
+        """What the catalog (`modelops catalog --serve` over this server) shows for the
+        model's first version."""
+        from modelops.generate.contract import catalog_config
+        from modelops.repo import load
+        from modelops_catalog.app import create_catalog_app
+
+        repo = load(self.root)
+        app = create_catalog_app(catalog_config(repo, repo.settings.local_environment,
+                                                self.url))
+
+        async def listed() -> list[dict]:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app),
+                                         base_url="http://catalog") as client:
+                return (await client.get("/catalog/api/models")).json()
+
+        models = asyncio.run(listed())
+        return next(m for m in models if m["name"] == name)["versions"][0]["state"]
 
     def until(self, what, timeout: float = 60, step: float = 0.05):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
@@ -169,11 +189,15 @@ def test_a_sleeping_model_wakes_for_its_first_request_and_sleeps_again(serving: 
     """HTTP, then gRPC, then an asynchronous request, each to a model at zero: answered by
     standard clients with their defaults, and asleep again (no process) after idleSeconds."""
     assert serving.state("iris") == "asleep" and serving.runners("iris") == []
-    assert serving.client.get("/v2/models/iris/ready").status_code == 200  # a request wakes it
+    assert serving.catalog("iris") == "asleep"
+    ready = serving.client.get("/v2/models/iris/ready")
+    assert ready.status_code == 200 and ready.json()["state"] == "asleep"  # a request wakes it
 
     assert _iris_http(serving.url).tolist() == [0]  # setosa
     assert len(serving.runners("iris")) == 1
+    assert serving.catalog("iris") == "ready"  # awake until idleSeconds pass
     serving.asleep("iris")
+    assert serving.catalog("iris") == "asleep"
 
     assert _iris_grpc(serving.grpc).tolist() == [0]
     assert len(serving.runners("iris")) == 2

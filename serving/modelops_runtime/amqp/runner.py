@@ -318,16 +318,18 @@ class Runner:
         if self.link.connection is None:
             return
         consumers = waiting = 0
+        model = served.config.name
         try:
             async with asyncio.timeout(BROKER_SECONDS):
                 channel = await self.link.connection.channel()
                 try:
                     for version in served.config.versions:
-                        declared = await channel.declare_queue(
-                            queues.queue_name(served.config.name, version.name),
-                            passive=True)
-                        consumers += declared.declaration_result.consumer_count or 0
-                        waiting += declared.declaration_result.message_count or 0
+                        declared = (await channel.declare_queue(queues.queue_name(
+                            model, version.name), passive=True)).declaration_result
+                        consumers += declared.consumer_count or 0
+                        waiting += declared.message_count or 0
+                        metrics.ASYNC_QUEUE_DEPTH.labels(model, version.name, "waiting").set(
+                            declared.message_count or 0)  # its servers may all be asleep
                 finally:
                     await channel.close()
         except Exception:  # noqa: BLE001  # not declared yet, or the broker away

@@ -47,7 +47,9 @@ INFER_RESPONSE = {"type": "object", "required": ["model_name", "model_version", 
 LIVE = {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}}
 READY = {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}}
 MODEL_READY = {"type": "object", "required": ["name", "ready"], "properties": {
-    "name": {"type": "string"}, "ready": {"type": "boolean"}}}
+    "name": {"type": "string"}, "ready": {"type": "boolean"},
+    "state": {"enum": ["asleep", "waking", "ready"],
+              "description": "A model that sleeps, at its front door: whether it is awake"}}}
 SERVER_METADATA = {"type": "object", "required": ["name", "version", "extensions"], "properties": {
     "name": {"type": "string"}, "version": {"type": "string"},
     "extensions": {"type": "array", "items": {"type": "string"}}}}

@@ -117,7 +117,9 @@ def endpoints(plane: DataPlane, asynchronous: Asynchronous | None = None) -> lis
     async def model_ready(request: Request) -> Response:
         name, version = _name_and_version(request)
         ok = plane.model_ready(name, version)
-        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+        state = plane.wakefulness(name)
+        return JSONResponse({"name": name, "ready": ok, **({"state": state} if state else {})},
+                            status_code=200 if ok else 503)
 
     async def infer(request: Request) -> Response:
         if asynchronous is not None and "respond-async" in request.headers.get(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from modelops import names
 from modelops.names import server_name
 from modelops.repo import Repo
 from modelops.spec import ModelSpec, PoolSpec, Version
@@ -145,11 +146,14 @@ def catalog_config(repo: Repo, env: str, server: str | None = None) -> CatalogCo
         pool = None if spec.placement == "dedicated" else spec.placement.shared
         pool_spec = repo.pools[pool].envs[env] if pool else None
         assert pool_spec is None or isinstance(pool_spec, PoolSpec)
+        sleeps = spec.autoscaling is not None and spec.autoscaling.sleeps
 
-        def ready(version: str, name: str = name, pool: str | None = pool) -> str:
+        def ready(version: str, name: str = name, pool: str | None = pool,
+                  sleeps: bool = sleeps) -> str:
             if server:
                 return f"{server}/v2/models/{name}/versions/{version}/ready"
-            service = server_name(pool) if pool else server_name(name, version)
+            service = server_name(pool) if pool else server_name(
+                names.FRONT_DOOR) if sleeps else server_name(name, version)
             return (f"http://{service}.{settings.namespace}.svc/v2/models/{name}/versions/"
                     f"{version}/ready")
 
