@@ -67,7 +67,8 @@ PAGE = r"""<!doctype html>
  text-align: left }} .state {{ border-radius: 999px; padding: .05rem .6rem; font-size: .85rem;
  background: #e4e6eb }} .state.ready {{ background: #d3f5dc; color: #11612b }}
  .state.not-ready, .state.unreachable {{ background: #fde0e0; color: #8a1c1c }}
- .state.asleep {{ background: #e3e8f4; color: #2c3e66 }} .state.waking {{ background: #fff1cc; color: #6b4e00 }}
+ .state.asleep {{ background: #e3e8f4; color: #2c3e66 }}
+ .state.waking {{ background: #fff1cc; color: #6b4e00 }}
  a {{ color: #2458d6 }} .charts {{ display: flex; gap: 2rem; flex-wrap: wrap; margin: .5rem 0 }}
  figure {{ margin: 0 }} figcaption {{ color: #5a6273; font-size: .85rem; margin: 0 0 .3rem }}
 </style></head>
