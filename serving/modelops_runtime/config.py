@@ -101,9 +101,24 @@ class ModelConfig(Strict):
         return self
 
 
+class OnDemandConfig(Strict):
+    """A pool whose members load on their first request, rather than all at start, and
+    give way to one another when its memory is short (least recently used first)."""
+
+    unloadAfterIdleSeconds: int | None = Field(default=None, ge=1, le=2_592_000)
+    """A member that served nothing for this long is unloaded; unset: only for room."""
+    loadSeconds: int = Field(default=30, ge=1, le=600)
+    """A request waits at most this long for its model to load; then 503 with Retry-After
+    (the load goes on, for the next request)."""
+
+
 class ServerConfig(ConfigFile):
     apiVersion: Literal["modelops/v1"] = "modelops/v1"
     kind: Literal["ServerConfig"] = "ServerConfig"
     server: str
     placement: Literal["dedicated", "shared", "local"]
     models: list[ModelConfig]
+    onDemand: OnDemandConfig | None = None
+    """Set: members load when first asked for (a pool of many models)."""
+    memoryBytes: int | None = Field(default=None, ge=1)
+    """The pool's memory request: with onDemand, the models loaded are kept under it."""

@@ -23,6 +23,7 @@ from prometheus_client import Gauge
 
 from modelops_runtime import __version__, metrics
 from modelops_runtime.config import ServerConfig
+from modelops_runtime.demand import Demand
 from modelops_runtime.errors import Conflict, ModelFailed, NotFound, ServingError, Unavailable
 from modelops_runtime.inference import InferRequest, InferResponse
 from modelops_runtime.options import ServerOptions
@@ -50,6 +51,9 @@ class DataPlane:
         self.watcher = DatasetWatcher(registry, options.dataset_poll_seconds)
         self.workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="predict")
         self.draining = False
+        self.demand = Demand(registry, config.onDemand, config.memoryBytes) \
+            if config.onDemand is not None and config.memoryBytes else None
+        self._sweeper: asyncio.Task[None] | None = None
         self.ready_when: list[Callable[[], bool]] = []
         """More conditions of readiness (a front door of sleeping models: its broker)."""
 
@@ -59,12 +63,18 @@ class DataPlane:
             self.log.start()
         self.registry.start_loading()
         self.watcher.start()
+        if self.demand is not None:  # called on the running loop (the server's lifespan)
+            self._sweeper = asyncio.get_running_loop().create_task(self.demand.sweep_idle())
 
     def stop(self) -> None:
         """Stop taking traffic, and flush the prediction logs."""
         self.draining = True
         self.watcher.stop()
         self.workers.shutdown(wait=False)
+        if self.demand is not None:
+            self.demand.stop()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
         if self.log:
             self.log.close()
 
@@ -78,8 +88,8 @@ class DataPlane:
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         served = self.registry.served(name)
-        if served.config.relay is not None:  # asleep, maybe: what its spec declares
-            served.version_name(version)
+        if served.config.relay is not None or self._waits_for_demand(served):
+            served.version_name(version)  # not loaded here now: what its spec declares
             return {"name": name, "versions": [v.name for v in served.config.versions],
                     "platform": served.config.runtime,
                     "inputs": [t.model_dump() for t in served.config.inputs],
@@ -92,9 +102,13 @@ class DataPlane:
         served = self.registry.served(name)
         if version is not None and version not in {v.name for v in served.config.versions}:
             raise NotFound(f"model {name!r} has no version {version!r}")
-        if served.config.relay is not None:
-            return not self.draining  # a request wakes it: ready to take one
+        if served.config.relay is not None or self._waits_for_demand(served):
+            return not self.draining  # a request wakes or loads it: ready to take one
         return version in served.versions if version else served.state == "ready"
+
+    def _waits_for_demand(self, served: ServedModel) -> bool:
+        """A pool member on demand, not loaded now (and not broken)."""
+        return self.demand is not None and not served.versions and served.state != "failed"
 
     def wakefulness(self, name: str) -> str | None:
         """A model that sleeps: `asleep`, `waking` or `ready`; None for any other."""
@@ -111,7 +125,7 @@ class DataPlane:
         """One infer request, whatever the transport that decoded it."""
         started = time.perf_counter()
         name = request.model
-        served, loaded = self.registry.pick(name, request.version)
+        served, loaded = await self._pick(name, request.version)
         config = served.config
         version = loaded.config.name
         if served.in_flight >= config.concurrency:
@@ -164,10 +178,26 @@ class DataPlane:
                 status=200))
         return response
 
+    async def _pick(self, name: str, version: str | None) -> tuple[ServedModel, LoadedVersion]:
+        """The version to serve; a pool member on demand loads first (and again, should
+        room for another have unloaded it in the meantime)."""
+        if self.demand is None:
+            return self.registry.pick(name, version)
+        for _ in range(3):
+            await self.demand.ensure(name)
+            served = self.registry.served(name)
+            if served.versions or served.state == "failed":
+                break
+        return self.registry.pick(name, version)
+
     def refused(self, name: str, version: str | None, error: ServingError) -> ServingError:
         """A request its transport could not read or decode: counted against the model
         it names, like every other answer. An unknown or unready model is that error
         instead, as it would have been had the body been fine."""
+        served = self.registry.served(name)
+        if self._waits_for_demand(served):  # not worth loading for a bad request
+            metrics.requests(name, served.version_name(version), error.code).inc()
+            return error
         _, loaded = self.registry.pick(name, version)
         metrics.requests(name, loaded.config.name, error.code).inc()
         return error

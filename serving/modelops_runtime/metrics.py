@@ -19,6 +19,22 @@ READY = Gauge("modelops_model_ready", "1 when the model version is loaded and se
               ["model", "version"], registry=REGISTRY)
 LOAD_SECONDS = Gauge("modelops_model_load_seconds", "Time the last load of a version took.",
                      ["model", "version"], registry=REGISTRY)
+MODEL_LOADS = Counter("modelops_model_loads_total",
+                      "Loads of a pool member on demand, by why it was not loaded: never "
+                      "before (first), made room for another (evicted), or idle (idle).",
+                      ["model", "reason"], registry=REGISTRY)
+MODEL_EVICTIONS = Counter("modelops_model_evictions_total",
+                          "Pool members unloaded: to make room (memory) or idle (idle).",
+                          ["model", "reason"], registry=REGISTRY)
+POOL_LOADED_BYTES = Gauge("modelops_pool_loaded_bytes",
+                          "Memory the loaded members of an on-demand pool are counted at.",
+                          registry=REGISTRY)
+POOL_BUDGET_BYTES = Gauge("modelops_pool_memory_budget_bytes",
+                          "What an on-demand pool's members may take: its memory request "
+                          "less what the server itself took before loading any.",
+                          registry=REGISTRY)
+POOL_LOADED = Gauge("modelops_pool_loaded_models", "Members of an on-demand pool loaded now.",
+                    registry=REGISTRY)
 LOG_QUEUE = Gauge("modelops_prediction_log_queue_depth",
                   "Prediction records waiting to be written.", registry=REGISTRY)
 LOG_DROPPED = Counter("modelops_prediction_log_dropped_total",

@@ -39,10 +39,14 @@ class ServedModel:
     """One model of this server: its config, state and loaded versions."""
 
     config: ModelConfig
-    state: str = "loading"  # loading | ready | failed; relayed: asleep | waking | ready
-    error: str = ""
+    state: str = "loading"  # loading | ready | failed; relayed: asleep | waking | ready;
+    error: str = ""         # on demand: unloaded | ready | failed
     versions: dict[str, LoadedVersion] = dataclasses.field(default_factory=dict)
     in_flight: int = 0
+    last_used: float = 0.0  # on demand (demand.py): when a request last asked for it
+    size: int = 0  # on demand: the memory it is counted at while loaded
+    loads: int = 0
+    unloaded_for: str = "first"
     _names: list[str] = dataclasses.field(default_factory=list)
     _weights: list[int] = dataclasses.field(default_factory=list)
 
@@ -61,6 +65,11 @@ class ServedModel:
             return self.versions[self._names[0]]
         return self.versions[random.choices(self._names, self._weights)[0]]
 
+    def uninstall(self) -> None:
+        """Drop every loaded version (a pool member on demand, making room)."""
+        self.versions, self._names, self._weights = {}, [], []
+        self.state = "unloaded"
+
     def version_name(self, version: str | None) -> str:
         """The version a request goes to, loaded or not: pinned, else by the weights."""
         if version is not None:
@@ -68,7 +77,7 @@ class ServedModel:
                 raise NotFound(f"model {self.config.name!r} has no version {version!r}; "
                                f"versions: {', '.join(v.name for v in self.config.versions)}")
             return version
-        if self.config.relay is None:
+        if self.versions:
             return self.choose().config.name
         versions = self.config.versions
         weights = [v.weight for v in versions]
@@ -144,14 +153,19 @@ class Registry:
             metrics.LOAD_SECONDS.labels(config.name, version.name).set(seconds)
         return loaded
 
-    def load(self, name: str) -> None:
+    def load(self, name: str, on_demand: bool = False) -> None:
         """Load (or reload) one model; on failure keep what was serving and say why. A
-        relayed model is never loaded here: its own servers load it when it wakes."""
+        relayed model is never loaded here: its own servers load it when it wakes. A
+        member of an on-demand pool loads when a request asks for it (`on_demand`)."""
         served = self.models[name]
         if served.config.relay is not None:
             if served.state == "loading":
                 served.state = "asleep"
             return
+        if self.config.onDemand is not None and not on_demand and not served.versions:
+            if served.state == "loading":
+                served.state = "unloaded"
+            return  # a reload of what is not loaded: the next load reads it anew
         with self._reload_lock:
             try:
                 versions = self._load_versions(served.config)
@@ -167,6 +181,13 @@ class Registry:
                 metrics.READY.labels(name, loaded).set(1)
         for callback in self.on_change:
             callback(name)
+
+    def unload(self, name: str) -> None:
+        served = self.models[name]
+        with self._reload_lock:
+            served.uninstall()
+        for version in served.config.versions:
+            metrics.READY.labels(name, version.name).set(0)
 
     def load_all(self) -> None:
         for name in self.models:
@@ -191,7 +212,8 @@ class Registry:
         """Dedicated: its model is ready. A pool: loading is done and any model serves."""
         if not self.loaded_all:
             return False
-        states = [e.state == "ready" or e.config.relay is not None
+        waits = ("unloaded",) if self.config.onDemand else ()  # loads when asked for
+        states = [e.state == "ready" or e.state in waits or e.config.relay is not None
                   for e in self.models.values()]
         return any(states) if self.config.placement != "dedicated" else all(states)
 

@@ -23,7 +23,7 @@ from pydantic import (
 
 from modelops import quantity, schedule
 from modelops_jobs.config import DataChecks, QualityGate
-from modelops_runtime.config import AsyncConfig, Runtime
+from modelops_runtime.config import AsyncConfig, OnDemandConfig, Runtime
 from modelops_runtime.tensors import DTYPES
 
 API_VERSION = "modelops/v1"
@@ -565,13 +565,17 @@ class ModelSpec(Strict):
 
 class PoolSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
-    """Per replica of the pool's server, shared by all its models."""
+    """Per replica of the pool's server, shared by all its models. With `onDemand`, the
+    members loaded at once are kept under its memory request."""
     env: list[EnvVar] = Field(default_factory=list)
     """Environment variables of the pool's one process, which every member's code sees
     (a member may not set its own: it would reach the others)."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """HPA bounds of the pool's server (at least 1: its members sleep one by one, see
-    `unloadAfterIdleSeconds`)."""
+    `onDemand`)."""
+    onDemand: OnDemandConfig | None = None
+    """Members load on their first request (a pool of many models, one per customer) and
+    make room for one another, least recently used first; unset: all load at start."""
     environments: dict[EnvironmentName, PoolOverrides | None] = Field(default_factory=dict)
     """Per-environment overrides of resources and autoscaling."""
 
@@ -580,8 +584,8 @@ class PoolSpec(Strict):
     def _awake(cls, autoscaling: Autoscaling) -> Autoscaling:
         if autoscaling.sleeps:
             raise ValueError("a pool keeps at least one replica (minReplicas 1 or more): "
-                             "its members sleep one by one instead, unloaded after "
-                             "their `unloadAfterIdleSeconds`")
+                             "its members sleep one by one instead (`onDemand`: each loads "
+                             "on its first request and unloads when idle)")
         return autoscaling
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from modelops import names
+from modelops import names, quantity
 from modelops.names import server_name
 from modelops.repo import Repo
 from modelops.spec import ModelSpec, PoolSpec, Version
@@ -64,8 +64,13 @@ def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
         code=code or (CODE_FILE.format(name=spec_file.name) if spec.runtime == "python" else None))
 
 
-def server_config(server: str, placement: str, models: list[ModelConfig]) -> dict:
-    return ServerConfig(server=server, placement=placement, models=models).model_dump(
+def server_config(server: str, placement: str, models: list[ModelConfig],
+                  pool: PoolSpec | None = None) -> dict:
+    """A server's server.yaml; a pool whose members load on demand also says its memory."""
+    on_demand = pool.onDemand if pool else None
+    memory = int(quantity.parse(pool.resources.memory)) if pool and on_demand else None
+    return ServerConfig(server=server, placement=placement, models=models,
+                        onDemand=on_demand, memoryBytes=memory).model_dump(
         mode="json", exclude_none=True)
 
 

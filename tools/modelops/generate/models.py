@@ -284,7 +284,7 @@ def pooled(repo: Repo, pool: SpecFile, members: list[SpecFile], env: str) -> Fil
     models = [m.envs[env] for m in members]
     assert all(isinstance(m, ModelSpec) for m in models)
     config = contract.server_config(server_name(pool.name), "shared", [
-        contract.server_model(m, m.envs[env], _versions(m.envs[env])) for m in members])
+        contract.server_model(m, m.envs[env], _versions(m.envs[env])) for m in members], spec)
     code = {f: t for m in members for f, t in _code(m, m.envs[env], repo.sources).items()}
     out: Files = {
         f"{top}/{RESOURCES}": [service_account(BASE_NAME)],  # prefixed: <pool>-server
