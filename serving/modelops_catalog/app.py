@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelops_catalog import charts
+from modelops_catalog import charts, unused
 from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogOptions, CatalogVersion
 from modelops_jobs.config import score_line
 from modelops_runtime.http.docs import mount_docs
@@ -56,6 +57,9 @@ async def _queue(client: httpx.AsyncClient, url: str | None, model: str,
     return found or None
 
 
+UNUSED_SECONDS = 300.0
+"""How long the catalog keeps Prometheus's answer on which models are unused."""
+
 PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Model catalog: {env}</title>
 <style>
@@ -69,6 +73,7 @@ PAGE = r"""<!doctype html>
  .state.not-ready, .state.unreachable {{ background: #fde0e0; color: #8a1c1c }}
  .state.asleep {{ background: #e3e8f4; color: #2c3e66 }}
  .state.waking {{ background: #fff1cc; color: #6b4e00 }}
+ .unused {{ background: #fde9d9; color: #7a3b0c; border-radius: 999px; padding: .05rem .6rem }}
  a {{ color: #2458d6 }} .charts {{ display: flex; gap: 2rem; flex-wrap: wrap; margin: .5rem 0 }}
  figure {{ margin: 0 }} figcaption {{ color: #5a6273; font-size: .85rem; margin: 0 0 .3rem }}
 </style></head>
@@ -78,6 +83,8 @@ PAGE = r"""<!doctype html>
 async function refresh() {{
   const response = await fetch(location.pathname.replace(/\/$/, "") + "/api/models");
   for (const model of await response.json()) {{
+    const unused = document.getElementById(`unused-${{model.name}}`);
+    if (unused) {{ unused.hidden = !model.unused; }}
     for (const version of model.versions) {{
       const cell = document.getElementById(`state-${{model.name}}-${{version.name}}`);
       if (cell) {{ cell.textContent = version.state;
@@ -117,7 +124,8 @@ def _charts_html(model: CatalogModel, shared_root: Path | None) -> str:
         for caption, svg in figures) + "</div>"
 
 
-def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
+def _model_html(model: CatalogModel, shared_root: Path | None = None,
+                unused_text: str = "") -> str:
     e = html.escape
     def trained(v: CatalogVersion) -> str:
         if not v.metrics:
@@ -136,8 +144,10 @@ def _model_html(model: CatalogModel, shared_root: Path | None = None) -> str:
         for v in model.versions)
     links = " · ".join(f'<a href="{e(url)}">{label}</a>' for label, url in
                        (("API docs", model.docsUrl), ("dashboard", model.dashboardUrl)) if url)
-    return (f'<section class="model" id="model-{e(model.name)}"><h2>{e(model.name)}</h2>'
-            f'<div class="meta">team {e(model.team)} · {e(model.runtime)} · {e(model.placement)}'
+    return (f'<section class="model" id="model-{e(model.name)}"><h2>{e(model.name)} '
+            f'<span class="unused" id="unused-{e(model.name)}" hidden>{e(unused_text)}</span>'
+            f'</h2><div class="meta">team {e(model.team)} · {e(model.runtime)} · '
+            f'{e(model.placement)}'
             f' · {model.minReplicas}-{model.maxReplicas} replicas'
             f'{" · asynchronous: " + e(model.queue) if model.queue else ""}</div>'
             f'<p>{e(model.description)}</p><table><tr><th>version</th><th>traffic</th>'
@@ -155,6 +165,26 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
                   openapi_url="/catalog/openapi.json")
 
     mount_docs(app, "/catalog/docs", "/catalog/openapi.json")
+    remembered: dict[str, tuple[float, set[str]]] = {}
+
+    def unused_now() -> set[str]:
+        """The models Prometheus says served nothing lately (asked once in UNUSED_SECONDS;
+        none when it is not set or does not answer: the page still works)."""
+        check = config.unused
+        if check is None:
+            return set()
+        cached = remembered.get("unused")
+        if cached and time.monotonic() - cached[0] < UNUSED_SECONDS:
+            return cached[1]
+        try:
+            found = set(unused.find(check.prometheusUrl, config.environment, check.namespace,
+                                    [m.name for m in config.models], check.afterDays).models)
+        except unused.PrometheusError as exc:
+            print(f"modelops catalog: unused models not known: {exc}", file=sys.stderr,
+                  flush=True)
+            found = set()
+        remembered["unused"] = (time.monotonic(), found)
+        return found
 
     @app.get("/catalog/api/models")
     async def models() -> JSONResponse:
@@ -164,9 +194,11 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
             states = iter(await asyncio.gather(*(_ready(client, v.readyUrl) for _, v in every)))
             depths = iter(await asyncio.gather(*(_queue(client, v.metricsUrl, m.name, v.name)
                                                  for m, v in every)))
+        idle = await asyncio.to_thread(unused_now)
         out = []
         for model in config.models:
             data = model.model_dump(exclude={"versions"})
+            data["unused"] = model.name in idle
             data["versions"] = [{**v.model_dump(exclude={"readyUrl", "metricsUrl"}),
                                  "state": next(states), "queue": next(depths)}
                                 for v in model.versions]
@@ -177,8 +209,10 @@ def create_catalog_app(config: CatalogConfig, token: str | None = None,
     @app.get("/catalog/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         def render() -> str:  # reads the volume: off the event loop, so health still answers
+            note = f"no request in {config.unused.afterDays} days: a candidate for " \
+                "removal" if config.unused else ""
             return PAGE.format(env=html.escape(config.environment), count=len(config.models),
-                               models="\n".join(_model_html(m, shared_root)
+                               models="\n".join(_model_html(m, shared_root, note)
                                                  for m in config.models))
 
         return HTMLResponse(await asyncio.to_thread(render))

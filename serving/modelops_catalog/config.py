@@ -38,6 +38,15 @@ class CatalogModel(Strict):
     (datasets/<dataset>/model=<name>), when its logs have a reference to drift against."""
 
 
+class UnusedCheck(Strict):
+    """Where the catalog asks which models served no request lately (settings:
+    unusedModels)."""
+
+    prometheusUrl: str
+    namespace: str
+    afterDays: int
+
+
 class CatalogConfig(ConfigFile):
     """catalog.yaml: what the catalog page lists (the generator writes it per environment)."""
 
@@ -45,6 +54,7 @@ class CatalogConfig(ConfigFile):
     kind: str = "Catalog"
     environment: str
     models: list[CatalogModel]
+    unused: UnusedCheck | None = None
 
 
 class CatalogOptions(BaseSettings):

@@ -218,8 +218,12 @@ def render(root: Path, out: Path | None, output: str | None) -> None:
                                             "base with origin/main, else main).")
 @root_option
 @output_option(("markdown", "json"), "markdown", "markdown (for a PR comment) or json.")
+@click.option("--prometheus", metavar="URL", envvar="MODELOPS_PROMETHEUS_URL",
+              help="Prometheus's HTTP API: the plan then lists the models that served no "
+                   "request for unusedModels.afterDays (platform/settings.yaml). "
+                   "[env: MODELOPS_PROMETHEUS_URL]")
 @paused
-def plan(base: str | None, root: Path, output: str) -> None:
+def plan(base: str | None, root: Path, output: str, prometheus: str | None) -> None:
     """What this change does to the cluster: objects, replicas, resources, traffic, capacity."""
     import orjson
 
@@ -227,7 +231,7 @@ def plan(base: str | None, root: Path, output: str) -> None:
 
     try:
         ref = base or planning.default_base(root)
-        result = planning.make_plan(root, ref)
+        result = planning.make_plan(root, ref, prometheus)
     except planning.PlanError as exc:
         if "does not validate" in str(exc):
             _loaded(root, _output(None))  # prints the located problems

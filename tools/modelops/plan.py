@@ -25,6 +25,7 @@ from modelops import capacity, quantity, render, yamlemit
 from modelops.generate import expected
 from modelops.repo import Repo, load
 from modelops.spec import ModelSpec
+from modelops_catalog import unused as unused_models
 from modelops_runtime import queues
 
 _HASHED = re.compile(r"-[a-z0-9]{10}$")  # kustomize's content-hash suffix
@@ -185,6 +186,8 @@ class Plan:
     removed: list[str]  # models and pools this change deletes from the cluster
     changes: list[AppChange]
     capacity: dict[str, dict[str, dict[str, str]]]  # env -> side -> totals
+    unused: list[unused_models.Unused] = dataclasses.field(default_factory=list)
+    unused_error: str | None = None  # why Prometheus could not say
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -216,7 +219,15 @@ def _decimal(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def make_plan(root: Path, base_ref: str) -> Plan:
+def _unused(repo: Repo, url: str) -> list[unused_models.Unused]:
+    """Per environment, the models (and pool members) nobody asked for lately."""
+    assert repo.settings is not None
+    days = repo.settings.unusedModels.afterDays
+    return [unused_models.find(url, env, settings.namespace, sorted(repo.models), days)
+            for env, settings in repo.settings.environments.items()]
+
+
+def make_plan(root: Path, base_ref: str, prometheus: str | None = None) -> Plan:
     head = load(root)
     if not head.ok:
         raise PlanError("the working tree does not validate; run `modelops validate`")
@@ -274,7 +285,13 @@ def make_plan(root: Path, base_ref: str) -> Plan:
     changes.sort(key=lambda c: (environments.index(c.env), c.name))
     gone = sorted(set(base.models) - set(head.models)) + \
         sorted(set(base.pools) - set(head.pools))
-    return Plan(base_ref, gone, changes, totals)
+    plan = Plan(base_ref, gone, changes, totals)
+    if prometheus:
+        try:
+            plan.unused = _unused(head, prometheus)
+        except unused_models.PrometheusError as exc:
+            plan.unused_error = str(exc)
+    return plan
 
 
 def _summary(plan: Plan) -> str:
@@ -330,6 +347,7 @@ def markdown(plan: Plan) -> str:
         lines += ["No change to any model or pool.", ""]
     else:
         lines += [_summary(plan), "", _capacity_summary(plan), ""]
+    lines += _unused_lines(plan)
     for env in plan.capacity:  # every environment, in the order settings declare them
         changes = [c for c in plan.changes if c.env == env]
         if not changes:
@@ -357,6 +375,19 @@ def markdown(plan: Plan) -> str:
                      f"{pair('gpu')} | "
                      f"{limit('cpu')} cores, {limit('memory')} GiB, {limit('gpu')} GPU |")
     return "\n".join(lines) + "\n"
+
+
+def _unused_lines(plan: Plan) -> list[str]:
+    """Models that answered nothing lately: candidates for removal, by pull request."""
+    if plan.unused_error:
+        return [f"_Unused models: not checked. {_cell(plan.unused_error)}_", ""]
+    found = [u for u in plan.unused if u.models]
+    if not found:
+        return []
+    days = found[0].days
+    return [f"**Unused for {days} days** (no request; remove a model by deleting its "
+            "folder in a pull request): " + "; ".join(
+                f"{u.env} {', '.join(f'`{m}`' for m in u.models)}" for u in found), ""]
 
 
 def _capacity_pair(before: dict, after: dict, kind: str) -> str:

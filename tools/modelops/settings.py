@@ -149,6 +149,18 @@ class EnvironmentSettings(Strict):
                 f"var-namespace={self.namespace}" + (f"&var-model={model}" if model else ""))
 
 
+class UnusedModels(Strict):
+    """Models that served no request for a while, listed by `modelops plan` and the catalog
+    as candidates for removal (README: models that sleep)."""
+
+    afterDays: int = Field(default=30, ge=1, le=365)
+    """No request for this many days (and deployed at least as long) makes a model unused."""
+    prometheusUrl: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/]$")
+    """Prometheus's HTTP API as the catalog reaches it inside the cluster (e.g.
+    http://prometheus-operated.monitoring.svc:9090); unset: the catalog lists none.
+    `modelops plan` reads the one given by --prometheus or MODELOPS_PROMETHEUS_URL."""
+
+
 class Settings(Strict):
     """platform/settings.yaml."""
 
@@ -181,6 +193,9 @@ class Settings(Strict):
                             pattern=r"^@[A-Za-z0-9_.-]+(/[A-Za-z0-9_.{}-]+)?$")
     """Who owns a model's folder in .github/CODEOWNERS (generated): `{team}` stands for
     the spec's metadata.team, e.g. `@your-org/{team}` for GitHub teams."""
+
+    unusedModels: UnusedModels = Field(default_factory=UnusedModels)
+    """When a model counts as unused, and where its requests are counted."""
 
     maxRemovedShare: float = Field(default=0.25, ge=0, le=1)
     """The largest share of models and pools one change may remove (more than one at

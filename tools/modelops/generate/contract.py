@@ -14,7 +14,7 @@ from modelops.names import server_name
 from modelops.repo import Repo
 from modelops.spec import ModelSpec, PoolSpec, Version
 from modelops.specfile import SpecFile
-from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion
+from modelops_catalog.config import CatalogConfig, CatalogModel, CatalogVersion, UnusedCheck
 from modelops_compactor.config import CompactedModel, CompactorConfig
 from modelops_jobs.config import BatchConfig, JobConfig, TrainingConfig, TrainingInputConfig
 from modelops_runtime import queues, volume
@@ -165,5 +165,9 @@ def catalog_config(repo: Repo, env: str, server: str | None = None) -> CatalogCo
         docs = f"{server}/docs" if server else settings.docs_url(name)
         dashboard = None if server else settings.dashboard_url(name)
         models.append(_catalog_model(spec_file, spec, pool_spec, ready, docs, dashboard))
-    return CatalogConfig(environment="local" if server else env, models=models)
+    check = repo.settings.unusedModels
+    unused = UnusedCheck(prometheusUrl=check.prometheusUrl, namespace=settings.namespace,
+                         afterDays=check.afterDays) if check.prometheusUrl and not server \
+        else None
+    return CatalogConfig(environment="local" if server else env, models=models, unused=unused)
 

@@ -16,6 +16,7 @@ These live apart from models/ in the tree, so no model name is taken by the layo
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelops import capacity, quantity
 from modelops.generate import broker, contract, models, sleep
@@ -107,6 +108,13 @@ def namespace(repo: Repo, env: str) -> Files:
         network_policy("allow-servers-from-catalog", servers, ["Ingress"], ingress=[{
             "from": [{"podSelector": {"matchLabels": catalog_pods}}], "ports": to_servers}]),
     ]
+    prometheus = repo.settings.unusedModels.prometheusUrl
+    if prometheus:  # the catalog asks it which models are unused
+        port = urlsplit(prometheus).port or (443 if prometheus.startswith("https") else 80)
+        objects.append(network_policy("allow-catalog-to-prometheus", catalog_pods, ["Egress"],
+                                      egress=[{"to": [namespace_selector(
+                                          settings.monitoringNamespace)],
+                                               "ports": [{"protocol": "TCP", "port": port}]}]))
     top = f"{root(env)}/namespace"
     return {f"{top}/resources.yaml": objects,
             f"{top}/kustomization.yaml": kustomization(settings.namespace, ["resources.yaml"])}
