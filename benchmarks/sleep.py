@@ -4,9 +4,10 @@
    from a first request (HTTP) to its answer; beside it, the floor: a plain server
    process for iris alone, from its start to the answer of its first request (import,
    load, listen). Interleaved rounds; min / median / max and the ratio of the medians.
-2. Memory: a pool of 1,000 small members (one per customer) loading on demand under a
-   memory request that fits 50, after a request to every member; beside it, the same
-   1,000 loaded at start. Resident memory (VmRSS) of each server process.
+2. Memory: a pool of 1,000 members (one per customer: a 40-tree random forest each, a
+   few MB) loading on demand under a memory request that fits 50, after a request to
+   every member; beside it, the same 1,000 loaded at start. Resident memory (VmRSS) of
+   each server process.
 3. First request: an unloaded member (it loads first) vs a loaded one, medians.
 
 Everything runs on 127.0.0.1 and stops itself. Usage: python benchmarks/sleep.py [rounds]
@@ -34,7 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 IRIS = "pvc://artifacts/iris/v1/model.joblib"
 ROW = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, 4],
                    "data": [5.1, 3.5, 1.4, 0.2]}]}
+CUSTOMER = "pvc://artifacts/customer/v1/model.joblib"
+FEATURES = 20
+CUSTOMER_ROW = {"inputs": [{"name": "input-0", "datatype": "FP32", "shape": [1, FEATURES],
+                            "data": [0.5] * FEATURES}]}
 MEMBERS, FITS = 1000, 50
+mib = 1 << 20
 
 
 def _port() -> int:
@@ -142,9 +148,22 @@ def cold_start(rounds: int, work: Path, shared: Path, sha: str) -> None:
 
 
 # -- 2 and 3. a pool of many members ---------------------------------------------------
+def _customer_model(shared: Path) -> str:
+    """One customer's model: a random forest on 5,000 rows of 20 features; its sha256."""
+    import joblib
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = make_classification(5000, FEATURES, random_state=0)
+    path = shared / CUSTOMER.removeprefix("pvc://")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(RandomForestClassifier(40, random_state=0).fit(x.astype("float32"), y), path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _pool(memory: int | None, sha: str) -> dict:
     members = [{"name": f"customer-{i:04d}", "runtime": "sklearn",
-                "versions": [{"name": "v1", "artifact": IRIS, "sha256": sha}],
+                "versions": [{"name": "v1", "artifact": CUSTOMER, "sha256": sha}],
                 "logging": {"enabled": False, "dataset": "x"}} for i in range(MEMBERS)]
     config: dict = {"server": "pool", "placement": "shared", "models": members}
     if memory is not None:
@@ -157,13 +176,15 @@ def _gauge(url: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def pool(work: Path, shared: Path, sha: str) -> None:
+def pool(work: Path, shared: Path) -> None:
+    sha = _customer_model(shared)
+    size = (shared / CUSTOMER.removeprefix("pvc://")).stat().st_size
     client = httpx.Client(timeout=60)
     # what the server takes itself, and one member, to size a request that fits FITS
     probe, url = _server(work, _pool(8 << 30, sha), shared)
     try:
         _until(lambda: client.get(f"{url}/v2/health/ready").status_code == 200)
-        client.post(f"{url}/v2/models/customer-0000/infer", json=ROW)
+        client.post(f"{url}/v2/models/customer-0000/infer", json=CUSTOMER_ROW)
         itself = (8 << 30) - _gauge(url, "modelops_pool_memory_budget_bytes")
         member = _gauge(url, "modelops_pool_loaded_bytes")
     finally:
@@ -177,10 +198,12 @@ def pool(work: Path, shared: Path, sha: str) -> None:
         for i in range(MEMBERS):
             name = f"customer-{i:04d}"
             start = time.monotonic()
-            assert client.post(f"{url}/v2/models/{name}/infer", json=ROW).status_code == 200
+            assert client.post(f"{url}/v2/models/{name}/infer",
+                               json=CUSTOMER_ROW).status_code == 200
             unloaded.append(time.monotonic() - start)
             start = time.monotonic()
-            assert client.post(f"{url}/v2/models/{name}/infer", json=ROW).status_code == 200
+            assert client.post(f"{url}/v2/models/{name}/infer",
+                               json=CUSTOMER_ROW).status_code == 200
             loaded.append(time.monotonic() - start)
         lazy_rss, count = _rss(lazy.pid), _gauge(url, "modelops_pool_loaded_models")
     finally:
@@ -194,8 +217,8 @@ def pool(work: Path, shared: Path, sha: str) -> None:
         eager_rss = _rss(eager.pid)
     finally:
         _stop(eager)
-    mib = 1 << 20
-    print(f"2. resident memory of a pool of {MEMBERS} small members (the iris tree each)")
+    print(f"2. resident memory of a pool of {MEMBERS} members ({size / mib:.1f} MiB on disk "
+          f"each, counted at {member / mib:.1f} MiB loaded)")
     print(f"   on demand, under a request of {memory / mib:.0f} MiB ({FITS} fit; "
           f"{count:.0f} loaded at the end): {lazy_rss / mib:.0f} MiB")
     print(f"   all {MEMBERS} loaded at start (ready in {ready:.1f} s):             "
@@ -217,7 +240,7 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
         sha = hashlib.sha256((shared / IRIS.removeprefix("pvc://")).read_bytes()).hexdigest()
         cold_start(rounds, work, shared, sha)
-        pool(work, shared, sha)
+        pool(work, shared)
 
 
 if __name__ == "__main__":
