@@ -10,7 +10,8 @@
    each server process.
 3. First request: an unloaded member (it loads first) vs a loaded one, medians.
 
-Everything runs on 127.0.0.1 and stops itself. Usage: python benchmarks/sleep.py [rounds]
+Everything runs on 127.0.0.1 and stops itself.
+Usage: python benchmarks/sleep.py [ROUNDS] [--no-pool]
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def pool(work: Path, shared: Path) -> None:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 5
     with tempfile.TemporaryDirectory(prefix="modelops-sleep-") as tmp:
         work = Path(tmp)
         shared = work / "volume"
@@ -240,7 +241,8 @@ def main() -> None:
                        stdout=subprocess.DEVNULL)
         sha = hashlib.sha256((shared / IRIS.removeprefix("pvc://")).read_bytes()).hexdigest()
         cold_start(rounds, work, shared, sha)
-        pool(work, shared)
+        if "--no-pool" not in sys.argv:
+            pool(work, shared)
 
 
 if __name__ == "__main__":
