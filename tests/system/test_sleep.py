@@ -23,6 +23,7 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from conftest import copy_repo
 from servers import free_port
+from tritonclient.utils import InferenceServerException
 
 SLOW = """
 import os, time
@@ -53,6 +54,23 @@ spec:
   inputs: [{name: x, datatype: FP64, shape: [-1, 1]}]
   outputs: [{name: y, datatype: FP64, shape: [-1, 1]}]
 """
+LATE = """
+import time
+from modelops_runtime.model import Model
+
+
+class Late(Model):
+    '''Takes 4 s to load: longer than its front door holds a request.'''
+
+    def load(self):
+        time.sleep(4)
+
+    def predict(self, inputs):
+        return {"y": inputs["x"] * 2}
+"""
+LATE_SPEC = SLOW_SPEC.replace("name: slow", "name: late").replace(
+    '"Sleeps, then doubles x."', '"Loads slowly, then doubles x."').replace(
+    "idleSeconds: 1}", "idleSeconds: 30, wakeSeconds: 1}")
 IRIS_ROW = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float64)
 
 
@@ -137,6 +155,9 @@ def sleepy_repo(tmp_path: Path) -> Path:
     (root / "models/slow").mkdir()
     (root / "models/slow/model.yaml").write_text(textwrap.dedent(SLOW_SPEC))
     (root / "models/slow/model.py").write_text(SLOW)
+    (root / "models/late").mkdir()
+    (root / "models/late/model.yaml").write_text(textwrap.dedent(LATE_SPEC))
+    (root / "models/late/model.py").write_text(LATE)
     return root
 
 
@@ -146,7 +167,7 @@ def serving(sleepy_repo: Path, shared_root: Path, tmp_path: Path) -> Iterator[Se
     stderr = tmp_path / "serve.stderr"
     calls = tmp_path / "calls.txt"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelops", "serve", "iris", "slow", "--scale-to-zero",
+        [sys.executable, "-m", "modelops", "serve", "iris", "slow", "late", "--scale-to-zero",
          "--shared", str(shared_root), "--port", str(port), "--grpc-port", str(grpc_port)],
         cwd=sleepy_repo, stderr=stderr.open("wb"),
         env={**os.environ, "CALLS": str(calls), "DELAY": "3"})
@@ -157,7 +178,7 @@ def serving(sleepy_repo: Path, shared_root: Path, tmp_path: Path) -> Iterator[Se
         assert proc.poll() is None, running.log()
         yield running
     finally:
-        pids = running.runners("iris") + running.runners("slow")
+        pids = [p for name in ("iris", "slow", "late") for p in running.runners(name)]
         proc.terminate()
         proc.wait(90)
         running.client.close()
@@ -253,6 +274,7 @@ def test_a_runner_killed_while_waking_loses_nothing(serving: Serving):
         assert got.status_code == 202, got.text
     first = serving.until(lambda: serving.runners("slow"))[0]
     serving.until(lambda: serving.calls.exists())  # type: ignore[attr-defined]
+    assert alive(first) and "slow idle" not in serving.log(), serving.log()  # the one working
     os.kill(first, signal.SIGKILL)  # mid-request: one message unacknowledged
     results = {request_id: serving.outcome("slow", request_id).json()["outputs"][0]["data"]
                for request_id in ids}
@@ -261,3 +283,24 @@ def test_a_runner_killed_while_waking_loses_nothing(serving: Serving):
     calls = serving.calls.read_text().split()  # type: ignore[attr-defined]
     assert sorted(set(calls)) == ["0.0", "1.0", "2.0", "3.0"]
     assert len(calls) == 5  # the killed request ran again, once; the others once each
+
+
+def test_a_model_that_does_not_wake_in_time_is_a_503_with_retry_after(serving: Serving):
+    """`late` loads in 4 s and its front door holds a request 1 s (wakeSeconds): the caller
+    gets 503 and Retry-After (HTTP) or UNAVAILABLE (gRPC), and, once awake, it answers."""
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 1], "data": [4.0]}]}
+    started = time.monotonic()
+    answer = serving.client.post("/v2/models/late/infer", json=body)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "1" and "did not wake" in answer.json()["error"]
+    assert 1 <= time.monotonic() - started < 3
+    client = triton_grpc.InferenceServerClient(serving.grpc)
+    tensor = triton_grpc.InferInput("x", [1, 1], "FP64")
+    tensor.set_data_from_numpy(np.array([[4.0]]))
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("late", [tensor])
+    assert refused.value.status() == "StatusCode.UNAVAILABLE"
+    serving.until(lambda: serving.state("late") == "ready", timeout=30)
+    awake = serving.client.post("/v2/models/late/infer", json=body)
+    assert awake.status_code == 200 and awake.json()["outputs"][0]["data"] == [8.0]
+    assert len(serving.runners("late")) == 1  # one wake: the refused requests expired

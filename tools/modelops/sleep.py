@@ -13,8 +13,9 @@ the broker hands its unacknowledged requests out again, so none is lost.
 The management API's counts lag: measured here, a new queue's first count shows about
 4 s after its first message, and an acknowledgement about 2 s late. KEDA reads the same
 counts, which is why its cooldown should outlast them; locally idle periods are seconds,
-so a runner is also asked (its metrics) what it holds, and one that is still waking
-(not yet consuming) is never put to sleep.
+so a runner is also asked (its metrics) what it holds, one that is still waking (not yet
+consuming) is never put to sleep, and its first look at its queue counts as activity: it
+gets a whole idle period to take the work it woke for.
 
 Locally a sleeping model wakes to one runner; more replicas under load are the cluster
 HPA's part (KEDA's `targetQueueDepth`). Runners are forked from a warm process that has
@@ -69,6 +70,7 @@ class Sleeper:
     stopping: bool = False
     wakes: int = 0
     woken_at: float = 0.0
+    consuming: bool = False  # its runner has started taking work since it woke
     port: int = 0  # its HTTP port: its metrics say what it holds
 
     @property
@@ -162,7 +164,11 @@ class Supervisor:
             count = self.count(sleeper)
             held = self.holds(sleeper) if sleeper.awake() else 0
             threshold = sleeper.rule.activationQueueDepth
-            if sleeper.name in nudged or (count is not None and count > threshold) or (
+            started = held is not None and sleeper.awake() and not sleeper.consuming
+            if started:  # awake at last: the work it woke for may not be in its hands yet
+                sleeper.consuming = True
+            if started or sleeper.name in nudged or (
+                    count is not None and count > threshold) or (
                     held is not None and held > threshold):
                 sleeper.active_at = now
             if sleeper.process is not None and not sleeper.awake():
@@ -204,6 +210,7 @@ class Supervisor:
         sleeper.process.start()
         sleeper.wakes += 1
         sleeper.woken_at = time.monotonic()
+        sleeper.consuming = False
         print(f"modelops serve: waking {sleeper.name} (pid {sleeper.process.pid})",
               file=sys.stderr, flush=True)
 
