@@ -273,16 +273,18 @@ def test_a_runner_killed_while_waking_loses_nothing(serving: Serving):
             "Prefer": "respond-async", "X-Request-ID": request_id})
         assert got.status_code == 202, got.text
     first = serving.until(lambda: serving.runners("slow"))[0]
-    serving.until(lambda: serving.calls.exists())  # type: ignore[attr-defined]
+    calls = serving.calls  # type: ignore[attr-defined]
+    # a whole line: the file exists from open(), before the call is written and closed
+    serving.until(lambda: calls.exists() and calls.read_text().endswith("\n"))
     assert alive(first) and "slow idle" not in serving.log(), serving.log()  # the one working
     os.kill(first, signal.SIGKILL)  # mid-request: one message unacknowledged
     results = {request_id: serving.outcome("slow", request_id).json()["outputs"][0]["data"]
                for request_id in ids}
     assert results == {f"k{i}": [2.0 * i] for i in range(4)}
     assert len(serving.runners("slow")) >= 2 and not alive(first)
-    calls = serving.calls.read_text().split()  # type: ignore[attr-defined]
-    assert sorted(set(calls)) == ["0.0", "1.0", "2.0", "3.0"]
-    assert len(calls) == 5  # the killed request ran again, once; the others once each
+    made = calls.read_text().split()
+    assert sorted(set(made)) == ["0.0", "1.0", "2.0", "3.0"]
+    assert len(made) == 5  # the killed request ran again, once; the others once each
 
 
 def test_a_model_that_does_not_wake_in_time_is_a_503_with_retry_after(serving: Serving):
