@@ -10,23 +10,7 @@ from pathlib import Path
 
 import yaml
 from conftest import copy_repo, examples, run_modelops
-
-from modelops import render
-from modelops.repo import load
-
-
-def _render(root: Path, out: Path) -> Path:
-    count, problems = render.render(root, load(root).settings.kubernetesVersion, out=out)
-    assert problems == [] and count > 40
-    return out
-
-
-def _objects(out: Path, app: str) -> list[dict]:
-    return [o for o in yaml.safe_load_all((out / app).read_text()) if o]
-
-
-def _named(objects: list[dict], kind: str, name: str) -> dict:
-    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+from test_broker import _named, _objects, _render
 
 
 def _every_object(out: Path) -> list[dict]:

@@ -178,26 +178,28 @@ class Front:
         self.plane.registry.served(name).state = "ready"  # it answered: it is awake
         return result
 
-    async def relay_http(self, request: Request) -> Response:
-        """The v2 infer route of a model that sleeps."""
+    # -- HTTP ------------------------------------------------------------------------------
+    async def _checked(self, request: Request) -> tuple[str, str, AsyncConfig, bytes,
+                                                         str | None, str]:
+        """An infer request's target and body, its framing checked (malformed: 400 now):
+        (model, version, its async config, body, binary header length, request id)."""
         name = request.path_params["name"]
         version, config = self.target(name, request.path_params.get("version"))
         body = await routes.read_body(request, self.plane.options)
         header_length = request.headers.get(binary.HEADER)
         request_id = request.scope["state"]["request_id"]
-        codec.decode(body, header_length, name, version, request_id)  # malformed: 400 now
+        codec.decode(body, header_length, name, version, request_id)
+        return name, version, config, body, header_length, request_id
+
+    async def relay_http(self, request: Request) -> Response:
+        """The v2 infer route of a model that sleeps."""
+        name, version, config, body, header_length, request_id = await self._checked(request)
         return _answer(await self.relay(name, version, config, body, header_length,
                                         request.headers.get("content-type") or JSON,
                                         request_id))
 
-    # -- HTTP ------------------------------------------------------------------------------
     async def submit(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        version, config = self.target(name, request.path_params.get("version"))
-        body = await routes.read_body(request, self.plane.options)
-        header_length = request.headers.get(binary.HEADER)
-        request_id = request.scope["state"]["request_id"]
-        codec.decode(body, header_length, name, version, request_id)  # malformed: 400 now
+        name, version, config, body, header_length, request_id = await self._checked(request)
         wait = float(m.group(1)) if (
             m := _WAIT.search(request.headers.get("prefer", ""))) else 0.0
         result = await self.enqueue(name, version, config, body, header_length,
