@@ -66,6 +66,23 @@ class AsyncConfig(Strict):
     """How long a result can be fetched; after that, 404."""
 
 
+class BatchingConfig(Strict):
+    """Concurrent requests for one version, predicted in one call: they are stacked along
+    the first axis (rows) and the answer is split back, so each keeps its own id, errors,
+    metrics and prediction record. Off for a model whose `predict` is not row-wise (its
+    answer for a row depends on the other rows)."""
+
+    enabled: bool = True
+    """Off: each request is predicted alone (a python model whose answer for a row depends
+    on the other rows it is given, such as one that normalises over the batch)."""
+    maxBatchSize: int = Field(default=64, ge=1, le=65_536)
+    """Rows in one call at most; a request that would overflow it goes into the next
+    call, and one with more rows than this runs alone."""
+    maxWaitMs: float = Field(default=2.0, ge=0.05, le=1000)
+    """How long the first request of a call waits for others at most (Triton's queue
+    delay); under steady load a call goes as soon as it holds what the last wait did."""
+
+
 class RelayConfig(Strict):
     """The model sleeps: this server never loads it, and hands each request to the model's
     own servers through its queue; they run only while there is work (KEDA in the
@@ -90,6 +107,7 @@ class ModelConfig(Strict):
     outputs: list[TensorConfig] = Field(default_factory=list)
     asynchronous: AsyncConfig | None = None
     """Its versions also take requests from their queues (the spec's `async`)."""
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
     relay: RelayConfig | None = None
     """Set on the always-on front door of a model that sleeps (needs `asynchronous`)."""
 

@@ -22,6 +22,7 @@ import numpy as np
 from prometheus_client import Gauge
 
 from modelops_runtime import __version__, metrics
+from modelops_runtime.batching import Batcher
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.demand import Demand
 from modelops_runtime.errors import Conflict, ModelFailed, NotFound, ServingError, Unavailable
@@ -137,11 +138,17 @@ class DataPlane:
         gauge.inc()
         held = True  # this call still owes the release of its slot
         try:
-            if loaded.timing.inline():  # a thread hop costs more than a fast call
+            batcher = self._batcher(served, loaded)
+            if batcher is not None:
+                inputs = loaded.signature.check(loaded.model.name, request.arrays())
+                running = batcher.submit(inputs, request.output_names())
+            elif loaded.timing.inline():  # a thread hop costs more than a fast call
+                running = None
                 outputs = _predict(loaded, request, True)
             else:
                 running = asyncio.get_running_loop().run_in_executor(
                     self.workers, _predict, loaded, request, False)
+            if running is not None:
                 try:
                     outputs = await asyncio.shield(running)
                 except asyncio.CancelledError:
@@ -177,6 +184,17 @@ class DataPlane:
                 outputs=response.output_values(), latency_ms=round(elapsed * 1000, 3),
                 status=200))
         return response
+
+    def _batcher(self, served: ServedModel, loaded: LoadedVersion) -> Batcher | None:
+        """The version's batcher, when its requests may share a call: batching on in its
+        spec, and its first axis free (a model declared for exactly one row is not)."""
+        if loaded.batcher is None:
+            batching = served.config.batching
+            stackable = all(t.shape and t.shape[0] == -1 for t in loaded.signature.inputs)
+            if not batching.enabled or not stackable:
+                return None
+            loaded.batcher = Batcher(loaded, batching, self.workers, served.config.name)
+        return loaded.batcher if loaded.batcher.on else None
 
     async def _pick(self, name: str, version: str | None) -> tuple[ServedModel, LoadedVersion]:
         """The version to serve; a pool member on demand loads first (and again, should

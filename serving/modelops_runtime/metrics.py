@@ -13,6 +13,9 @@ REQUESTS = Counter("modelops_requests_total", "Inference requests by outcome.",
 LATENCY = Histogram("modelops_request_duration_seconds", "Inference latency, server side.",
                     ["model", "version"], registry=REGISTRY,
                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+BATCH_REQUESTS = Histogram("modelops_batch_requests", "Requests predicted together in one call "
+                           "(adaptive batching).", ["model", "version"], registry=REGISTRY,
+                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 IN_FLIGHT = Gauge("modelops_inflight_requests", "Inference requests being served.", ["model"],
                   registry=REGISTRY)
 READY = Gauge("modelops_model_ready", "1 when the model version is loaded and serving.",
@@ -109,6 +112,11 @@ def requests(model: str, version: str, code: str) -> Counter:
 @functools.lru_cache(maxsize=4096)
 def latency(model: str, version: str) -> Histogram:
     return LATENCY.labels(model, version)
+
+
+@functools.lru_cache(maxsize=4096)
+def batch_size(model: str, version: str) -> Histogram:
+    return BATCH_REQUESTS.labels(model, version)
 
 
 @functools.lru_cache(maxsize=4096)

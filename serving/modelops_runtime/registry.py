@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops_runtime import metrics, objectstore
+from modelops_runtime.batching import Batcher
 from modelops_runtime.config import ModelConfig, ServerConfig, VersionConfig
 from modelops_runtime.errors import NotFound, Unavailable
 from modelops_runtime.model import Model
@@ -32,6 +33,8 @@ class LoadedVersion:
     loaded_at: float
     signature: Signature
     timing: CallTiming = dataclasses.field(default_factory=CallTiming)
+    batcher: Batcher | None = None
+    """Set by the data plane on first use, when the model batches (batching.py)."""
 
 
 @dataclasses.dataclass

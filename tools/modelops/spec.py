@@ -23,7 +23,7 @@ from pydantic import (
 
 from modelops import quantity, schedule
 from modelops_jobs.config import DataChecks, QualityGate
-from modelops_runtime.config import AsyncConfig, OnDemandConfig, Runtime
+from modelops_runtime.config import AsyncConfig, BatchingConfig, OnDemandConfig, Runtime
 from modelops_runtime.tensors import DTYPES
 
 API_VERSION = "modelops/v1"
@@ -385,6 +385,7 @@ class ModelOverrides(Strict):
     concurrency: int | None = Field(default=None, ge=1, le=1024)
     env: list[EnvVar] | None = None
     async_: dict[str, Any] | None = Field(default=None, alias="async")
+    batching: dict[str, Any] | None = None
 
 
 class PoolOverrides(Strict):
@@ -507,6 +508,9 @@ class ModelSpec(Strict):
     """Most requests this model serves at once; more get 503 with Retry-After."""
     async_: AsyncConfig | None = Field(default=None, alias="async")
     """Asynchronous requests through a queue (RabbitMQ); absent: synchronous only."""
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    """Concurrent requests predicted in one call (on by default; set `enabled: false` for a
+    python model whose answer for a row depends on the other rows)."""
     logging: Logging = Field(default_factory=Logging)
     """Prediction logging to the shared volume, compacted into datasets."""
     datasets: list[Dataset] = Field(default_factory=list)

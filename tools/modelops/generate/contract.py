@@ -60,7 +60,7 @@ def server_model(spec_file: SpecFile, spec: ModelSpec, versions: list[Version],
         logging=LoggingConfig(enabled=spec.logging.enabled, sampleRate=spec.logging.sampleRate,
                               dataset=dataset(spec_file, spec)),
         datasets=[DatasetConfig(**d.model_dump()) for d in spec.datasets],
-        asynchronous=spec.async_,
+        asynchronous=spec.async_, batching=spec.batching,
         code=code or (CODE_FILE.format(name=spec_file.name) if spec.runtime == "python" else None))
 
 
