@@ -18,12 +18,20 @@ way in the same rounds and harness: pure Python arithmetic (what two vCPUs of a 
 give at best), and the floor's own work, each process doing its every other file (what they
 give to this memory-bound work, whoever writes it).
 Targets (issue 15): within 1.5x of the floor with one worker; at least 1.7x faster with two.
+
+Then one file of 1M, 10M and 50M rows (`--sizes`), each scored by one worker in a fresh
+process, this checkout beside the batch job at `--baseline` (default: the commit before
+batch jobs streamed), alternating: peak resident memory (VmHWM) and rows/s of each.
+Targets (issue 27): peak memory within 1.2x across the sizes; rows/s within 10% of the
+baseline's on 1M rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -147,13 +155,111 @@ def ours(shared: Path, config, workers: int, target=None) -> tuple[float, int]:
     return max(t for t, _ in done) - start, sum(rows for _, rows in done)
 
 
+ONE_RUN = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path[:0] = [sys.argv[1] + "/serving"]
+from modelops_jobs import batch
+from modelops_jobs.config import JobConfig
+config = JobConfig.model_validate_json(Path(sys.argv[2]).read_text())
+start = time.perf_counter()
+summary = batch.run(config, Path(sys.argv[3]), Path(sys.argv[3]), 0, 1, "2026-11-22")
+seconds = time.perf_counter() - start
+peak = next(int(line.split()[1]) for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
+print(json.dumps({"rows": summary.rows, "seconds": seconds, "peak_mib": peak / 1024}))
+"""
+
+
+def one_file(shared: Path, config, rows: int) -> object:
+    """A dataset of one Parquet file of `rows` rows (DuckDB's default row groups), and the
+    config that scores it."""
+    import duckdb
+
+    folder = shared / f"datasets/one-file-{rows}"
+    if not (folder / "data.parquet").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        columns = ", ".join(f'4 + 2 * random() AS "in_input-0_{j}"' for j in range(4))
+        with duckdb.connect() as con:
+            con.execute("SET threads = 1")
+            con.execute(f"COPY (SELECT {columns} FROM range({rows})) "
+                        f"TO '{folder / 'data.parquet'}' (FORMAT parquet)")
+    batch = config.batch.model_copy(update={"input": f"datasets/one-file-{rows}",
+                                            "output": f"scored-{rows}"})
+    return config.model_copy(update={"batch": batch})
+
+
+def scored_once(source: Path, shared: Path, config) -> dict:
+    """One worker in a fresh process (the code at `source`): its rows, seconds, peak."""
+    shutil.rmtree(shared / f"datasets/{config.batch.output}", ignore_errors=True)
+    path = WORK / "one-file-config.json"
+    path.write_text(config.model_dump_json())
+    out = subprocess.run([sys.executable, "-c", ONE_RUN, str(source), str(path), str(shared)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def baseline_tree(ref: str) -> Path:
+    """The repository at `ref`, as a git worktree under build/ (made once)."""
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    tree = ROOT / "build" / f"baseline-{sha[:12]}"
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT,
+                       check=True, capture_output=True)
+    return tree
+
+
+def sizes(shared: Path, config, args: argparse.Namespace) -> None:
+    """Peak memory and speed as one file grows, beside the baseline's batch job."""
+    tree = baseline_tree(args.baseline)
+    figures: dict[str, dict[int, list[dict]]] = {"modelops": {}, "baseline": {}}
+    for rows in args.sizes:
+        sized = one_file(shared, config, rows)
+        for _ in range(args.rounds if rows <= 1_000_000 else 1):
+            for name, source in (("modelops", ROOT), ("baseline", tree)):
+                if name == "baseline" and rows > args.baseline_max:
+                    continue
+                run = scored_once(source, shared, sized)
+                assert run["rows"] == rows, (name, run)
+                figures[name].setdefault(rows, []).append(run)
+    print(f"\none file, one worker, this checkout vs {args.baseline} ({tree.name}); best of "
+          "the rounds:")
+    peaks = {}
+    for name, by_rows in figures.items():
+        for rows, runs in by_rows.items():
+            fastest = min(r["seconds"] for r in runs)
+            peak = max(r["peak_mib"] for r in runs)
+            if name == "modelops":
+                peaks[rows] = peak
+            print(f"  {name:9} {rows:>11,} rows  {rows / fastest:12,.0f} rows/s  "
+                  f"peak {peak:8.0f} MiB")
+    spread = max(peaks.values()) / min(peaks.values())
+    print(f"  peak memory, largest / smallest file: {spread:.2f}x (target <= 1.2x)")
+    first = min(args.sizes)
+    ours_rate = first / min(r["seconds"] for r in figures["modelops"][first])
+    base_rate = first / min(r["seconds"] for r in figures["baseline"][first])
+    print(f"  rows/s on {first:,} rows, this checkout / baseline: {ours_rate / base_rate:.2f}"
+          " (target >= 0.90)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sizes", type=lambda text: [int(n) for n in text.split(",")],
+                        default=[1_000_000, 10_000_000, 50_000_000])
+    parser.add_argument("--baseline", default="ef49e9514d7b", metavar="REF",
+                        help="the batch job to compare with (before it streamed)")
+    parser.add_argument("--baseline-max", type=int, default=10_000_000,
+                        help="the largest file the baseline is given (it holds it all)")
+    parser.add_argument("--only-sizes", action="store_true")
     args = parser.parse_args()
     shared, config = prepare(args.rows, args.files)
+    if args.only_sizes:
+        sizes(shared, config, args)
+        return
     rows = args.rows // args.files * args.files
     best = {"floor": [], "one worker": [], "two workers": []}
     machine = {1: [], 2: []}
@@ -176,6 +282,7 @@ def main() -> None:
     print(f"two workers vs one: {speedup:.2f}x faster (target >= 1.7x)")
     print(f"  the same split on this machine now: pure Python {baseline:.2f}x; the floor's own "
           f"work {floor_split:.2f}x (batch at {speedup / floor_split:.0%} of that)")
+    sizes(shared, config, args)
 
 
 if __name__ == "__main__":

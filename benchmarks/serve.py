@@ -1,24 +1,30 @@
 """Serving speed and memory, side by side on this machine.
 
 Same scikit-learn model (the iris v1 example), same bounded load (wrk on 127.0.0.1,
-1 and 16 connections, a fixed duration each, in interleaved rounds), against:
-  modelops        this server (prediction logging off)
-  modelops+log    this server, every request logged to disk
+1, 16 and 64 connections, a fixed duration each, in interleaved rounds), against:
+  modelops        this server, adaptive batching on (its default; prediction logging off)
+  unbatched       this server with `batching: {enabled: false}`
+  modelops+log    this server, batching on, every request logged to disk
   mlserver        MLServer 1.7 with mlserver-sklearn, in its own venv (build/mlserver-venv),
                   with parallel_workers 0 (inference in the server process). Its default,
                   parallel_workers 1, does not work here: the worker process dies at start
                   ("There is no current event loop in thread 'MainThread'") and restarts.
-  bare            a bare Starlette route: orjson parse, predict, orjson dump (the floor)
-Then: the same model over gRPC at 16 calls in flight, this server vs MLServer's gRPC and
-vs the gRPC floor (benchmarks/bare_grpc_server.py: grpcio's asyncio server and predict
-alone), h2load driving all three alike; one 1 MiB FP32 tensor over JSON, binary
+  mlserver+batch  the same with its adaptive batching on: the same maximum batch size and
+                  wait as this server's defaults (max_batch_size 64, max_batch_time 2 ms)
+  bare            a bare Starlette route: orjson parse, predict, orjson dump (the floor of a
+                  server that predicts each request alone)
+Then: the same model over gRPC at 16 and 64 calls in flight, this server vs MLServer's
+gRPC and vs the gRPC floor (benchmarks/bare_grpc_server.py: grpcio's asyncio server and
+predict alone), h2load driving all alike; the 20-tree forest (iris v2) at 16 connections,
+batched vs unbatched vs its bare floor; one 1 MiB FP32 tensor over JSON, binary
 HTTP and gRPC, next to numpy reading the same bytes; resident memory of one pool serving
 20 models vs 20 dedicated servers; and the time from process start to ready for a
 dedicated server, next to the time a bare process takes to import scikit-learn and load
 the same model (the floor).
 
 With --baseline REF, it compares this checkout with the server at REF instead (a git
-worktree under build/), both with and without prediction logging, beside the bare floors:
+worktree under build/), both with and without prediction logging and both unbatched (like
+for like), beside the bare floors:
 the check that a change kept the speed.
 
 Usage: python benchmarks/serve.py [--seconds 5] [--rounds 3] [--baseline REF]
@@ -50,6 +56,11 @@ REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
 MLSERVER_VENV = BUILD / "mlserver-venv"
 SCRIPT = BUILD / "serve-bench.lua"
+CONNECTIONS = (1, 16, 64)
+STREAMS = (16, 64)
+IRIS = "artifacts/iris/v1/model.joblib"
+FOREST = "artifacts/iris/v2/model.joblib"  # 20 trees: predict costs about 1 ms, 1 row or 64
+BATCH_SIZE, BATCH_WAIT_MS = 64, 2.0  # this server's defaults, given to MLServer alike
 BODY = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
                     "data": [6.6, 3.0, 4.4, 1.4]}]}
 
@@ -131,13 +142,14 @@ def modelops_server(volume: Path, work: Path, models: list[dict], logging: bool 
     return proc, f"http://127.0.0.1:{port}"
 
 
-def iris_model(name: str = "iris", artifact: str = "artifacts/iris/v1/model.joblib") -> dict:
+def iris_model(name: str = "iris", artifact: str = IRIS, batching: bool = True) -> dict:
     from modelops.repo import load
 
     digest = {v.artifact: v.sha256 for e in load(REPO).models.values() for v in e.obj.spec.versions}
-    return {"name": name, "runtime": "sklearn", "concurrency": 64,
+    return {"name": name, "runtime": "sklearn", "concurrency": 256,
             "versions": [{"name": "v1", "artifact": f"pvc://{artifact}",
-                          "sha256": digest[f"pvc://{artifact}"]}]}
+                          "sha256": digest[f"pvc://{artifact}"]}],
+            "batching": {"enabled": batching}}
 
 
 def ensure_mlserver() -> Path:
@@ -151,7 +163,8 @@ def ensure_mlserver() -> Path:
     return binary
 
 
-def mlserver(volume: Path, work: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def mlserver(volume: Path, work: Path, workers: int,
+             batching: bool = False) -> tuple[subprocess.Popen, str]:
     binary = ensure_mlserver()
     port = free_port()
     folder = work / f"mlserver-{port}"
@@ -162,17 +175,19 @@ def mlserver(volume: Path, work: Path, workers: int) -> tuple[subprocess.Popen, 
         "parallel_workers": workers, "debug": False, "host": "127.0.0.1"}))
     (folder / "iris/model-settings.json").write_text(json.dumps({
         "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(volume / "artifacts/iris/v1/model.joblib")}}))
+        "parameters": {"uri": str(volume / IRIS)},
+        **({"max_batch_size": BATCH_SIZE, "max_batch_time": BATCH_WAIT_MS / 1000}
+           if batching else {})}))
     proc = subprocess.Popen([str(binary), "start", str(folder)], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     GRPC_PORTS[f"http://127.0.0.1:{port}"] = settings_grpc
     return proc, f"http://127.0.0.1:{port}"
 
 
-def bare(volume: Path) -> tuple[subprocess.Popen, str]:
+def bare(volume: Path, artifact: str = IRIS) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks/bare_server.py"),
-                             str(volume / "artifacts/iris/v1/model.joblib"), str(port)],
+                             str(volume / artifact), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -181,7 +196,7 @@ def bare_grpc(volume: Path) -> tuple[subprocess.Popen, str]:
     """The gRPC floor (benchmarks/bare_grpc_server.py), ready once it accepts a call."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks/bare_grpc_server.py"),
-                             str(volume / "artifacts/iris/v1/model.joblib"), str(port)],
+                             str(volume / IRIS), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"grpc-floor:{port}"
     GRPC_PORTS[url] = port
@@ -278,12 +293,14 @@ def start_all(contestants: dict) -> dict:
     return running
 
 
-def rounds(running: dict, seconds: int, count: int) -> dict[str, dict[int, dict]]:
+def rounds(running: dict, seconds: int, count: int,
+           connections_list: tuple[int, ...] = CONNECTIONS) -> dict[str, dict[int, dict]]:
     """Interleaved rounds (every server once per round), then the median of each figure:
     noise on this shared machine then falls on all contestants alike."""
-    samples: dict[str, dict[int, list[dict]]] = {n: {1: [], 16: []} for n in running}
+    samples: dict[str, dict[int, list[dict]]] = {n: {c: [] for c in connections_list}
+                                                 for n in running}
     for _ in range(count):
-        for connections in (1, 16):
+        for connections in connections_list:
             for name, (_, url) in running.items():
                 samples[name][connections].append(wrk(url, connections, seconds, SCRIPT))
     result = {}
@@ -299,32 +316,37 @@ def rounds(running: dict, seconds: int, count: int) -> dict[str, dict[int, dict]
 
 
 def grpc_rounds(running: dict, volume: Path, work: Path, seconds: int,
-                count: int) -> dict[str, dict]:
-    """16 calls in flight on one connection, interleaved rounds, medians; with the gRPC
-    floor (grpcio and predict alone) beside this server and MLServer."""
+                count: int) -> dict[str, dict[int, dict]]:
+    """16 and 64 calls in flight on one connection, interleaved rounds, medians; with the
+    gRPC floor (grpcio and predict alone) beside this server and MLServer."""
     import numpy as np
 
     request = grpc_request(work / "iris.grpc", "iris", "input-0",
                            np.array([[6.6, 3.0, 4.4, 1.4]]))
     floor, floor_url = bare_grpc(volume)
-    urls = {n: running[n][1] for n in ("modelops", "baseline", "mlserver") if n in running}
+    urls = {n: url for n, (_, url) in running.items() if not n.endswith("+log")
+            and n != "bare"}
     urls["bare gRPC"] = floor_url
-    samples: dict[str, list[dict]] = {n: [] for n in urls}
+    samples: dict[str, dict[int, list[dict]]] = {n: {s: [] for s in STREAMS} for n in urls}
     try:
         for url in urls.values():
             grpc_load(url, request, 4, 1)  # warm up
         for _ in range(count):
-            for name, url in urls.items():
-                samples[name].append(grpc_load(url, request, 16, seconds))
+            for streams in STREAMS:
+                for name, url in urls.items():
+                    samples[name][streams].append(grpc_load(url, request, streams, seconds))
     finally:
         stop(floor)
-    out = {}
-    for name, runs in samples.items():
-        out[name] = {**{k: statistics.median(r[k] for r in runs) for k in ("rps", "mean")},
-                     "rounds": [r["rps"] for r in runs]}
-        label = name.removesuffix(" gRPC") + " gRPC"
-        print(f"{label:<14}  16 streams {out[name]['rps']:>6.0f} req/s  mean "
-              f"{out[name]['mean']:>7.2f} ms", flush=True)
+    out: dict[str, dict[int, dict]] = {}
+    for name, by_streams in samples.items():
+        out[name] = {}
+        for streams, runs in by_streams.items():
+            figure = {**{k: statistics.median(r[k] for r in runs) for k in ("rps", "mean")},
+                      "rounds": [r["rps"] for r in runs]}
+            out[name][streams] = figure
+            label = name.removesuffix(" gRPC") + " gRPC"
+            print(f"{label:<20} {streams:>3} streams {figure['rps']:>6.0f} req/s  mean "
+                  f"{figure['mean']:>7.2f} ms", flush=True)
     return out
 
 
@@ -393,6 +415,62 @@ def measure_and_stop(running: dict, volume: Path, work: Path,
             stop(proc)
 
 
+def report(result: dict, grpc_figures: dict) -> None:
+    """The ratios the batching targets name, each paired within its rounds."""
+    ours, unbatched, floor = result["modelops"], result["unbatched"], result["bare"]
+    for conn in (16, 64):
+        print(f"\nHTTP JSON at {conn} connections (req/s paired within each round):")
+        print(f"  batched / unbatched            {paired(ours[conn], unbatched[conn])}  "
+              "(target >= 1.3)")
+        print(f"  batched / bare                 {paired(ours[conn], floor[conn])}  "
+              "(target >= 1.0)")
+        for name in ("mlserver", "mlserver+batch"):
+            if name in result:
+                print(f"  batched / {name:<20} {paired(ours[conn], result[name][conn])}  "
+                      f"{'(target >= 3)' if name == 'mlserver+batch' else ''}")
+        print(f"  unbatched / bare               {paired(unbatched[conn], floor[conn])}")
+        print(f"  logging on / off req/s         "
+              f"{paired(result['modelops+log'][conn], ours[conn])}  (target >= 0.9)")
+    limit = unbatched[1]["p99"] + BATCH_WAIT_MS
+    print(f"\n1 connection: p99 batched {ours[1]['p99']:.2f} ms, unbatched "
+          f"{unbatched[1]['p99']:.2f} ms (target: at most unbatched + the {BATCH_WAIT_MS} ms "
+          f"wait, {limit:.2f} ms); req/s {paired(ours[1], unbatched[1])} of unbatched")
+    for streams in STREAMS:
+        figures = {n: grpc_figures[n][streams] for n in grpc_figures}
+        print(f"gRPC at {streams} streams (req/s paired within each round):")
+        print(f"  batched / unbatched            "
+              f"{paired(figures['modelops'], figures['unbatched'])}  (target >= 1.3)")
+        print(f"  batched / bare gRPC            "
+              f"{paired(figures['modelops'], figures['bare gRPC'])}  (target >= 1.0)")
+        for name in ("mlserver", "mlserver+batch"):
+            if name in figures:
+                print(f"  batched / {name:<20} {paired(figures['modelops'], figures[name])}  "
+                      f"{'(target >= 1.6)' if name == 'mlserver+batch' else ''}")
+        if "mlserver" in figures:
+            print(f"  bare gRPC / mlserver           "
+                  f"{paired(figures['bare gRPC'], figures['mlserver'])}  (what grpcio and the "
+                  "model allow)")
+
+
+def forest(volume: Path, work: Path, args: argparse.Namespace) -> None:
+    """The 20-tree forest at 16 connections: where a model costs the same for 1 row or 64,
+    batching pays the most."""
+    running = start_all({
+        "forest": lambda: modelops_server(volume, work, [iris_model(artifact=FOREST)]),
+        "forest unbatched": lambda: modelops_server(
+            volume, work, [iris_model(artifact=FOREST, batching=False)]),
+        "forest bare": lambda: bare(volume, FOREST)})
+    try:
+        result = rounds(running, args.seconds, args.rounds, (16,))
+    finally:
+        for proc, _ in running.values():
+            stop(proc)
+    print(f"  forest batched / unbatched     "
+          f"{paired(result['forest'][16], result['forest unbatched'][16])}  (target >= 4)")
+    print(f"  forest batched / bare          "
+          f"{paired(result['forest'][16], result['forest bare'][16])}")
+
+
 def checkout(ref: str) -> Path:
     """The repository at `ref`, as a git worktree under build/ (made once)."""
     sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
@@ -405,21 +483,28 @@ def checkout(ref: str) -> Path:
     return tree
 
 
+def older(model: dict) -> dict:
+    """A model's config as a server from before adaptive batching reads it (with its
+    batching off: like for like)."""
+    return {k: v for k, v in model.items() if k != "batching"}
+
+
 def against_baseline(volume: Path, work: Path, args: argparse.Namespace) -> None:
     """This checkout's server vs the one at args.baseline, same model, same rounds."""
     tree = checkout(args.baseline)
     running = start_all({
-        "modelops": lambda: modelops_server(volume, work, [iris_model()]),
-        "baseline": lambda: modelops_server(volume, work, [iris_model()], source=tree),
-        "modelops+log": lambda: modelops_server(volume, work, [iris_model()], True),
-        "baseline+log": lambda: modelops_server(volume, work, [iris_model()], True,
+        "modelops": lambda: modelops_server(volume, work, [iris_model(batching=False)]),
+        "baseline": lambda: modelops_server(volume, work, [older(iris_model())], source=tree),
+        "modelops+log": lambda: modelops_server(volume, work, [iris_model(batching=False)],
+                                                True),
+        "baseline+log": lambda: modelops_server(volume, work, [older(iris_model())], True,
                                                 source=tree),
         "bare": lambda: bare(volume)})
     print(f"this checkout vs {args.baseline} ({tree.name}), {args.rounds} interleaved rounds "
           f"of {args.seconds}s; model: iris v1, 1 row; medians:")
     result, grpc_figures = measure_and_stop(running, volume, work, args)
     print("\nratios (req/s paired within each round; target: within 10%, i.e. >= 0.90):")
-    for conn in (1, 16):
+    for conn in CONNECTIONS:
         print(f"  HTTP JSON, {conn:>2} conn: modelops / baseline          "
               f"{paired(result['modelops'][conn], result['baseline'][conn])}")
         print(f"  HTTP JSON, {conn:>2} conn, logging: modelops / baseline "
@@ -428,12 +513,12 @@ def against_baseline(volume: Path, work: Path, args: argparse.Namespace) -> None
           f"{paired(result['modelops'][16], result['bare'][16])}")
     print(f"  HTTP JSON, 16 conn: baseline / bare          "
           f"{paired(result['baseline'][16], result['bare'][16])}")
-    print(f"  gRPC, 16 streams: modelops / baseline        "
-          f"{paired(grpc_figures['modelops'], grpc_figures['baseline'])}")
-    print(f"  gRPC, 16 streams: modelops / bare gRPC       "
-          f"{paired(grpc_figures['modelops'], grpc_figures['bare gRPC'])}")
-    print(f"  gRPC, 16 streams: baseline / bare gRPC       "
-          f"{paired(grpc_figures['baseline'], grpc_figures['bare gRPC'])}")
+    for streams in STREAMS:
+        ours_g, base_g = grpc_figures["modelops"][streams], grpc_figures["baseline"][streams]
+        floor_g = grpc_figures["bare gRPC"][streams]
+        print(f"  gRPC, {streams} streams: modelops / baseline        {paired(ours_g, base_g)}")
+        print(f"  gRPC, {streams} streams: modelops / bare gRPC       {paired(ours_g, floor_g)}")
+        print(f"  gRPC, {streams} streams: baseline / bare gRPC       {paired(base_g, floor_g)}")
 
 
 def main() -> None:
@@ -462,32 +547,18 @@ def main() -> None:
         return
     running = start_all({
         "modelops": lambda: modelops_server(volume, work, [iris_model()]),
+        "unbatched": lambda: modelops_server(volume, work, [iris_model(batching=False)]),
         "modelops+log": lambda: modelops_server(volume, work, [iris_model()], True),
         "mlserver": lambda: mlserver(volume, work, 0),
+        "mlserver+batch": lambda: mlserver(volume, work, 0, batching=True),
         "bare": lambda: bare(volume)})
     print(f"{len(running)} servers, {args.rounds} interleaved rounds of {args.seconds}s per "
           "load; model: iris v1 (scikit-learn), 1 row; medians:")
     result, grpc_figures = measure_and_stop(running, volume, work, args)
-    ours, logged, floor = result["modelops"], result["modelops+log"], result["bare"]
-    theirs = result["mlserver"]
-
-    print("\nratios at 16 connections (req/s paired within each round):")
-    print(f"  modelops / mlserver req/s      {paired(ours[16], theirs[16])}  (target >= 2.5)")
-    p99 = ours[16]["p99"] / theirs[16]["p99"]
-    print(f"  modelops / mlserver p99        {p99:.2f}   (target < 1)")
-    print(f"  modelops / bare req/s          {paired(ours[16], floor[16])}  (target >= 0.6)")
-    print(f"  bare / mlserver req/s          {paired(floor[16], theirs[16])}  (what the "
-          "framework and the model allow)")
-    print(f"  logging on / off req/s         {paired(logged[16], ours[16])}  (target >= 0.9)")
+    report(result, grpc_figures)
     lines = sum(len(p.read_text().splitlines()) for p in (work / "logs").rglob("*.jsonl"))
     print(f"  prediction records written     {lines}")
-    ours_g, theirs_g = grpc_figures["modelops"], grpc_figures["mlserver"]
-    floor_g = grpc_figures["bare gRPC"]
-    print(f"gRPC at 16 streams ({ours_g['rps']:.0f} vs {theirs_g['rps']:.0f} req/s):")
-    print(f"  modelops / mlserver req/s      {paired(ours_g, theirs_g)}  (target >= 2)")
-    print(f"  modelops / bare gRPC req/s     {paired(ours_g, floor_g)}")
-    print(f"  bare gRPC / mlserver req/s     {paired(floor_g, theirs_g)}  (what grpcio and the "
-          "model allow)")
+    forest(volume, work, args)
     large_tensor(volume, work, args.seconds)
 
     # Memory: one pool with 20 models vs 20 dedicated servers.

@@ -9,6 +9,16 @@ On the shared volume:
   datasets/<dataset>/model=<m>/version=<v>/date=<d>/part-<run>-<i>.parquet
   datasets/<dataset>/model=<m>/version=<v>/date=<d>/_drift.json
 
+Workers (an Indexed Job's pods) share the work by file: worker `index` of `count` takes
+the closed files whose path hashes to it, so a day with ten times the logs takes ten times
+the workers, not ten times as long. Each keeps its runs, staging and lock apart (worker 0
+in `_compactor/` itself, where a single compactor keeps them; worker i in
+`_compactor/worker-<i>/`), and at start finishes the committed runs of any other state
+whose lock is free: a worker of a larger Job that is not running now, or one that died.
+Two workers may write parts into one dataset partition at once (parts are named by run);
+its drift summary is recomputed under the partition's lock after each publish, so the last
+one counts every part.
+
 A run takes a batch of closed files, writes its parts to staging, syncs them, then
 writes its record: that rename is the commit. Only then are the parts moved into
 the datasets, the consumed logs deleted, the drift summaries updated, and the run
@@ -20,7 +30,9 @@ so no file is ever read twice and none is lost.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -39,7 +51,7 @@ from modelops_compactor import drift, logtables, screen
 from modelops_compactor.config import CompactorConfig, CompactorOptions
 from modelops_runtime import volume
 from modelops_runtime.predlog import recover
-from modelops_runtime.records import CLOSED_SUFFIX
+from modelops_runtime.records import CLOSED_SUFFIX, OPEN_SUFFIX
 
 STATE = "_compactor"
 
@@ -88,13 +100,30 @@ class Summary:
                 "rejected": self.rejected}
 
 
+def worker_state(logs: Path, index: int) -> Path:
+    """Where worker `index` keeps its runs, staging and lock."""
+    return logs / STATE if index == 0 else logs / STATE / f"worker-{index}"
+
+
+def owner(name: str, count: int) -> int:
+    """The worker that compacts a log file (its path under logs/): by a hash of the path,
+    the same on every pod."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
 class Compactor:
     def __init__(self, shared_root: Path, config: CompactorConfig,
-                 batch_bytes: int = 256 * 1024 * 1024, memory_limit: str = "512MB"):
+                 batch_bytes: int = 256 * 1024 * 1024, memory_limit: str = "512MB",
+                 index: int = 0, count: int = 1):
+        if not 0 <= index < count:
+            raise ValueError(f"worker index {index} is outside 0..{count - 1}")
         self.root = shared_root
         self.logs = shared_root / volume.LOGS
         self.datasets = shared_root / volume.DATASETS
-        self.state = self.logs / STATE
+        self.shared_state = self.logs / STATE  # rejected/ is there, for every worker
+        self.state = worker_state(self.logs, index)
+        self.index, self.count = index, count
         self.references = config.references()
         self.batch_bytes = batch_bytes
         self.memory_limit = memory_limit
@@ -105,33 +134,54 @@ class Compactor:
     def run(self) -> Summary:
         for folder in (self.state / "runs", self.state / "staging", self.datasets):
             folder.mkdir(parents=True, exist_ok=True)
-        with self._lock(), self._connection() as con:
+        with _locked(self.state) as held, self._connection() as con:
+            if not held:
+                raise RuntimeError(f"another compaction holds {self.state / 'lock'}")
             self.con = con
             self.loaded_references: dict[str, drift.Reference] = {}
-            self._recover()
-            self.summary.reopened = recover(self.logs)  # servers that died holding a file
+            self._recover(self.state)
+            self._adopt()
+            # servers that died holding a file
+            self.summary.reopened = recover(self.logs, self._mine)
             while batch := self._next_batch():
                 self._compact(batch)
             self._remove_empty_days()
         return self.summary
 
+    def _mine(self, path: Path) -> bool:
+        """A closed log file (or the `.open` one it becomes) this worker compacts."""
+        name = str(path.relative_to(self.logs))
+        if name.endswith(OPEN_SUFFIX):
+            name = name.removesuffix(OPEN_SUFFIX) + CLOSED_SUFFIX
+        return self.count == 1 or owner(name, self.count) == self.index
+
+    def _adopt(self) -> None:
+        """Finish the committed runs of every other worker's state that no worker holds
+        now (a larger Job's worker that is not running, or one that died). The files of
+        a held state's committed runs are its worker's to finish: never taken here."""
+        self.claimed: set[Path] = set()
+        others = [self.shared_state, *self.shared_state.glob("worker-*")]
+        for state in others:
+            if state == self.state or not (state / "runs").is_dir():
+                continue
+            with _locked(state) as held:
+                if held:
+                    self._recover(state)
+                    continue
+                for path in (state / "runs").glob("*.json"):
+                    with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                        record = orjson.loads(path.read_bytes())
+                        if record["status"] == "committed":
+                            self.claimed |= {self.logs / name for name in record["files"]}
+
     def _remove_empty_days(self) -> None:
         """Drop emptied log folders of past days (never today's: a server may be opening
-        a file in it)."""
+        a file in it). Another worker may be doing the same: what it removed is gone."""
         yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
         for folder in self.logs.glob("[!_]*/*"):
-            if folder.is_dir() and folder.name < yesterday and not any(folder.iterdir()):
-                folder.rmdir()
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One compactor at a time per volume (the CronJob also forbids overlaps)."""
-        with open(self.state / "lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RuntimeError(f"another compaction holds {self.state / 'lock'}") from None
-            yield
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and folder.name < yesterday and not any(folder.iterdir()):
+                    folder.rmdir()
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -148,10 +198,13 @@ class Compactor:
     # -- one batch --------------------------------------------------------------------
 
     def _next_batch(self) -> list[Path]:
-        """Closed files, oldest first, up to about batch_bytes (at least one file)."""
+        """This worker's closed files, oldest first, up to about batch_bytes (at least
+        one file)."""
         batch: list[Path] = []
         size = 0
         for path in sorted(self.logs.glob(f"[!_]*/*/*{CLOSED_SUFFIX}")):
+            if not self._mine(path) or path in self.claimed:
+                continue
             length = path.stat().st_size
             if batch and size + length > self.batch_bytes:
                 break
@@ -212,7 +265,7 @@ class Compactor:
             name = str(path.relative_to(self.logs))
             readable[path], rejected = screen.screen(path, staging / "screened" / name)
             if rejected:
-                target = self.state / "rejected" / (name + ".rejected.jsonl")
+                target = self.shared_state / "rejected" / (name + ".rejected.jsonl")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomic(target, b"".join(rejected))
                 first = orjson.loads(rejected[0])["reason"]
@@ -242,7 +295,7 @@ class Compactor:
         """A record DuckDB cannot compact even alone: kept in rejected/ with the reason,
         beside the records the screen set aside; the rest of its file is compacted."""
         name = str(path.relative_to(self.logs))
-        target = self.state / "rejected" / (name + ".rejected.jsonl")
+        target = self.shared_state / "rejected" / (name + ".rejected.jsonl")
         target.parent.mkdir(parents=True, exist_ok=True)
         reason = f"could not be compacted: {str(exc).splitlines()[0]}"
         line = chunk.read_bytes().strip()
@@ -253,9 +306,10 @@ class Compactor:
 
     # -- after the commit (also how a crashed run is finished) ---------------------------
 
-    def _publish(self, record: dict[str, Any]) -> None:
+    def _publish(self, record: dict[str, Any], state: Path | None = None) -> None:
+        state = state or self.state
         run = record["run"]
-        staging = self.state / "staging" / run
+        staging = state / "staging" / run
         touched = set()
         for part in record["parts"]:
             source, target = staging / part, self.datasets / part
@@ -272,19 +326,20 @@ class Compactor:
             self._update_drift(partition)
         self.summary.partitions |= touched
         record["status"] = "done"
-        _write_atomic(self.state / "runs" / f"{run}.json", orjson.dumps(record))
+        _write_atomic(state / "runs" / f"{run}.json", orjson.dumps(record))
         shutil.rmtree(staging, ignore_errors=True)
 
-    def _recover(self) -> None:
-        """Finish runs that committed; drop the staging of runs that never did."""
-        for path in sorted((self.state / "runs").glob("*.json")):
+    def _recover(self, state: Path) -> None:
+        """Finish the runs of `state` that committed; drop the staging of runs that never
+        did."""
+        for path in sorted((state / "runs").glob("*.json")):
             record = orjson.loads(path.read_bytes())
             if record["status"] == "committed":
-                self._publish(record)
+                self._publish(record, state)
                 self.summary.recovered += 1
-        for staging in (self.state / "staging").iterdir():  # now only uncommitted or done
-            shutil.rmtree(staging)
-        for leftover in (self.state / "runs").glob("*.tmp"):
+        for staging in (state / "staging").iterdir() if (state / "staging").is_dir() else ():
+            shutil.rmtree(staging)  # now only uncommitted or done
+        for leftover in (state / "runs").glob("*.tmp"):
             leftover.unlink()
 
     def _update_drift(self, partition: str) -> None:
@@ -295,10 +350,12 @@ class Compactor:
         if reference not in self.loaded_references:
             self.loaded_references[reference] = drift.Reference(self.con, self.root / reference,
                                                                 reference)
-        report = drift.summarize(self.con, self.datasets / partition,
-                                 self.loaded_references[reference])
-        _write_atomic(self.datasets / partition / "_drift.json",
-                      orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        with open(self.datasets / partition / "_drift.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker's publish: one after the other
+            report = drift.summarize(self.con, self.datasets / partition,
+                                     self.loaded_references[reference])
+            _write_atomic(self.datasets / partition / "_drift.json", orjson.dumps(
+                report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         self.summary.drift[partition] = report
 
 
@@ -315,7 +372,8 @@ def main() -> None:
     started = time.perf_counter()
     try:
         summary = Compactor(options.shared_root, config, options.batch_bytes,
-                            options.memory_limit).run()
+                            options.memory_limit, options.completion_index,
+                            options.workers).run()
     except Exception as exc:  # the Job fails (and alerts); logs stay for the next run
         sys.exit(f"log compactor: {type(exc).__name__}: {exc}")
     result = summary.as_dict() | {"seconds": round(time.perf_counter() - started, 3)}
@@ -324,6 +382,19 @@ def main() -> None:
         sys.exit(f"log compactor: records that could not be typed were set aside in "
                  f"{STATE}/rejected: " + "; ".join(f"{k}: {v}" for k, v in
                                                    sorted(summary.rejected.items())))
+
+
+@contextmanager
+def _locked(state: Path) -> Iterator[bool]:
+    """Hold a worker state's lock if it is free: True, or False when another holds it."""
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def _row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:

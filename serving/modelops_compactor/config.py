@@ -47,3 +47,7 @@ class CompactorOptions(BaseSettings):
     """Closed log files are compacted in batches of about this many bytes, one commit each."""
     memory_limit: str = "512MB"
     """DuckDB's memory limit; past it, it spills to its temporary directory."""
+    workers: int = Field(default=1, ge=1, le=256, validation_alias="MODELOPS_COMPACTOR_WORKERS")
+    """How many workers share the logs (the Indexed Job's completions)."""
+    completion_index: int = Field(default=0, ge=0, validation_alias="JOB_COMPLETION_INDEX")
+    """This worker's index, which an Indexed Job sets."""

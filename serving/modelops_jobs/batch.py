@@ -3,19 +3,26 @@ that serve it, into
 
     datasets/<output>/model=<m>/version=<v>/date=<d>/part-<input digest>.parquet
 
-one output file per input file, written whole under a temporary name and renamed, and
+one output file per input file, written under a temporary name and renamed, and
 skipped when a part of the same input (path and bytes) exists under any date: a re-run
 adds nothing, whatever its date, and a run killed anywhere loses nothing (the next one
 does what is left). An input file that grew (its earlier rows unchanged) is scored from
 its first new row: `_ledger/` records, for each part, the rows of its file it covers and
-their digest, written before the part's rename, which commits both. Worker `index` of
-`count` takes every count-th input file, which is how an Indexed Job spreads the files over
-its pods.
+their digest, written before the part's rename, which commits both.
 
-An input file that cannot be scored (no rows, text among numbers, infinity, damaged) is
-set aside with its reason in `_rejected/<part>.json` beside the parts, and the others are
-scored: one bad file never stops the rest, and the run exits non-zero so it is noticed.
-The same bytes are not tried again; a corrected file (new bytes) is.
+Memory stays flat however large a file is: its rows are read CHUNK_ROWS at a time (DuckDB
+hands them over as Arrow record batches), scored, and written as one row group each. A
+Parquet file of more than SLICE_ROWS rows is split by its row groups into slices of about
+that many rows, each scored into a part of its own (`part-<digest>-<slice>.parquet`), and
+the slices of all files are what workers share: worker `index` of `count` takes every
+count-th, which is how an Indexed Job spreads even one large file over its pods. The
+slices depend on the file alone, never on the number of workers, so a run with more
+workers skips what a run with fewer wrote.
+
+An input file (or slice) that cannot be scored (no rows, text among numbers, infinity,
+damaged) is set aside with its reason in `_rejected/<part>.json` beside the parts, and the
+others are scored: one bad file never stops the rest, and the run exits non-zero so it is
+noticed. The same bytes are not tried again; a corrected file (new bytes) is.
 """
 
 from __future__ import annotations
@@ -26,18 +33,43 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from modelops_jobs import data
 from modelops_jobs.config import JobConfig, JobOptions
 from modelops_runtime import volume
+from modelops_runtime.config import VersionConfig
 from modelops_runtime.errors import ServingError
+from modelops_runtime.model import Model
 from modelops_runtime.registry import build_model, model_class
 from modelops_runtime.runtimes import ArtifactError, file_sha256
+
+CHUNK_ROWS = 131_072
+"""Rows read, scored and written at once: what a worker holds of a file."""
+SLICE_ROWS = 4 * 1024 * 1024
+"""A Parquet file with more rows is split, by its row groups, into slices of about this
+many, which the workers share."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """What one part holds: an input file's rows, all of them or one slice."""
+
+    file: Path
+    start: int = 0
+    stop: int | None = None  # None: to the file's end
+    slice: int | None = None  # None: the whole file
+
+    def describe(self, shared_root: Path) -> str:
+        where = str(self.file.relative_to(shared_root))
+        return where if self.slice is None else f"{where} rows {self.start}-{self.stop}"
 
 
 @dataclasses.dataclass
@@ -56,11 +88,43 @@ def output_dir(config: JobConfig, shared_root: Path, date: str) -> Path:
             f"version={config.batch.version}" / f"date={date}")
 
 
-def part_name(input_file: Path, shared_root: Path) -> str:
-    """Named after the input file's path and bytes: the same input, the same part."""
-    digest = hashlib.sha256(str(input_file.relative_to(shared_root)).encode())
-    digest.update(file_sha256(input_file).encode())
-    return f"part-{digest.hexdigest()[:20]}.parquet"
+def part_name(unit: Unit, shared_root: Path, file_digest: str) -> str:
+    """Named after the input file's path and bytes (and the slice): the same input, the
+    same part."""
+    digest = hashlib.sha256(str(unit.file.relative_to(shared_root)).encode())
+    digest.update(file_digest.encode())
+    slice_ = "" if unit.slice is None else f"-{unit.slice:05d}"
+    return f"part-{digest.hexdigest()[:20]}{slice_}.parquet"
+
+
+def units(con: duckdb.DuckDBPyConnection, inputs: list[Path]) -> list[Unit]:
+    """Every input file whole, but a Parquet file of more than SLICE_ROWS rows in slices
+    of whole row groups (read from its footer; a file whose footer cannot be read stays
+    whole, and is set aside when it is scored)."""
+    found = []
+    for file in inputs:
+        groups: list[int] = []
+        if file.suffix == ".parquet":
+            try:
+                groups = [n for _, n in con.execute(
+                    "SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata(?) "
+                    "ORDER BY row_group_id", [str(file)]).fetchall()]
+            except duckdb.Error:
+                groups = []
+        if sum(groups) <= SLICE_ROWS:
+            found.append(Unit(file))
+            continue
+        start = rows = 0
+        slices: list[Unit] = []
+        for count in groups:
+            rows += count
+            if rows - start >= SLICE_ROWS:
+                slices.append(Unit(file, start, rows, len(slices)))
+                start = rows
+        if rows > start:
+            slices.append(Unit(file, start, rows, len(slices)))
+        found += slices
+    return found
 
 
 def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, count: int = 1,
@@ -81,11 +145,22 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     except ValueError as exc:
         raise ValueError(f"date {date!r} is not a date: {exc}") from None
     inputs = data.files(shared_root / batch.input, shared_root / volume.DATASETS)
-    mine = inputs[index::count]
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
+        mine = units(con, inputs)[index::count]
+        return _score_all(con, config, version, mine, shared_root, code_dir, date)
+
+
+def _score_all(con: duckdb.DuckDBPyConnection, config: JobConfig, version: VersionConfig,
+               mine: list[Unit], shared_root: Path, code_dir: Path,
+               date: str) -> BatchSummary:
+    """Score this worker's units that no earlier run scored."""
+    assert config.batch is not None
     summary = BatchSummary(files=len(mine))
     out = output_dir(config, shared_root, date)
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(f, out / part_name(f, shared_root)) for f in mine]
+    digests = {u.file: file_sha256(u.file) for u in mine}
+    todo = [(u, out / part_name(u, shared_root, digests[u.file])) for u in mine]
     for _, target in todo:  # a killed run's half-written parts: only this worker writes them
         for leftover in out.parent.glob(f"date=*/.{target.name}.*.tmp"):
             leftover.unlink(missing_ok=True)
@@ -93,7 +168,7 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
     parts = {p.name for p in out.parent.glob("date=*/part-*.parquet")}
     done = parts | {p.with_suffix(".parquet").name
                     for p in out.parent.glob("date=*/_rejected/part-*.json")}
-    todo = [(f, target) for f, target in todo if target.name not in done]  # on any date
+    todo = [(u, target) for u, target in todo if target.name not in done]  # on any date
     summary.skipped = len(mine) - len(todo)
     if not todo:
         return summary
@@ -107,39 +182,29 @@ def run(config: JobConfig, shared_root: Path, code_dir: Path, index: int = 0, co
         raise ArtifactError(f"model {config.model.name} {version.name} does not load: "
                             f"{type(exc).__name__}: {exc}") from None
     tensor = data.input_tensor(model)
-    with duckdb.connect() as con:
-        con.execute("SET threads = 1")  # workers scale out, as the server's replicas do
-        ledger = out.parent / "_ledger"
-        covered = _covered(ledger, parts)
-        for source, target in todo:
-            where = str(source.relative_to(shared_root))
-            try:
-                features = _features(con, source, batch.features)
-                first = _scored_before(covered.get(where, []), features)
-                outputs = model.infer({tensor: features[first:]}, None) \
-                    if first < len(features) else {}
-            except (duckdb.Error, data.DataError, ServingError) as exc:  # this file, not the rest
-                reason = str(getattr(exc, "message", None) or exc).splitlines()[0]
-                _set_aside(rejected, target, where, reason)
-                summary.rejected[where] = reason
-                continue
-            _note(ledger, target, where, features)  # before the part: it commits both
-            columns = {"row": np.arange(first, len(features))}
-            for name, values in outputs.items():
-                values = np.asarray(values)
-                if values.ndim == 1 and len(values) == len(features) - first:
-                    columns[f"out_{name}"] = values
-            con.register("scored", columns)  # the file name as a constant: no string array
-            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            quoted = str(temporary).replace("'", "''")  # COPY takes no parameter for its path
-            con.execute(f"COPY (SELECT ? AS source, * FROM scored) TO '{quoted}' "
-                        "(FORMAT parquet)", [source.name])
-            con.unregister("scored")
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.rename(temporary, target)  # whole, or not there at all
-            summary.written += 1
-            summary.rows += len(features) - first
+    ledger = out.parent / "_ledger"
+    covered = _covered(ledger, parts)
+    for unit, target in todo:
+        where = str(unit.file.relative_to(shared_root))
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            query = _query(con, unit, config.batch.features)
+            first = _scored_before(con, query, covered.get(where, [])) \
+                if unit.slice is None else 0
+            scored = _score(con, query, model, tensor, first, unit, temporary)
+        except (duckdb.Error, pa.ArrowException, data.DataError, ServingError) as exc:
+            temporary.unlink(missing_ok=True)  # this file (or slice) fails, not the rest
+            reason = str(getattr(exc, "message", None) or exc).splitlines()[0]
+            _set_aside(rejected, target, unit.describe(shared_root), reason)
+            summary.rejected[unit.describe(shared_root)] = reason
+            continue
+        if unit.slice is None:
+            _note(ledger, target, where, scored.rows, scored.digest)  # before the part
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.rename(temporary, target)  # whole, or not there at all
+        summary.written += 1
+        summary.rows += scored.rows - first
     return summary
 
 
@@ -156,23 +221,73 @@ def main(config: JobConfig, options: JobOptions, code_dir: Path) -> int:
     return 1 if summary.rejected else 0
 
 
-def _features(con: duckdb.DuckDBPyConnection, source: Path,
-              features: list[str]) -> np.ndarray:
-    """The file's feature matrix; DataError when it has no rows, misses a column, or
-    holds what is not a finite number."""
-    table = data.source([source])
+def _query(con: duckdb.DuckDBPyConnection, unit: Unit, features: list[str]) -> str:
+    """The unit's feature columns as DOUBLE, in the file's row order; DataError when a
+    column is missing."""
+    table = data.source([unit.file], row_numbers=unit.slice is not None)
     kinds = data.types(con, table)
     missing = [c for c in features if c not in kinds]
     if missing:
         raise data.DataError(f"no column {', '.join(map(repr, missing))} (it has "
-                             f"{', '.join(kinds)})")
-    fetched = con.execute(f"SELECT {data.select(features, kinds)} FROM {table}").fetchnumpy()
-    matrix = data.matrix(fetched, features)
-    if not len(matrix):
+                             f"{', '.join(k for k in kinds if k != 'file_row_number')})")
+    where = "" if unit.slice is None else \
+        f" WHERE file_row_number >= {unit.start} AND file_row_number < {unit.stop}"
+    return f"SELECT {data.select(features, kinds)} FROM {table}{where}"
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[np.ndarray]:
+    """The query's rows as float64 matrices of at most CHUNK_ROWS rows (NULL as NaN); a
+    DataError at the first that holds what is not a finite number."""
+    for batch in con.sql(query).to_arrow_reader(CHUNK_ROWS):
+        if not batch.num_rows:
+            continue
+        matrix = np.column_stack([column.to_numpy(zero_copy_only=False)
+                                  for column in batch.columns]).astype(np.float64, copy=False)
+        if not np.isfinite(matrix).all():
+            raise data.DataError("a missing value, NaN or infinity among the features")
+        yield matrix
+
+
+@dataclasses.dataclass
+class Scored:
+    rows: int  # the unit's rows, scored now or before
+    digest: str  # of all its rows' features (the ledger's)
+
+
+def _score(con: duckdb.DuckDBPyConnection, query: str, model: Model, tensor: str,
+           first: int, unit: Unit, temporary: Path) -> Scored:
+    """Score the unit's rows from `first` on into `temporary`, a row group per chunk."""
+    digest = hashlib.sha256()
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    source = pa.scalar(unit.file.name)
+    try:
+        for matrix in _chunks(con, query):
+            digest.update(np.ascontiguousarray(matrix).tobytes())
+            skip = min(max(first - rows, 0), len(matrix))
+            numbers = np.arange(unit.start + rows + skip, unit.start + rows + len(matrix))
+            rows += len(matrix)
+            if skip == len(matrix):
+                continue
+            outputs = model.infer({tensor: matrix[skip:]}, None)
+            columns = {"source": pa.repeat(source, len(numbers)), "row": pa.array(numbers)}
+            for name, values in outputs.items():
+                values = np.asarray(values)
+                if values.ndim == 1 and len(values) == len(numbers):
+                    columns[f"out_{name}"] = pa.array(values)
+            table = pa.table(columns)
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table.cast(writer.schema), row_group_size=CHUNK_ROWS)
+    finally:
+        if writer is not None:
+            writer.close()
+    if not rows:
         raise data.DataError("no rows")
-    if not np.isfinite(matrix).all():
-        raise data.DataError("a missing value, NaN or infinity among the features")
-    return matrix
+    if writer is None:  # nothing new: an empty part still records the file as done
+        pq.write_table(pa.table({"source": pa.array([], pa.string()),
+                                 "row": pa.array([], pa.int64())}), temporary)
+    return Scored(rows, digest.hexdigest())
 
 
 def _set_aside(folder: Path, target: Path, source: str, reason: str) -> None:
@@ -182,10 +297,6 @@ def _set_aside(folder: Path, target: Path, source: str, reason: str) -> None:
     temporary = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     temporary.write_bytes(orjson.dumps({"source": source, "reason": reason}))
     os.rename(temporary, record)
-
-
-def _digest(features: np.ndarray, rows: int) -> str:
-    return hashlib.sha256(np.ascontiguousarray(features[:rows]).tobytes()).hexdigest()
 
 
 def _covered(ledger: Path, parts: set[str]) -> dict[str, list[tuple[int, str]]]:
@@ -204,20 +315,32 @@ def _covered(ledger: Path, parts: set[str]) -> dict[str, list[tuple[int, str]]]:
     return found
 
 
-def _scored_before(covered: list[tuple[int, str]], features: np.ndarray) -> int:
+def _scored_before(con: duckdb.DuckDBPyConnection, query: str,
+                   covered: list[tuple[int, str]]) -> int:
     """How many first rows of this file a part already holds, on any date: rows that grew
-    onto an unchanged file are all that is left to score (0 for a new or rewritten file)."""
-    for rows, digest in sorted(covered, reverse=True):
-        if rows <= len(features) and digest == _digest(features, rows):
-            return rows
-    return 0
+    onto an unchanged file are all that is left to score (0 for a new or rewritten file).
+    Read once more, chunk by chunk, only for a file the ledger knows."""
+    if not covered:
+        return 0
+    wanted = {rows: digest for rows, digest in covered}
+    matched = 0
+    digest = hashlib.sha256()
+    seen = 0
+    for matrix in _chunks(con, query):
+        for rows in sorted(r for r in wanted if seen < r <= seen + len(matrix)):
+            prefix = digest.copy()
+            prefix.update(np.ascontiguousarray(matrix[:rows - seen]).tobytes())
+            if prefix.hexdigest() == wanted[rows]:
+                matched = rows
+        digest.update(np.ascontiguousarray(matrix).tobytes())
+        seen += len(matrix)
+    return matched
 
 
-def _note(ledger: Path, target: Path, source: str, features: np.ndarray) -> None:
+def _note(ledger: Path, target: Path, source: str, rows: int, digest: str) -> None:
     """Record which rows of its file a part covers (all of them, up to its last)."""
     ledger.mkdir(exist_ok=True)
     entry = ledger / target.with_suffix(".json").name
     temporary = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(orjson.dumps({"source": source, "rows": len(features),
-                                        "sha256": _digest(features, len(features))}))
+    temporary.write_bytes(orjson.dumps({"source": source, "rows": rows, "sha256": digest}))
     os.rename(temporary, entry)

@@ -40,11 +40,13 @@ def files(path: Path, inside: Path) -> list[Path]:
     return found
 
 
-def source(paths: list[Path]) -> str:
-    """A DuckDB table function over these files (all Parquet, or all CSV)."""
+def source(paths: list[Path], row_numbers: bool = False) -> str:
+    """A DuckDB table function over these files (all Parquet, or all CSV); `row_numbers`
+    adds Parquet's `file_row_number`, whose filters skip whole row groups."""
     listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
     if all(p.suffix == ".parquet" for p in paths):
-        return f"read_parquet([{listed}], union_by_name = true)"
+        numbered = ", file_row_number = true" if row_numbers else ""
+        return f"read_parquet([{listed}], union_by_name = true{numbered})"
     if all(p.suffix == ".csv" for p in paths):
         return f"read_csv([{listed}], union_by_name = true)"
     raise DataError("a dataset mixes Parquet and CSV files")

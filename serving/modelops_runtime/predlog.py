@@ -33,6 +33,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -47,11 +48,14 @@ SYNC_SECONDS = 1.0  # the most a node crash can lose of what reached the file
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def recover(directory: Path) -> int:
-    """Close the `.open` files under `directory` that no live writer holds: keep their
-    complete lines, drop a torn last one, rename them `.jsonl`. Returns how many."""
+def recover(directory: Path, mine: Callable[[Path], bool] = lambda path: True) -> int:
+    """Close the `.open` files under `directory` that no live writer holds (and that
+    `mine` picks: a compactor worker's share): keep their complete lines, drop a torn last
+    one, rename them `.jsonl`. Returns how many."""
     recovered = 0
     for path in sorted(directory.rglob(f"*{OPEN_SUFFIX}")):
+        if not mine(path):
+            continue
         try:
             handle = open(path, "r+b")
         except FileNotFoundError:  # closed by its writer meanwhile

@@ -187,10 +187,12 @@ def test_any_number_of_input_names_keeps_columns_and_memory_bounded(tmp_path):
 
 
 def _compact_process(shared: Path, crash_at: str | None = None,
-                     batch_bytes: int = 4096) -> subprocess.Popen:
+                     batch_bytes: int = 4096, worker: tuple[int, int] = (0, 1),
+                     config: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "MODELOPS_SHARED_ROOT": str(shared),
-           "MODELOPS_COMPACTOR_CONFIG": str(shared / "none.yaml"),
-           "MODELOPS_BATCH_BYTES": str(batch_bytes)}
+           "MODELOPS_COMPACTOR_CONFIG": str(config or shared / "none.yaml"),
+           "MODELOPS_BATCH_BYTES": str(batch_bytes),
+           "JOB_COMPLETION_INDEX": str(worker[0]), "MODELOPS_COMPACTOR_WORKERS": str(worker[1])}
     if crash_at:
         env["MODELOPS_COMPACTOR_CRASH_AT"] = crash_at
     return subprocess.Popen([sys.executable, "-m", "modelops_compactor"], env=env,
@@ -356,3 +358,57 @@ def test_large_requests_among_ordinary_ones_all_reach_the_dataset_in_bounded_mem
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     assert json.loads(out)["records"] == 10
+
+
+def test_two_workers_share_the_logs_and_write_each_record_once(tmp_path):
+    """An Indexed Job of two: each takes its own files (of every server), both write into
+    the same partitions at once, and the drift summary written last counts every row."""
+    reference = np.random.default_rng(1).normal(5, 1, size=(500, 4))
+    ref_file = tmp_path / "datasets/iris-training/train.csv"
+    ref_file.parent.mkdir(parents=True)
+    np.savetxt(ref_file, reference, delimiter=",", comments="",
+               header=",".join(f"in_input-0_{j}" for j in range(4)))
+    config = tmp_path / "compactor.yaml"
+    config.write_text(json.dumps({"models": [{"model": "iris", "dataset": "iris-log",
+                                              "reference": "datasets/iris-training"}]}))
+    records = [_record(i, rows=1 + i % 2) for i in range(1200)]
+    for n in range(24):  # two servers' replicas, all logging the one partition
+        _write_log(tmp_path, f"host-{n}.jsonl", records[n * 50:(n + 1) * 50],
+                   server=["iris-v1-server", "iris-v1-canary"][n % 2])
+    workers = [_compact_process(tmp_path, worker=(i, 2), batch_bytes=20_000, config=config)
+               for i in range(2)]
+    outcomes = [w.communicate(timeout=120) for w in workers]
+    for worker, (_, err) in zip(workers, outcomes, strict=True):
+        assert worker.returncode == 0, err
+    files = [json.loads(out)["files"] for out, _ in outcomes]
+    assert sum(files) == 24 and min(files) >= 6, files  # both did a share of the work
+    assert _rows(tmp_path) == _expected(records)
+    partition = tmp_path / "datasets/iris-log/model=iris/version=v1/date=2026-11-18"
+    assert json.loads((partition / "_drift.json").read_text())["rows"] == len(_rows(tmp_path))
+    assert not list((tmp_path / "logs").glob("[!_]*/*/*.jsonl"))
+
+
+def test_a_worker_that_died_after_its_commit_is_finished_by_the_next_run(tmp_path):
+    """Worker 1 of 2 dies after committing. While something still holds its lock, a run of
+    one worker leaves that run's files alone (they are worker 1's to finish); once the lock
+    is free, it finishes the run itself: nothing lost, nothing twice."""
+    records = [_record(i, rows=2) for i in range(40)]
+    for n in range(4):
+        _write_log(tmp_path, f"f-{n}.jsonl", records[n * 10:(n + 1) * 10])
+    crashed = _compact_process(tmp_path, crash_at="committed", worker=(1, 2))
+    assert crashed.wait(60) == 137, crashed.stderr.read()
+    (run,) = (tmp_path / "logs/_compactor/worker-1/runs").glob("*.json")
+    committed = json.loads(run.read_text())["files"]
+    with open(tmp_path / "logs/_compactor/worker-1/lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as if worker 1 were still at it
+        held = _compact_process(tmp_path)
+        out, err = held.communicate(timeout=60)
+    assert held.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["recovered"] == 0 and summary["files"] == 4 - len(committed)
+    assert all((tmp_path / "logs" / name).exists() for name in committed)
+    finished = _compact_process(tmp_path)
+    out, err = finished.communicate(timeout=60)
+    assert finished.returncode == 0, err
+    assert json.loads(out)["recovered"] == 1
+    assert _rows(tmp_path) == _expected(records)

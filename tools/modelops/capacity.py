@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field
 
 from modelops import quantity
-from modelops.settings import Broker, EnvironmentSettings, FrontDoor
+from modelops.settings import Broker, EnvironmentSettings, FrontDoor, Settings
 from modelops.spec import ModelSpec, PoolSpec, Quantity, Strict
 
 
@@ -148,16 +148,27 @@ def env_usage(entries, env: str, settings: EnvironmentSettings | None = None) ->
     return used
 
 
-PLATFORM_PODS = ("base/catalog/deployment.yaml", "base/log-compactor/cronjob.yaml")
+COMPACTOR_BASE = "base/log-compactor/cronjob.yaml"
+PLATFORM_PODS = ("base/catalog/deployment.yaml", COMPACTOR_BASE)
 
 
 class PlatformPodsError(ValueError):
     """A platform base whose pods' requests cannot be read (file, line, column, message)."""
 
 
-def platform_usage(root: Path) -> Usage:
-    """The requests of the platform's own pods in every environment's namespace, read from
-    their hand-written bases (a Deployment's replicas, a CronJob's parallelism)."""
+def platform_usages(root: Path, settings: Settings | None) -> dict[str, Usage]:
+    """The platform's own pods in each environment's namespace (its log compactor runs as
+    many workers as its settings say)."""
+    if settings is None:
+        return {}
+    return {env: platform_usage(root, s.logCompactor.workers)
+            for env, s in settings.environments.items()}
+
+
+def platform_usage(root: Path, compactor_workers: int = 1) -> Usage:
+    """The requests of the platform's own pods in an environment's namespace, read from
+    their hand-written bases (a Deployment's replicas, a CronJob's parallelism, times the
+    log compactor's workers)."""
     cpu = memory = Decimal(0)
     for name in PLATFORM_PODS:
         if not (root / name).is_file():  # a repository without the platform's bases
@@ -167,7 +178,8 @@ def platform_usage(root: Path) -> Usage:
                 spec = manifest["spec"]
                 if manifest["kind"] == "CronJob":
                     spec = spec["jobTemplate"]["spec"]
-                    count = int(spec.get("parallelism", 1))
+                    count = int(spec.get("parallelism", 1)) * (
+                        compactor_workers if name == COMPACTOR_BASE else 1)
                 else:
                     count = int(spec.get("replicas", 1))
                 for container in spec["template"]["spec"]["containers"]:

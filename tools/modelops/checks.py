@@ -71,7 +71,7 @@ def _env_loc(entry: SpecFile, env: str, field: str) -> Loc:
 
 def cross_file(entries: list[SpecFile], settings: Settings | None,
                budget: tuple[CapacityBudget, Document] | None,
-               platform: capacity.Usage | None = None) -> list[Diagnostic]:
+               platform: dict[str, capacity.Usage] | None = None) -> list[Diagnostic]:
     report = _Reporter()
     unique: dict[str, SpecFile] = {}
     for entry in entries:
@@ -110,7 +110,7 @@ def cross_file(entries: list[SpecFile], settings: Settings | None,
         _check_sleepers(report, entries, settings)
     for env in settings.environments if settings is not None else ():
         if budget is not None:
-            _check_budget(report, entries, budget, env, platform,
+            _check_budget(report, entries, budget, env, (platform or {}).get(env),
                           settings.environments[env])
     return report.out
 

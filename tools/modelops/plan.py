@@ -193,12 +193,12 @@ class Plan:
         return dataclasses.asdict(self)
 
 
-def _totals(repo: Repo, env: str, platform: capacity.Usage) -> dict[str, Decimal]:
+def _totals(repo: Repo, env: str, platform: capacity.Usage | None) -> dict[str, Decimal]:
     """What `validate` holds against the budget: the servers at min and max replicas, and
     at max also every job running; the platform's own pods at both."""
     assert repo.settings is not None
     used = [*capacity.env_usage([*repo.models.values(), *repo.pools.values()], env,
-                                repo.settings.environments[env]), platform]
+                                repo.settings.environments[env]), *([platform] if platform else [])]
     return {f: sum((Decimal(getattr(u, f)) for u in used), Decimal(0))
             for f in ("replicas_min", "replicas_max", "cpu_min", "cpu_max", "memory_min",
                       "memory_max", "gpu_min", "gpu_max")}
@@ -240,7 +240,8 @@ def make_plan(root: Path, base_ref: str, prometheus: str | None = None) -> Plan:
         base = load(base_root)
         if not base.ok:
             raise PlanError(f"{base_ref} does not validate, so there is nothing to compare with")
-        platform = capacity.platform_usage(base_root), capacity.platform_usage(root)
+        platform = (capacity.platform_usages(base_root, base.settings),
+                    capacity.platform_usages(root, head.settings))
         old_apps = _apps(expected(base))
         new_apps = _apps(expected(head))
         bases_changed = _tree_digest(base_root / "base") != _tree_digest(root / "base")
@@ -276,7 +277,8 @@ def make_plan(root: Path, base_ref: str, prometheus: str | None = None) -> Plan:
                     changes.append(AppChange(env, name, [], [], {}, facts))
     totals = {}
     for env in environments:
-        before, after = _totals(base, env, platform[0]), _totals(head, env, platform[1])
+        before = _totals(base, env, platform[0].get(env))
+        after = _totals(head, env, platform[1].get(env))
         budget = head.budget.environments.get(env) if head.budget else None
         totals[env] = {
             "before": {k: _fmt(k, v) for k, v in before.items()},

@@ -196,7 +196,7 @@ def load(root: Path) -> Repo:
     models = {e.name: e for e in entries if isinstance(e.obj, ModelDocument)}
     pools = {e.name: e for e in entries if isinstance(e.obj, PoolDocument)}
     try:
-        platform = capacity.platform_usage(root)
+        platform = capacity.platform_usages(root, settings)
     except capacity.PlatformPodsError as exc:
         diagnostics.append(Diagnostic(exc.args[0], exc.args[1], exc.args[2], "", exc.args[3]))
         platform = None

@@ -92,6 +92,15 @@ class FrontDoor(Strict):
         return self
 
 
+class LogCompactor(Strict):
+    """The CronJob that turns prediction logs into datasets (base/log-compactor)."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    """Pods of each run (an Indexed Job), sharing the closed log files by a hash of their
+    paths: a day with more logs takes more workers, not a longer run. Each counts in the
+    capacity budget."""
+
+
 class EnvironmentSettings(Strict):
     namespace: str = Field(pattern=LABEL_VALUE)
     """Namespace the environment's models run in."""
@@ -125,6 +134,8 @@ class EnvironmentSettings(Strict):
     """The RabbitMQ of models with `async` (README: asynchronous inference)."""
     frontDoor: FrontDoor = Field(default_factory=FrontDoor)
     """The server that holds requests for models that sleep (README: models that sleep)."""
+    logCompactor: LogCompactor = Field(default_factory=LogCompactor)
+    """How the prediction logs are compacted into datasets."""
 
     @property
     def host(self) -> str | None:

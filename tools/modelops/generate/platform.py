@@ -208,8 +208,17 @@ def catalog(repo: Repo, env: str) -> Files:
 
 
 def log_compactor(repo: Repo, env: str) -> Files:
+    """The CronJob over base/log-compactor, its Jobs Indexed with the settings' workers."""
+    assert repo.settings is not None
+    workers = repo.settings.environments[env].logCompactor.workers
+    container = {"name": "compactor",
+                 "env": [{"name": "MODELOPS_COMPACTOR_WORKERS", "value": str(workers)}]}
+    patch = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": LOG_COMPACTOR},
+             "spec": {"jobTemplate": {"spec": {
+                 "completionMode": "Indexed", "completions": workers, "parallelism": workers,
+                 "template": {"spec": {"containers": [container]}}}}}}
     return _service(repo, env, LOG_COMPACTOR, "compactor.yaml", contract.compactor_config(
-        repo, env).model_dump(mode="json", exclude_none=True))
+        repo, env).model_dump(mode="json", exclude_none=True), patches={"workers.yaml": patch})
 
 
 def message_broker(repo: Repo, env: str) -> Files:
