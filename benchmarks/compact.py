@@ -8,6 +8,11 @@ Each round hard-links the same closed log files into a fresh shared volume, then
 DuckDB's read_json of the same files into a table. Prints seconds, records/s, peak
 RSS and the ratio. If pyarrow is importable, its JSON reader is timed too.
 Targets (issue 4): under 20 s, under 1 GB peak RSS, within 3x the bare read.
+
+Then scale-out (issue 27): 10,000,000 records over 10 models (`--scale-records`), compacted
+by one worker and by two (an Indexed Job's pods: `JOB_COMPLETION_INDEX`,
+`MODELOPS_COMPACTOR_WORKERS`, started together), each on a fresh copy: the wall time to the
+last worker's end, the speed-up, and each worker's peak RSS.
 """
 
 from __future__ import annotations
@@ -43,12 +48,12 @@ print(sum(pyarrow.json.read_json(f).num_rows for f in sys.argv[1:]))
 """
 
 
-def synthesize(logs: Path, records: int) -> list[Path]:
+def synthesize(logs: Path, records: int, models: int = MODELS) -> list[Path]:
     """Closed log files as model servers write them: one tensor of 4-12 features in, a class out."""
     rng = random.Random(1)
-    per_file = records // (MODELS * FILES_PER_MODEL)
+    per_file = records // (models * FILES_PER_MODEL)
     files = []
-    for m in range(MODELS):
+    for m in range(models):
         name, features = f"model-{m:02d}", 4 + m % 9
         folder = logs / f"{name}-server" / "2026-11-18"
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,11 +87,60 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, float, st
     return elapsed, usage.ru_maxrss / 1024, out
 
 
+def workers(shared: Path, count: int) -> tuple[float, list[dict]]:
+    """`count` compactor workers started together, as an Indexed Job's pods: the wall time
+    to the last one's end, and each one's summary with its peak RSS in MB."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "modelops_compactor"],
+        env={**os.environ, "MODELOPS_SHARED_ROOT": str(shared),
+             "MODELOPS_COMPACTOR_CONFIG": str(shared / "none.yaml"),
+             "JOB_COMPLETION_INDEX": str(i), "MODELOPS_COMPACTOR_WORKERS": str(count)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(count)]
+    results = []
+    for proc in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"worker failed: {proc.stderr.read().decode()}")
+        results.append({**orjson.loads(proc.stdout.read()), "rss": usage.ru_maxrss / 1024})
+    return time.perf_counter() - started, results
+
+
+def scale_out(records: int) -> None:
+    """One worker, then two, over the same logs of 10 models."""
+    source = WORK / "scale" / "logs"
+    started = time.perf_counter()
+    files = synthesize(source, records, models=10)
+    size = sum(f.stat().st_size for f in files)
+    print(f"\nscale-out: {records:,} records in {len(files)} files ({size / 2**20:.0f} MiB) "
+          f"across 10 models, written in {time.perf_counter() - started:.1f} s")
+    seconds = {}
+    for count in (1, 2):
+        shared = WORK / f"scale-{count}"
+        shutil.copytree(source, shared / "logs", copy_function=os.link)
+        seconds[count], results = workers(shared, count)
+        rows = sum(r["rows"] for r in results)
+        if rows != records:
+            sys.exit(f"{count} worker(s) wrote {rows} rows for {records} records")
+        shares = ", ".join(f"{r['files']} files, peak {r['rss']:.0f} MB" for r in results)
+        print(f"  {count} worker(s): {seconds[count]:7.1f} s  {records / seconds[count]:10,.0f} "
+              f"records/s  ({shares})")
+        shutil.rmtree(shared)
+    print(f"  two workers / one: {seconds[1] / seconds[2]:.2f}x faster (2 vCPUs here)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale-records", type=int, default=10_000_000)
+    parser.add_argument("--only-scale", action="store_true")
     args = parser.parse_args()
+    if args.only_scale:
+        shutil.rmtree(WORK, ignore_errors=True)
+        scale_out(args.scale_records)
+        shutil.rmtree(WORK, ignore_errors=True)
+        return
 
     shutil.rmtree(WORK, ignore_errors=True)
     source = WORK / "source" / "logs"
@@ -133,6 +187,7 @@ def main() -> None:
         print(f"compaction / bare pyarrow read: "
               f"{medians['compaction'] / medians['pyarrow read_json']:.2f}x")
     print("per round: " + ", ".join(f"{s:.2f}" for s, _ in results["compaction"]) + " s")
+    scale_out(args.scale_records)
     shutil.rmtree(WORK, ignore_errors=True)
 
 

@@ -244,3 +244,73 @@ def test_grpc_has_the_same_body_limit(start_server):
         client.infer("iris", [tensor])
     assert refused.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
     client.close()
+
+
+def _batched(server, name: str) -> tuple[float, float]:
+    """(requests, calls) the model's batches counted, from /metrics."""
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in server.client.get("/metrics").text.splitlines():
+        for kind in totals:
+            if line.startswith(f"modelops_batch_requests_{kind}{{model=\"{name}\""):
+                totals[kind] += float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
+def test_concurrent_standard_clients_share_calls_and_each_gets_its_own_answer(every_example):
+    """Sustained load from standard clients with their defaults: tritonclient.grpc keeping
+    8 calls in flight (async_infer) while 6 tritonclient.http clients call from threads
+    (14: under the model's concurrency of 16), each request with its own rows. Calls are
+    shared, and every answer equals the answer to the same request alone."""
+    import concurrent.futures
+    import queue
+
+    import tritonclient.grpc as triton_grpc
+
+    rng = np.random.default_rng(5)
+    rows = [rng.uniform(0.1, 14, (int(rng.integers(1, 5)), 13)).round(2) for _ in range(400)]
+    grpc_rows, http_rows = rows[:240], rows[240:]
+    grpc_client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{every_example.grpc_port}")
+
+    def grpc_input(array: np.ndarray):
+        tensor = triton_grpc.InferInput("input-0", list(array.shape), "FP32")
+        tensor.set_data_from_numpy(array.astype(np.float32))
+        return tensor
+
+    def http_infer(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{every_example.port}")
+        answers = []
+        for array in arrays:
+            tensor = triton.InferInput("input-0", list(array.shape), "FP32")
+            tensor.set_data_from_numpy(array.astype(np.float32))
+            answers.append(client.infer("wine", [tensor]).as_numpy("predict"))
+        return answers
+
+    before = _batched(every_example, "wine")
+    answers: queue.Queue = queue.Queue()
+
+    def send(i: int) -> None:
+        grpc_client.async_infer("wine", [grpc_input(grpc_rows[i])], request_id=str(i),
+                                callback=lambda result, error: answers.put((result, error)))
+
+    for i in range(8):
+        send(i)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        over_http = pool.map(http_infer, [http_rows[t::6] for t in range(6)])
+        together = {}
+        while len(together) < len(grpc_rows):
+            result, error = answers.get(timeout=30)
+            assert error is None, error
+            together[int(result.get_response().id)] = result.as_numpy("predict")
+            if len(together) + 7 < len(grpc_rows):
+                send(len(together) + 7)  # keep 8 in flight
+        by_thread = list(over_http)
+    requests, calls = (a - b for a, b in zip(_batched(every_example, "wine"), before,
+                                             strict=True))
+    assert requests == 400 and calls < 300, (requests, calls)  # calls were shared
+    http_answers = {id(a): answer for t in range(6)
+                    for a, answer in zip(http_rows[t::6], by_thread[t], strict=True)}
+    for i, array in enumerate(rows):
+        alone = grpc_client.infer("wine", [grpc_input(array)]).as_numpy("predict")
+        mine = together[i] if i < len(grpc_rows) else http_answers[id(array)]
+        assert mine.tolist() == alone.tolist(), i
+    grpc_client.close()
