@@ -240,7 +240,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     'over the capacity budget': [
         "platform/capacity.yaml:10:3: environments.staging: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 16; largest: m 80, the platform's pods 550m",
-        "platform/capacity.yaml:14:3: environments.production: cpu requests at peak (servers at max replicas, every job running) total 80550m, over the budget of 64; largest: m 80, the platform's pods 550m",
+        "platform/capacity.yaml:14:3: environments.production: cpu requests at peak (servers at max replicas, every job running) total 81050m, over the budget of 64; largest: m 80, the platform's pods (log compactor: 2 workers) 1050m",
     ],
     'duplicate keys': [
         "models/m/model.yaml:13:3: spec.concurrency: duplicate key 'concurrency' (first defined on line 12)",

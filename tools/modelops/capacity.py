@@ -193,8 +193,9 @@ def platform_usage(root: Path, compactor_workers: int = 1) -> Usage:
                 f"cannot read the requests of its pods, which the capacity check counts: "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") \
                 from None
-    return Usage("the platform's pods", "", ", ".join(PLATFORM_PODS), cpu, cpu, memory, memory,
-                 0, 0, 0, 0)
+    name = "the platform's pods" + (f" (log compactor: {compactor_workers} workers)"
+                                    if compactor_workers > 1 else "")
+    return Usage(name, "", ", ".join(PLATFORM_PODS), cpu, cpu, memory, memory, 0, 0, 0, 0)
 
 
 def over_budget(budget: Budget, used: list[Usage]) -> list[str]:
