@@ -16,8 +16,10 @@ row-wise: its batch is predicted request by request, and batching stops for it.
 
 The wait adapts to the load, so that the server does not idle for nothing: a batch is
 flushed as soon as it holds as many requests as the last full wait gathered (steady
-clients have all sent theirs; a lone client's request goes at once, as if unbatched).
-Every PROBE_SECONDS one batch waits the full time again, to learn the load anew.
+clients have all sent theirs). Every PROBE_SECONDS one batch waits the full time again, to
+learn the load anew. A lone client's request waits for nobody: it goes on the loop's next
+turn, with whatever requests that turn brought; when it brought any, a burst has begun and
+the next batch waits the full time to learn it.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from modelops_runtime import metrics
 from modelops_runtime.config import BatchingConfig
 
 Arrays = dict[str, np.ndarray[Any, Any]]
-PROBE_SECONDS = 0.1
-"""One batch in this long waits the full time: a burst after a quiet spell is batched
-within it, and a lone client at 2,000 requests a second waits in 1 request of 200."""
+PROBE_SECONDS = 0.25
+"""One batch in this long waits the full time (a lone client at 2,000 requests a second
+waits in 1 request of 500). Probing more often cost a fifth of the gRPC throughput."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -56,7 +58,7 @@ class _Batch:
     rows: int = 0
     probe: bool = False
     """It waits the full time, whatever the last wait gathered."""
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None
 
 
 class NotRowwise(Exception):
@@ -99,12 +101,21 @@ class Batcher:
         batch.entries.append(entry)
         batch.rows += entry.rows
         if batch.rows >= self.max_rows or (
-                not batch.probe and len(batch.entries) >= self._gathered):
+                not batch.probe and 1 < self._gathered <= len(batch.entries)):
             self._flush(batch)
         elif batch.timer is None:
             self._open[key] = batch
-            batch.timer = loop.call_later(self.wait, self._waited, batch)
+            lone = not batch.probe and self._gathered <= 1
+            batch.timer = loop.call_soon(self._turned, batch) if lone else \
+                loop.call_later(self.wait, self._waited, batch)
         return entry.future
+
+    def _turned(self, batch: _Batch) -> None:
+        """A lone client's batch, a loop turn later: requests that came with it mean a
+        burst has begun, and the next batch learns how large."""
+        if len(batch.entries) > 1:
+            self._probe_at = 0.0
+        self._flush(batch)
 
     def _waited(self, batch: _Batch) -> None:
         """The first request's wait is over: flush, and learn how many a wait gathers."""

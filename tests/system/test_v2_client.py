@@ -306,7 +306,7 @@ def test_concurrent_standard_clients_share_calls_and_each_gets_its_own_answer(ev
         by_thread = list(over_http)
     requests, calls = (a - b for a, b in zip(_batched(every_example, "wine"), before,
                                              strict=True))
-    assert requests == 400 and calls < 300, (requests, calls)  # calls were shared
+    assert requests == 400 and calls <= 360, (requests, calls)  # calls were shared
     http_answers = {id(a): answer for t in range(6)
                     for a, answer in zip(http_rows[t::6], by_thread[t], strict=True)}
     for i, array in enumerate(rows):
