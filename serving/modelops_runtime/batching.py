@@ -77,11 +77,14 @@ class Batcher:
         self.max_rows = config.maxBatchSize
         self.wait = config.maxWaitMs / 1000
         self.workers = workers
-        self.on = True
+        # Off in the spec, or a model declared for a fixed number of rows (its first axis
+        # is not free): decided once, so a request costs the check no more.
+        self.on = config.enabled and all(
+            t.shape and t.shape[0] == -1 for t in loaded.signature.inputs)
         self._gathered = 0  # requests the last full wait gathered (0: none yet)
         self._probe_at = 0.0
         self._open: dict[Hashable, _Batch] = {}
-        self._sizes = metrics.batch_size(model, loaded.config.name)
+        self._sizes = metrics.batch_size(model, loaded.config.name) if self.on else None
 
     def submit(self, inputs: Arrays, wanted: list[str] | None) -> asyncio.Future[Arrays]:
         """Join (or open) the batch of this request's kind; its future gets this request's
@@ -129,7 +132,8 @@ class Batcher:
             batch.timer.cancel()
         if self._open.get(batch.key) is batch:
             del self._open[batch.key]
-        self._sizes.observe(len(batch.entries))
+        if self._sizes is not None:
+            self._sizes.observe(len(batch.entries))
         if self.loaded.timing.inline():
             _settle(batch, self._call(batch, True))
             return
@@ -167,7 +171,7 @@ class Batcher:
         names = list(entries[0].inputs)
         stacked = {name: np.concatenate([e.inputs[name] for e in entries]) for name in names}
         total = sum(e.rows for e in entries)
-        outputs = _predict(self.loaded.model, stacked, wanted)
+        outputs = predict(self.loaded.model, stacked, wanted)
         for name, array in outputs.items():
             if array.ndim == 0 or array.shape[0] != total:
                 raise NotRowwise(f"output {name!r} has shape {list(array.shape)} for "
@@ -182,12 +186,14 @@ class Batcher:
 
     def _alone(self, inputs: Arrays, wanted: list[str] | None) -> Arrays | BaseException:
         try:
-            return _predict(self.loaded.model, inputs, wanted)
+            return predict(self.loaded.model, inputs, wanted)
         except Exception as exc:  # noqa: BLE001  # handed to its own request
             return exc
 
 
-def _predict(model: Any, inputs: Arrays, wanted: list[str] | None) -> Arrays:
+def predict(model: Any, inputs: Arrays, wanted: list[str] | None) -> Arrays:
+    """The model's answer to checked inputs, every output an array (whatever `predict`
+    returned): one request's, or a batch's."""
     return {name: np.asarray(array) for name, array in model.infer(inputs, wanted).items()}
 
 

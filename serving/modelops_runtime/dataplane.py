@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Gauge
 
-from modelops_runtime import __version__, metrics
-from modelops_runtime.batching import Batcher
+from modelops_runtime import __version__, batching, metrics
 from modelops_runtime.config import ServerConfig
 from modelops_runtime.demand import Demand
 from modelops_runtime.errors import Conflict, ModelFailed, NotFound, ServingError, Unavailable
@@ -185,15 +184,12 @@ class DataPlane:
                 status=200))
         return response
 
-    def _batcher(self, served: ServedModel, loaded: LoadedVersion) -> Batcher | None:
-        """The version's batcher, when its requests may share a call: batching on in its
-        spec, and its first axis free (a model declared for exactly one row is not)."""
+    def _batcher(self, served: ServedModel, loaded: LoadedVersion) -> batching.Batcher | None:
+        """The version's batcher (made on its first request), while its requests may share
+        a call."""
         if loaded.batcher is None:
-            batching = served.config.batching
-            stackable = all(t.shape and t.shape[0] == -1 for t in loaded.signature.inputs)
-            if not batching.enabled or not stackable:
-                return None
-            loaded.batcher = Batcher(loaded, batching, self.workers, served.config.name)
+            loaded.batcher = batching.Batcher(loaded, served.config.batching, self.workers,
+                                              served.config.name)
         return loaded.batcher if loaded.batcher.on else None
 
     async def _pick(self, name: str, version: str | None) -> tuple[ServedModel, LoadedVersion]:
@@ -250,7 +246,6 @@ def _predict(loaded: LoadedVersion, request: InferRequest, inline: bool
     """Check and predict: the CPU-bound part, timed to choose where the next call runs."""
     started = time.perf_counter()
     inputs = loaded.signature.check(loaded.model.name, request.arrays())
-    results = loaded.model.infer(inputs, request.output_names())
-    outputs = {name: np.asarray(array) for name, array in results.items()}
+    outputs = batching.predict(loaded.model, inputs, request.output_names())
     loaded.timing.observe(time.perf_counter() - started, inline)
     return outputs
