@@ -41,6 +41,7 @@ WORK = ROOT / "build" / "bench-batch"
 sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "serving")]
 
 import numpy as np  # noqa: E402
+from worktree import checkout  # noqa: E402
 
 
 def prepare(rows: int, files: int) -> tuple[Path, object]:
@@ -199,20 +200,9 @@ def scored_once(source: Path, shared: Path, config) -> dict:
     return json.loads(out.splitlines()[-1])
 
 
-def baseline_tree(ref: str) -> Path:
-    """The repository at `ref`, as a git worktree under build/ (made once)."""
-    sha = subprocess.run(["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    tree = ROOT / "build" / f"baseline-{sha[:12]}"
-    if not tree.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT,
-                       check=True, capture_output=True)
-    return tree
-
-
 def sizes(shared: Path, config, args: argparse.Namespace) -> None:
     """Peak memory and speed as one file grows, beside the baseline's batch job."""
-    tree = baseline_tree(args.baseline)
+    tree = checkout(args.baseline)
     figures: dict[str, dict[int, list[dict]]] = {"modelops": {}, "baseline": {}}
     for rows in args.sizes:
         sized = one_file(shared, config, rows)

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from worktree import checkout
+
 REPO = Path(__file__).resolve().parent.parent
 SHA = "ab12" * 16
 ROUNDS = 3
@@ -167,17 +169,6 @@ def measure(mode: str, root: Path, source: Path = REPO) -> dict:
     if out.returncode:
         sys.exit(f"{mode} failed:\n{out.stderr}")
     return json.loads(out.stdout)
-
-
-def checkout(ref: str) -> Path:
-    """The repository at `ref`, as a git worktree under build/ (made once)."""
-    sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    tree = REPO / "build" / f"baseline-{sha[:12]}"
-    if not tree.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO,
-                       check=True, capture_output=True)
-    return tree
 
 
 def against_baseline(sizes: list[int], ref: str) -> None:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from worktree import checkout
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build"
@@ -469,18 +470,6 @@ def forest(volume: Path, work: Path, args: argparse.Namespace) -> None:
           f"{paired(result['forest'][16], result['forest unbatched'][16])}  (target >= 4)")
     print(f"  forest batched / bare          "
           f"{paired(result['forest'][16], result['forest bare'][16])}")
-
-
-def checkout(ref: str) -> Path:
-    """The repository at `ref`, as a git worktree under build/ (made once)."""
-    sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    tree = BUILD / f"baseline-{sha[:12]}"
-    if not tree.exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO,
-                       check=True, capture_output=True)
-    compileall.compile_dir(tree / "serving", quiet=1)
-    return tree
 
 
 def older(model: dict) -> dict:
