@@ -232,3 +232,13 @@ def test_a_client_that_goes_away_leaves_its_batch_mates_their_answers(tmp_path, 
     for i in (0, 2, 3):
         assert done[i].outputs["y"].tolist() == (arrays[i] * 2).tolist()
     assert plane.registry.models["doubler"].in_flight == 0  # every slot given back
+
+
+def test_a_model_declared_for_a_fixed_number_of_rows_never_batches(tmp_path, shared_root):
+    fixed = _python(tmp_path, "onerow", "rowwise")
+    fixed["inputs"] = [{"name": "x", "datatype": "FP32", "shape": [1, 2]}]  # as an ONNX graph
+    plane = _plane(tmp_path, shared_root, [fixed])
+    arrays = [np.full((1, 2), i, dtype=np.float32) for i in range(6)]
+    answers = asyncio.run(_together(plane, [_request("onerow", a, "json", "x") for a in arrays]))
+    assert [a.outputs["y"].tolist() for a in answers] == [(a * 2).tolist() for a in arrays]
+    assert _shared_calls("onerow").tolist() == [0, 0]

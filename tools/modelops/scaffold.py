@@ -115,6 +115,9 @@ class {cls}(Model):
         self.scale = 1.0
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # One answer row per input row, each from its own row alone: the server stacks
+        # concurrent requests into one call (README: adaptive batching). If a row's answer
+        # depends on the others, set `batching: {{enabled: false}}` in model.yaml.
         rows = inputs["input-0"].astype(np.float64)
         return {{"output-0": rows.mean(axis=1) * self.scale}}
 
